@@ -1,0 +1,1 @@
+"""netpolcheck.npc"""
