@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from netpolcheck.errors import UsageError
+
 # subcommand name -> module providing `register(subparsers)`
 SUBCOMMANDS: dict[str, str] = {
     "expect": "netpolcheck.model.cli",
@@ -19,10 +21,6 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A mistake the user can fix: printed as one line, exit code 2."""
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
