@@ -1,0 +1,216 @@
+"""Hollow API server timings, each next to an in-process baseline measured in the same run.
+
+Run: .venv/bin/python benchmarks/bench_hollow_api.py [--pods 300] [--rounds 20]
+Prints a table and writes benchmarks/results/bench_hollow_api.json. Nothing here is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import queue
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.stream import stream
+
+from netpolcheck.hollow.api import resources as r
+from netpolcheck.hollow.api.kubeconfig import write_kubeconfig
+from netpolcheck.hollow.api.server import ApiServer
+from netpolcheck.hollow.api.store import Store
+from netpolcheck.hollow.api.tls import make_pki
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "bench_hollow_api.json"
+KUBECTL = ROOT / ".venv" / "bin" / "kubectl"
+
+
+class LocalRuntime:
+    def exec(
+        self, namespace: str, pod: str, container: str, command: list[str], *, stdin: bool, tty: bool
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+
+    def log_path(self, namespace: str, pod: str, container: str, previous: bool = False) -> Path | None:
+        return None
+
+
+def pod(name: str, ns: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"containers": [{"name": "c", "image": "i:1"}]},
+    }
+
+
+def timed(fn: Callable[[], Any], rounds: int) -> list[float]:
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median_ms": round(statistics.median(ordered), 3),
+        "p95_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))], 3),
+        "n": len(ordered),
+    }
+
+
+def watch_latency(store: Store, core: client.CoreV1Api, rounds: int, over_http: bool) -> list[float]:
+    """Time from a store write to the event reaching a watcher (HTTP watch stream, or in-process)."""
+    ns = "watch-" + ("http" if over_http else "local")
+    store.create(r.NAMESPACES, {"metadata": {"name": ns}})
+    arrivals: queue.Queue[tuple[str, float]] = queue.Queue()
+    start_rv = store.resource_version
+
+    def consume() -> None:
+        if over_http:
+            resp = core.list_namespaced_pod(
+                ns, watch=True, timeout_seconds=60, _preload_content=False, resource_version=str(start_rv)
+            )
+            for count, line in enumerate(resp, start=1):
+                arrivals.put((json.loads(line)["object"]["metadata"]["name"], time.perf_counter()))
+                if count == rounds + 1:
+                    resp.close()
+                    return
+        else:
+            with store.watch(r.PODS, ns, since=start_rv) as w:
+                for _ in range(rounds + 1):
+                    event = w.next(10)
+                    if event is None:
+                        return
+                    arrivals.put((event.object["metadata"]["name"], time.perf_counter()))
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    store.create(r.PODS, pod("warmup", ns))  # replayed from start_rv: proves the watch is up
+    assert arrivals.get(timeout=10)[0] == "warmup"
+    samples = []
+    for i in range(rounds):
+        sent = time.perf_counter()
+        store.create(r.PODS, pod(f"w{i}", ns))
+        name, arrived = arrivals.get(timeout=10)  # bounded: the event for this write
+        assert name == f"w{i}"
+        samples.append((arrived - sent) * 1000)
+    reader.join(10)
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pods", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=20)
+    args = parser.parse_args()
+
+    store = Store()
+    pki = make_pki("bench")
+    server = ApiServer(store, LocalRuntime(), "bench-token", pki)
+    sock, port = server.listen_loopback(0)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-hollow-api-"))
+    kubeconfig = write_kubeconfig(
+        tmp / "kubeconfig", f"https://127.0.0.1:{port}", pki.ca_cert_pem, "bench-token"
+    )
+    api = config.new_client_from_config(str(kubeconfig))
+    core = client.CoreV1Api(api)
+    rows: list[tuple[str, str, dict[str, float], dict[str, float]]] = []
+    try:
+        store.create(r.NAMESPACES, {"metadata": {"name": "direct"}})
+        store.create(r.NAMESPACES, {"metadata": {"name": "https"}})
+        names = iter(range(10**9))
+        direct = timed(lambda: store.create(r.PODS, pod(f"p{next(names)}", "direct")), args.pods)
+        over = timed(lambda: core.create_namespaced_pod("https", pod(f"p{next(names)}", "https")), args.pods)
+        rows.append(("create pod", "Store.create", summary(direct), summary(over)))
+
+        direct = timed(lambda: store.list(r.PODS, "https"), args.rounds)
+        over = timed(lambda: core.list_namespaced_pod("https"), args.rounds)
+        rows.append((f"list {args.pods} pods", "Store.list", summary(direct), summary(over)))
+
+        local = watch_latency(store, core, args.rounds * 5, over_http=False)
+        remote = watch_latency(store, core, args.rounds * 5, over_http=True)
+        rows.append(("write -> watch event", "Store.watch", summary(local), summary(remote)))
+
+        core.create_namespaced_pod("default", pod("box", "default"))
+        direct = timed(lambda: subprocess.run(["true"], check=True), args.rounds)
+
+        def py_exec() -> None:
+            resp = stream(
+                core.connect_get_namespaced_pod_exec,
+                "box",
+                "default",
+                command=["true"],
+                stdout=True,
+                stderr=True,
+                _preload_content=False,
+            )
+            resp.run_forever(timeout=10)
+            assert resp.returncode == 0
+            resp.close()
+
+        rows.append(
+            (
+                "exec `true` (python client)",
+                "subprocess.run",
+                summary(direct),
+                summary(timed(py_exec, args.rounds)),
+            )
+        )
+        if KUBECTL.exists():
+            kubectl = [str(KUBECTL), "--kubeconfig", str(kubeconfig), "exec", "box", "--", "true"]
+            rows.append(
+                (
+                    "exec `true` (kubectl)",
+                    "subprocess.run",
+                    summary(direct),
+                    summary(timed(lambda: subprocess.run(kubectl, check=True), max(5, args.rounds // 2))),
+                )
+            )
+    finally:
+        api.close()
+        server.stop()
+        sock.close()
+        store.close()
+
+    header = ("operation", "baseline", "base med ms", "https med ms", "https p95 ms", "n")
+    print(f"{header[0]:30} {header[1]:16} {header[2]:>11} {header[3]:>12} {header[4]:>12} {header[5]:>5}")
+    for op, base, b, h in rows:
+        print(
+            f"{op:30} {base:16} {b['median_ms']:11.3f} {h['median_ms']:12.3f} {h['p95_ms']:12.3f} {h['n']:5d}"
+        )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "bench_hollow_api",
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
+                "args": vars(args),
+                "rows": [
+                    {"operation": op, "baseline": base, "baseline_stats": b, "https_stats": h}
+                    for op, base, b, h in rows
+                ],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""Time from a change being stored in the API to being enforced, seen from inside the source pod.
+
+Method (as reference/weave-npc-2.8.1-observed/changes-3node describes it): the source pod starts a new
+TCP connect (0.3 s timeout) to the witness pod every 5 ms; the latency of a change is the start time of
+the first attempt that saw the new verdict minus the time the change was stored. The changes cycle
+through namespace label, pod label and policy add/delete, each flipping the witness cell.
+
+World: the reference controller runs as `python -m netpolcheck.npc` in two node namespaces, watching
+the test HTTPS API (tests/npc/apiserver.py) over the in-cluster client; source and witness pods are real
+namespaces on different nodes (ingress decided on the witness's node). "large" = 100 pods in 10
+namespaces and 50 policies (the other 98 pods exist in the API only: they load the controller's sets
+and rules but get no namespace); the "small" 9-pod world is the baseline measured in the same run.
+The embedded (hollow) cluster is not used: this measures the controller with our own API server.
+
+Usage (root): .venv/bin/python benchmarks/bench_npc.py [--changes 50]
+Writes benchmarks/results/bench_npc.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from netpolcheck.npc.world import World  # noqa: E402
+from tests.npc.apiserver import FakeApi  # noqa: E402
+from tests.npc.controller_proc import ControllerProcess  # noqa: E402
+from tests.npc.topology import Topology  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "bench_npc.json"
+WEAVE_2_8_1_MEDIAN_MS = 14.0  # reference/weave-npc-2.8.1-observed/changes-3node (9-pod world)
+WEAVE_2_8_1_DELETE_ALL_MS = 113.0
+
+PROBER = r"""
+import socket, sys, threading, time
+ip, port = sys.argv[1], int(sys.argv[2])
+lock = threading.Lock()
+def attempt(start):
+    try:
+        with socket.create_connection((ip, port), timeout=0.3):
+            verdict = "allowed"
+    except OSError:
+        verdict = "dropped"
+    with lock:
+        sys.stdout.write(f"{start:.6f} {verdict}\n"); sys.stdout.flush()
+while True:
+    start = time.time()
+    threading.Thread(target=attempt, args=(start,), daemon=True).start()
+    time.sleep(max(0.0, 0.005 - (time.time() - start)))
+"""
+
+
+def ns(name: str, team: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name, "team": team}}}
+
+
+def pod(namespace: str, name: str, node: str, ip: str, **labels: str) -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": namespace, "name": name, "labels": {"pod": name, **labels}},
+        "spec": {"nodeName": node},
+        "status": {"phase": "Running", "podIP": ip},
+    }
+
+
+def pol(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"namespace": namespace, "name": name}, "spec": spec}
+
+
+DENY_X = pol("deny-x", "x", {"podSelector": {}, "policyTypes": ["Ingress"]})
+ALLOW_BLUE = pol(
+    "allow-blue",
+    "x",
+    {
+        "podSelector": {"matchLabels": {"pod": "a"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "blue"}}}]}],
+    },
+)
+ALLOW_CLIENT = pol(
+    "allow-client",
+    "x",
+    {
+        "podSelector": {"matchLabels": {"pod": "a"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"role": "client"}}}]}
+        ],
+    },
+)
+
+
+def build_state(large: bool) -> dict[str, Any]:
+    """Witness x/a on node1 (10.32.1.20), source y/a on node2 (10.32.1.21); namespace y starts team=blue."""
+    namespaces = [ns("x", "red"), ns("y", "blue"), ns("z", "red")]
+    pods = [pod("x", "a", "node1", "10.32.1.20"), pod("y", "a", "node2", "10.32.1.21")]
+    policies = [DENY_X, ALLOW_BLUE, ALLOW_CLIENT]
+    if not large:
+        ip = 30
+        for namespace in ("x", "y", "z"):
+            for name in ("b", "c"):
+                if (namespace, name) != ("y", "a"):
+                    pods.append(pod(namespace, name, "node1" if name == "b" else "node2", f"10.32.1.{ip}"))
+                    ip += 1
+        pods.append(pod("z", "a", "node1", f"10.32.1.{ip}"))
+        return {"namespaces": namespaces, "pods": pods, "policies": policies}
+    namespaces += [ns(f"team-{i}", "red" if i % 2 else "green") for i in range(7)]
+    ip = 0
+    while len(pods) < 100:
+        namespace = namespaces[len(pods) % len(namespaces)]["metadata"]["name"]
+        pods.append(
+            pod(
+                namespace,
+                f"p{ip}",
+                "node1" if ip % 2 else "node2",
+                f"10.32.2.{ip + 10}",
+                app=f"app{ip % 5}",
+                tier="web" if ip % 3 else "db",
+            )
+        )
+        ip += 1
+    for i in range(len(policies), 50):
+        namespace = namespaces[3 + i % 7]["metadata"]["name"]
+        choices: list[dict[str, Any]] = [
+            {"podSelector": {"matchLabels": {"tier": "web"}}},
+            {"namespaceSelector": {"matchLabels": {"team": "red"}}},
+            {
+                "namespaceSelector": {},
+                "podSelector": {
+                    "matchExpressions": [{"key": "app", "operator": "In", "values": [f"app{i % 5}"]}]
+                },
+            },
+        ]
+        peer = choices[i % 3]
+        policies.append(
+            pol(
+                f"filler-{i}",
+                namespace,
+                {
+                    "podSelector": {"matchLabels": {"app": f"app{i % 5}"}},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [peer], "ports": [{"port": 80 + i % 3}]}],
+                },
+            )
+        )
+    return {"namespaces": namespaces, "pods": pods, "policies": policies}
+
+
+class Prober:
+    """The source pod's connect loop; remembers (start, verdict) of every attempt."""
+
+    def __init__(self, netns: str, ip: str) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", netns, sys.executable, "-c", PROBER, ip, "80"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.seen: list[tuple[float, str]] = []
+        self.cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            start, verdict = line.split()
+            with self.cond:
+                self.seen.append((float(start), verdict))
+                self.cond.notify_all()
+
+    def first_after(self, t0: float, verdict: str, timeout: float = 10.0) -> float:
+        """Start time of the first attempt started after t0 that saw `verdict` (bounded wait).
+
+        Dropped attempts report 0.3 s after they start, so a "dropped" answer is only final once every
+        attempt started before it has had time to report.
+        """
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                hits = [s for s, v in self.seen if s >= t0 and v == verdict]
+                if hits and (verdict == "allowed" or time.time() > min(hits) + 0.4):
+                    return min(hits)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no attempt saw {verdict} within {timeout}s of the change")
+                self.cond.wait(min(remaining, 0.05))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=5)
+
+
+def run_world(large: bool, changes: int) -> dict[str, Any]:
+    state = build_state(large)
+    real_pods = [
+        p
+        for p in state["pods"]
+        if (p["metadata"]["namespace"], p["metadata"]["name"]) in (("x", "a"), ("y", "a"))
+    ]
+    api = FakeApi()
+    world = World.from_state({"namespaces": state["namespaces"], "pods": real_pods, "policies": []})
+    try:
+        with Topology(world) as topo:
+            api.load_state(state)
+            for node_ns in topo.nodes.values():
+                api.listen_in(node_ns)
+            controllers = [ControllerProcess(topo.nodes[n], n, api).start() for n in ("node1", "node2")]
+            try:
+                prober = Prober(topo.pods["y/a"], "10.32.1.20")
+                try:
+                    return measure(api, prober, changes, len(state["pods"]), len(state["policies"]))
+                finally:
+                    prober.stop()
+            finally:
+                for controller in controllers:
+                    controller.stop()
+                    controller.log_path.unlink(missing_ok=True)
+    finally:
+        api.close()
+
+
+def measure(api: FakeApi, prober: Prober, changes: int, n_pods: int, n_policies: int) -> dict[str, Any]:
+    prober.first_after(time.time(), "allowed", timeout=30)  # the initial state is programmed
+    y_team = "blue"
+    client = False
+    has_blue = True
+    cycle = ["namespace label", "pod label", "pod label", "namespace label", "policy", "policy"]
+    samples: dict[str, list[float]] = {kind: [] for kind in dict.fromkeys(cycle)}
+    source = copy.deepcopy(api.objects["Pod"][("y", "a")])
+    for i in range(changes):
+        kind = cycle[i % len(cycle)]
+        t0 = time.time()
+        if kind == "namespace label":
+            y_team = "green" if y_team == "blue" else "blue"
+            api.put("Namespace", ns("y", y_team))
+        elif kind == "pod label":
+            client = not client
+            labels = {"pod": "a", **({"role": "client"} if client else {})}
+            source["metadata"]["labels"] = labels
+            api.put("Pod", copy.deepcopy(source))
+        elif has_blue:
+            api.delete("NetworkPolicy", "x", "allow-blue")
+            has_blue = False
+        else:
+            api.put("NetworkPolicy", copy.deepcopy(ALLOW_BLUE))
+            has_blue = True
+        want = "allowed" if (has_blue and y_team == "blue") or client else "dropped"
+        samples[kind].append((prober.first_after(t0, want) - t0) * 1e3)
+        time.sleep(0.35)  # let attempts started before this change drain (they time out after 0.3 s)
+    # every policy deleted at once, from a state where the witness is dropped: x/a becomes open
+    if client:
+        source["metadata"]["labels"] = {"pod": "a"}
+        api.put("Pod", copy.deepcopy(source))
+    api.put("Namespace", ns("y", "green"))
+    prober.first_after(time.time(), "dropped")
+    time.sleep(0.35)
+    t0 = time.time()
+    for key in list(api.objects["NetworkPolicy"]):
+        api.delete("NetworkPolicy", *key)
+    delete_all = (prober.first_after(t0, "allowed") - t0) * 1e3
+    every = [s for values in samples.values() for s in values]
+    return {
+        "pods": n_pods,
+        "policies": n_policies,
+        "changes": len(every),
+        "median_ms": statistics.median(every),
+        "worst_ms": max(every),
+        "by_kind": {
+            k: {"n": len(v), "median_ms": statistics.median(v), "worst_ms": max(v)}
+            for k, v in samples.items()
+        },
+        "delete_all_policies_ms": delete_all,
+        "samples_ms": every,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=50)
+    args = parser.parse_args()
+    results: dict[str, Any] = {
+        "method": "store -> enforced, seen by a new TCP connect every 5 ms from inside the source pod; "
+        "reference controller processes + test HTTPS API in network namespaces (not hollow)",
+        "reference_weave_2_8_1": {
+            "median_ms": WEAVE_2_8_1_MEDIAN_MS,
+            "delete_all_policies_ms": WEAVE_2_8_1_DELETE_ALL_MS,
+        },
+        "baseline_small": run_world(False, args.changes),
+        "large": run_world(True, args.changes),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1))
+    print(
+        f"{'world':<22}{'pods':>5}{'pols':>5}{'n':>4}{'median ms':>11}{'worst ms':>10}{'delete-all ms':>15}"
+    )
+    for name in ("baseline_small", "large"):
+        r = results[name]
+        print(
+            f"{name:<22}{r['pods']:>5}{r['policies']:>5}{r['changes']:>4}{r['median_ms']:>11.1f}"
+            f"{r['worst_ms']:>10.1f}{r['delete_all_policies_ms']:>15.1f}"
+        )
+        for kind, k in r["by_kind"].items():
+            print(f"  {kind:<20}{'':>10}{k['n']:>4}{k['median_ms']:>11.1f}{k['worst_ms']:>10.1f}")
+    print(
+        f"{'weave-npc 2.8.1 (ref)':<22}{9:>5}{'':>5}{7:>4}{WEAVE_2_8_1_MEDIAN_MS:>11.1f}{21.0:>10.1f}"
+        f"{WEAVE_2_8_1_DELETE_ALL_MS:>15.1f}"
+    )
+    large = results["large"]["median_ms"]
+    print(f"large median / weave 2.8.1 median = {large / WEAVE_2_8_1_MEDIAN_MS:.2f}x (goal <= 2x)")
+    print(f"written {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The hollow cluster's API server: object store, REST handlers, TLS, kubeconfig."""

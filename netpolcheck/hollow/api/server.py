@@ -1,0 +1,329 @@
+"""The hollow cluster's HTTPS API server: TLS listeners, bearer-token auth, request plumbing.
+
+`ApiServer(store, runtime, token, pki)`; `add_listener(sock)` serves on an already bound socket
+(the daemon binds one in each node/pod network namespace and one on the machine's loopback).
+Routing and the REST semantics live in `rest.py`; this module only moves bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import select
+import json
+import logging
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from netpolcheck.hollow.api.errors import ApiError, BadRequest, Unauthorized
+from netpolcheck.hollow.api.runtime import PodRuntime
+from netpolcheck.hollow.api.store import Store
+from netpolcheck.hollow.api.tls import Pki
+from netpolcheck.hollow.api.websocket import WebSocket, accept_key
+
+log = logging.getLogger(__name__)
+
+# Like a real cluster with default RBAC, these answer anonymous requests (a wrong token still gets 401).
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
+ACCEPT_POLL_SECONDS = 0.2
+HANDSHAKE_TIMEOUT_SECONDS = 10.0
+IDLE_CONNECTION_TIMEOUT_SECONDS = 300.0
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    """One HTTP/1.1 connection; each request goes to `rest.dispatch`."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "hollow-apiserver"
+    timeout = IDLE_CONNECTION_TIMEOUT_SECONDS
+    api: ApiServer  # set per connection by ApiServer
+
+    # -- request side -----------------------------------------------------------------------------
+
+    def _handle_any(self) -> None:
+        from netpolcheck.hollow.api import rest
+
+        started = time.monotonic()
+        parsed = urllib.parse.urlsplit(self.path)
+        self.req_path = parsed.path.rstrip("/") or "/"
+        self.query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
+        self._body: bytes | None = None
+        self._streaming = False
+        self.status_code = 0
+        self.api._busy.add(self.connection)
+        try:
+            self._authenticate()
+            rest.dispatch(self.api, self)
+        except ApiError as exc:
+            if not self._streaming:
+                self.send_json(exc.code, exc.status())
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError):
+            self.close_connection = True
+        except Exception as exc:
+            log.exception("request %s %s failed", self.command, self.path)
+            if not self._streaming:
+                self.send_json(500, ApiError(f"internal error: {exc}").status())
+            self.close_connection = True
+        finally:
+            self.api._busy.discard(self.connection)
+            self.api.log_request_line(self, time.monotonic() - started)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle_any
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _authenticate(self) -> None:
+        header = self.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            if hmac.compare_digest(header[7:].strip().encode(), self.api.token.encode()):
+                return
+            raise Unauthorized("Unauthorized")
+        if header or self.req_path not in PUBLIC_PATHS:
+            raise Unauthorized("Unauthorized")
+
+    def server_address_text(self) -> str:
+        host, port = self.connection.getsockname()[:2]
+        return f"{host}:{port}"
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def params(self, name: str) -> list[str]:
+        return self.query.get(name, [])
+
+    def flag(self, name: str) -> bool:
+        return (self.param(name) or "").lower() in ("true", "1")
+
+    def body(self) -> bytes:
+        if self._body is None:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                parts = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        break
+                    parts.append(self.rfile.read(size))
+                    self.rfile.readline()
+                self._body = b"".join(parts)
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                self._body = self.rfile.read(length) if length else b""
+        return self._body
+
+    def json_body(self) -> Any:
+        raw = self.body()
+        try:
+            return json.loads(raw or b"null")
+        except ValueError as exc:
+            raise BadRequest(f"the body of the request was in an unknown format: {exc}") from exc
+
+    # -- response side ----------------------------------------------------------------------------
+
+    def send_bytes(
+        self, code: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.status_code = code
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-cache, private")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        self.wfile.flush()
+
+    def send_json(self, code: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        self.send_bytes(code, json.dumps(obj, separators=(",", ":")).encode(), "application/json", headers)
+
+    def start_stream(self, code: int, content_type: str) -> None:
+        """Start a chunked response (watch streams, followed logs)."""
+        self.status_code = code
+        self._streaming = True
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+        self.wfile.flush()
+
+    def write_chunk(self, data: bytes) -> None:
+        if data:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+    def end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def client_gone(self) -> bool:
+        """True once the client closed its side of a streaming response (checked between writes,
+        so an idle watch or log follow does not outlive its client until the timeout)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        if not readable:
+            return False
+        self.connection.settimeout(0.05)
+        try:
+            return self.connection.recv(1) == b""
+        except (TimeoutError, ssl.SSLWantReadError):
+            return False
+        except OSError:
+            return True
+        finally:
+            self.connection.settimeout(self.timeout)
+
+    def upgrade_websocket(self, protocol: str | None) -> WebSocket:
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        self.status_code = 101
+        self._streaming = True
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept_key(key))
+        if protocol:
+            self.send_header("Sec-WebSocket-Protocol", protocol)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        return WebSocket(self.rfile, self.wfile)  # type: ignore[arg-type]
+
+
+class ApiServer:
+    """Serves `store` over HTTPS on every listener added; `stop()` ends streams and connections."""
+
+    def __init__(
+        self, store: Store, runtime: PodRuntime | None, token: str, pki: Pki, request_log: Any | None = None
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.token = token
+        self.pki = pki
+        self.stopping = threading.Event()
+        self.request_log = request_log  # optional text file: one line per request, like the observed logs
+        self._ssl = pki.server_context()
+        self._lock = threading.Lock()
+        self._listeners: list[tuple[socket.socket, threading.Thread]] = []
+        self._connections: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._retired: set[socket.socket] = set()
+        self._busy: set[socket.socket] = set()  # connections inside a request (streams included)
+
+    def add_listener(self, sock: socket.socket) -> None:
+        """Accept on `sock` (bound; listen() is called here) until stop(). The socket stays the caller's."""
+        sock.listen(128)
+        sock.settimeout(ACCEPT_POLL_SECONDS)
+        thread = threading.Thread(
+            target=self._accept_loop, args=(sock,), name="apiserver-accept", daemon=True
+        )
+        with self._lock:
+            self._listeners.append((sock, thread))
+        thread.start()
+
+    def remove_listener(self, sock: socket.socket) -> None:
+        """Stop accepting on `sock` within one poll period (closing the socket does the same)."""
+        with self._lock:
+            self._retired.add(sock)
+            threads = [t for s, t in self._listeners if s is sock]
+            self._listeners = [(s, t) for s, t in self._listeners if s is not sock]
+        for thread in threads:
+            thread.join(2 * ACCEPT_POLL_SECONDS + 1)
+        with self._lock:
+            self._retired.discard(sock)
+
+    def listen_loopback(self, port: int = 0) -> tuple[socket.socket, int]:
+        """Convenience for tests and the machine namespace: bind 127.0.0.1:port, serve it, return it."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        self.add_listener(sock)
+        return sock, sock.getsockname()[1]
+
+    def _accept_loop(self, sock: socket.socket) -> None:
+        while not self.stopping.is_set() and sock not in self._retired:
+            try:
+                conn, addr = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self.stopping.is_set() or sock.fileno() == -1:
+                    return  # server stopping, or the owner closed this listener (e.g. its pod is gone)
+                time.sleep(ACCEPT_POLL_SECONDS)  # e.g. EMFILE: back off one poll period, then retry
+                continue
+            thread = threading.Thread(
+                target=self._serve_connection, args=(conn, addr), name="apiserver-conn", daemon=True
+            )
+            with self._lock:
+                self._threads.add(thread)
+            thread.start()
+
+    def _serve_connection(self, conn: socket.socket, addr: Any) -> None:
+        tls: ssl.SSLSocket | None = None
+        try:
+            conn.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
+            # Headers and body go out as separate TLS records: without NODELAY, Nagle + delayed ACK
+            # add ~40 ms to every response.
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tls = self._ssl.wrap_socket(conn, server_side=True)
+            with self._lock:
+                self._connections.add(tls)
+            handler_cls = type("BoundRequestHandler", (RequestHandler,), {"api": self})
+            handler_cls(tls, addr, None)
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("connection from %s ended: %s", addr, exc)
+        finally:
+            with self._lock:
+                if tls is not None:
+                    self._connections.discard(tls)
+                self._threads.discard(threading.current_thread())
+            with contextlib.suppress(OSError):
+                (tls or conn).close()
+
+    def log_request_line(self, handler: RequestHandler, seconds: float) -> None:
+        if self.request_log is None:
+            return
+        line = (
+            f'API "{handler.command} {handler.path} HTTP/1.1" {handler.status_code} {seconds * 1000:.1f}ms\n'
+        )
+        with self._lock:
+            self.request_log.write(line)
+            self.request_log.flush()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, let watch streams end cleanly (final chunk), then close every connection.
+        Bounded by `timeout` seconds; the listening sockets are left to their owner."""
+        from netpolcheck.hollow.api.rest import STREAM_POLL_SECONDS
+
+        self.stopping.set()
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            listeners = list(self._listeners)
+        for _, thread in listeners:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            threads = list(self._threads)
+            idle = [c for c in self._connections if c not in self._busy]
+        for conn in idle:  # keep-alive connections between requests: unblock their reads now
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        grace_end = min(deadline, time.monotonic() + 2 * STREAM_POLL_SECONDS + 0.3)
+        for thread in threads:  # streaming handlers notice `stopping` within one poll and finish
+            thread.join(max(0.0, grace_end - time.monotonic()))
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))

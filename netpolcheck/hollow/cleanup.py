@@ -1,0 +1,123 @@
+"""Remove everything one cluster created, found by its prefix: processes, netns (links go with them), route.
+
+Used by the daemon's own teardown and by `hollow down` / `hollow up` after a crash or `kill -9`.
+Processes are found by PID only: those whose environment carries HOLLOW_CLUSTER=<prefix> (every
+process the cluster starts gets it) and those inside the cluster's namespaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import signal
+from pathlib import Path
+
+from netpolcheck.hollow import netns
+from netpolcheck.hollow.waits import wait_until
+
+CLUSTER_ENV = "HOLLOW_CLUSTER"
+
+
+def cluster_processes(prefix: str) -> set[int]:
+    """PIDs of processes tagged with this cluster's prefix or living in its namespaces."""
+    marker = f"{CLUSTER_ENV}={prefix}".encode()
+    pids: set[int] = set()
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        with contextlib.suppress(OSError):
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                pids.add(int(entry.name))
+    for name in cluster_netns(prefix):
+        pids.update(netns.netns_pids(name))
+    pids.discard(me)
+    return pids
+
+
+def cluster_netns(prefix: str) -> list[str]:
+    return [n for n in netns.list_netns() if n.startswith(prefix + "-")]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is gone for our purposes
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
+def stop_pids(pids: set[int], grace: float = 3.0) -> None:
+    """SIGTERM, wait up to `grace` seconds, then SIGKILL what is left; bounded."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    wait_until(
+        lambda: not any(alive(p) for p in pids),
+        grace,
+        "cluster processes to exit after SIGTERM",
+        raise_on_timeout=False,
+    )
+    for pid in pids:
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    wait_until(
+        lambda: not any(alive(p) for p in pids),
+        5.0,
+        "cluster processes to exit after SIGKILL",
+        raise_on_timeout=False,
+    )
+
+
+def remove_unreachable_route(cidr: str) -> None:
+    """Delete our `unreachable CIDR` route from the machine's namespace, if it is there."""
+    net = ipaddress.ip_network(cidr)
+    out = netns.run(["ip", "-4", "-j", "route", "show", "type", "unreachable"], check=False)
+    for route in json.loads(out or "[]"):
+        if route.get("dst") == str(net) or (
+            net.prefixlen == 32 and route.get("dst") == str(net.network_address)
+        ):
+            netns.ip("route", "del", "unreachable", str(net), check=False)
+
+
+def sweep(prefix: str, pod_cidr: str | None, daemon_pid: int | None = None) -> list[str]:
+    """Remove all of one cluster; idempotent. Returns a list of what was removed (for messages)."""
+    removed: list[str] = []
+    if daemon_pid and alive(daemon_pid) and daemon_pid in cluster_processes(prefix):
+        # orderly teardown first; the daemon removes its own things on SIGTERM
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(daemon_pid, signal.SIGTERM)
+        wait_until(
+            lambda: not alive(daemon_pid),
+            20.0,
+            f"hollow daemon (pid {daemon_pid}) to tear down",
+            raise_on_timeout=False,
+        )
+        if alive(daemon_pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(daemon_pid, signal.SIGKILL)
+        removed.append(f"daemon pid {daemon_pid}")
+    pids = cluster_processes(prefix)
+    if pids:
+        stop_pids(pids)
+        removed.append(f"{len(pids)} process(es)")
+    names = cluster_netns(prefix)
+    for name in names:
+        netns.ip("netns", "del", name, check=False)
+    if names:
+        removed.append(f"{len(names)} network namespace(s)")
+    if pod_cidr:
+        before = netns.run(["ip", "-4", "route", "show", "type", "unreachable"], check=False)
+        remove_unreachable_route(pod_cidr)
+        if before != netns.run(["ip", "-4", "route", "show", "type", "unreachable"], check=False):
+            removed.append(f"route unreachable {pod_cidr}")
+    return removed

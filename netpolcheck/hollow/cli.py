@@ -1,0 +1,253 @@
+"""`netpolcheck hollow up|down|status`: start, stop and inspect the embedded cluster."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from netpolcheck.errors import UsageError
+from netpolcheck.hollow import cleanup
+from netpolcheck.hollow.fabric import new_prefix, overlapping_routes
+from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE
+from netpolcheck.hollow.ipam import DEFAULT_POD_CIDR, MAX_NODES, AddressError, parse_pod_cidr
+from netpolcheck.hollow.state import KUBECONFIG_FILE, ClusterRecord, remove_record
+from netpolcheck.hollow.waits import WaitTimeout, wait_until
+from netpolcheck.hollow.weave_router import parse_version
+
+DEFAULT_STATE_DIR = ".hollow"
+REQUIRED_TOOLS = ("ip", "iptables", "ipset", "nsenter")
+ULOGD = "/usr/sbin/ulogd"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("hollow", help="the embedded cluster (netns kubelet, HTTPS API server)")
+    sub = parser.add_subparsers(dest="hollow_command", metavar="ACTION")
+    sub.required = True
+    up = sub.add_parser("up", help="start a cluster; returns when its API answers")
+    up.add_argument("--nodes", type=int, default=3, help=f"number of nodes, 1..{MAX_NODES} (default 3)")
+    up.add_argument(
+        "--state-dir", default=DEFAULT_STATE_DIR, help="where kubeconfig, logs and cluster.json go"
+    )
+    up.add_argument(
+        "--npc",
+        default=NPC_NONE,
+        help="policy controller for weave-npc images: none (idle), reference, or a binary PATH",
+    )
+    up.add_argument("--weave-version", default="2.8.1", help="Weave version of the weave-net DaemonSet")
+    up.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR, help="pod range (default %(default)s)")
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the API (default 60)")
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="remove everything the cluster created (idempotent)")
+    down.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+    down.set_defaults(func=cmd_down)
+    status = sub.add_parser("status", help="show the cluster recorded in the state dir")
+    status.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+    status.set_defaults(func=cmd_status)
+
+
+def daemon_alive(record: ClusterRecord) -> bool:
+    pid = record.daemon_pid
+    return pid is not None and cleanup.alive(pid) and pid in cleanup.cluster_processes(record.prefix)
+
+
+def check_environment() -> None:
+    if os.geteuid() != 0:
+        raise UsageError("hollow up needs root (it creates network namespaces); run it as root")
+    for tool in REQUIRED_TOOLS:
+        if shutil.which(tool) is None:
+            raise UsageError(
+                f"hollow up needs `{tool}` on PATH (Debian: iproute2, iptables, ipset, util-linux)"
+            )
+    if not os.access(ULOGD, os.X_OK):
+        raise UsageError(f"hollow up needs {ULOGD} (Debian packages ulogd2 and ulogd2-pcap)")
+
+
+def check_options(args: argparse.Namespace) -> None:
+    if not 1 <= args.nodes <= MAX_NODES:
+        raise UsageError(f"--nodes {args.nodes} is not in 1..{MAX_NODES}")
+    if args.npc not in (NPC_NONE, NPC_REFERENCE):
+        path = Path(args.npc)
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise UsageError(f"--npc {args.npc!r} is neither none, reference nor an executable file")
+        args.npc = str(path.resolve())
+    try:
+        parse_version(args.weave_version)
+    except ValueError as exc:
+        raise UsageError(f"--weave-version: {exc}") from None
+    try:
+        parse_pod_cidr(args.pod_cidr)
+    except AddressError as exc:
+        raise UsageError(str(exc)) from None
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+
+
+def check_pod_range_free(pod_cidr: str) -> None:
+    conflicts = overlapping_routes(parse_pod_cidr(pod_cidr))
+    if conflicts:
+        raise UsageError(
+            f"--pod-cidr {pod_cidr} overlaps existing route(s) of this machine: {'; '.join(conflicts)}"
+        )
+
+
+def clean_leftovers(state_dir: Path) -> None:
+    """A cluster.json without a live daemon: a crash or kill -9; remove what it left."""
+    record = ClusterRecord.read(state_dir)
+    if record is None:
+        return
+    if daemon_alive(record):
+        raise UsageError(
+            f"state dir {state_dir} is busy: hollow cluster {record.prefix} is running "
+            f"(daemon pid {record.daemon_pid}); run `netpolcheck hollow down --state-dir {state_dir}`"
+        )
+    removed = cleanup.sweep(record.prefix, record.pod_cidr)
+    remove_record(state_dir)
+    if removed:
+        print(f"cleaned leftovers of crashed cluster {record.prefix}: {', '.join(removed)}", file=sys.stderr)
+
+
+def api_answers(kubeconfig: Path) -> bool:
+    """GET /version with the kubeconfig's CA and token answers 200."""
+    try:
+        config = yaml.safe_load(kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        token = config["users"][0]["user"]["token"]
+        ctx = ssl.create_default_context(
+            cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+        )
+        request = urllib.request.Request(
+            cluster["server"] + "/version", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, context=ctx, timeout=2) as response:
+            return response.status == 200 and "gitVersion" in json.loads(response.read())
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        return False
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    check_environment()
+    state_dir = Path(args.state_dir).resolve()
+    if state_dir.exists() and not state_dir.is_dir():
+        raise UsageError(f"--state-dir {state_dir} exists and is not a directory")
+    check_options(args)
+    clean_leftovers(state_dir)
+    check_pod_range_free(args.pod_cidr)
+    started = time.monotonic()
+    record = ClusterRecord(
+        prefix=new_prefix(),
+        pod_cidr=args.pod_cidr,
+        nodes=args.nodes,
+        npc=args.npc,
+        weave_version=args.weave_version,
+    )
+    record.write(state_dir)
+    env = dict(os.environ, **{cleanup.CLUSTER_ENV: record.prefix})
+    with open(state_dir / "daemon.log", "ab") as log:
+        daemon = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "netpolcheck.hollow.daemon",
+                "--state-dir",
+                str(state_dir),
+                "--prefix",
+                record.prefix,
+                "--nodes",
+                str(args.nodes),
+                "--npc",
+                args.npc,
+                "--weave-version",
+                args.weave_version,
+                "--pod-cidr",
+                args.pod_cidr,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    kubeconfig = state_dir / KUBECONFIG_FILE
+
+    def ready() -> bool:
+        if daemon.poll() is not None:
+            return True
+        current = ClusterRecord.read(state_dir)
+        return current is not None and current.status == "running" and api_answers(kubeconfig)
+
+    try:
+        wait_until(
+            ready,
+            args.timeout,
+            f"the hollow daemon (pid {daemon.pid}) to write {kubeconfig} and its API to answer GET /version",
+            interval=0.05,
+        )
+        failed = daemon.poll() is not None
+        reason = f"the hollow daemon exited with {daemon.returncode}" if failed else ""
+    except WaitTimeout as exc:
+        failed, reason = True, str(exc)
+    except KeyboardInterrupt:
+        failed, reason = True, "interrupted"
+    if failed:
+        cleanup.sweep(record.prefix, record.pod_cidr, daemon.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            daemon.wait(timeout=5)
+        remove_record(state_dir)
+        tail = (state_dir / "daemon.log").read_text(errors="replace").splitlines()[-15:]
+        print(
+            f"netpolcheck: hollow up failed: {reason}; cleaned up. Last lines of {state_dir}/daemon.log:",
+            file=sys.stderr,
+        )
+        for line in tail:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    record = ClusterRecord.read(state_dir) or record
+    print(
+        f"hollow cluster {record.prefix} up in {time.monotonic() - started:.2f} s: {args.nodes} node(s), "
+        f"API {record.server}"
+    )
+    print(f"export KUBECONFIG={kubeconfig}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    state_dir = Path(args.state_dir).resolve()
+    record = ClusterRecord.read(state_dir)
+    if record is None:
+        print(f"no hollow cluster recorded in {state_dir}; nothing to do")
+        return 0
+    removed = cleanup.sweep(record.prefix, record.pod_cidr, record.daemon_pid)
+    remove_record(state_dir)
+    print(f"hollow cluster {record.prefix} down" + (f" (removed {', '.join(removed)})" if removed else ""))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state_dir = Path(args.state_dir).resolve()
+    record = ClusterRecord.read(state_dir)
+    if record is None:
+        print(f"no hollow cluster recorded in {state_dir}")
+        return 1
+    alive = daemon_alive(record)
+    answers = alive and api_answers(state_dir / KUBECONFIG_FILE)
+    print(f"cluster   {record.prefix} ({'running' if alive else 'NOT running: run hollow down'})")
+    print(
+        f"daemon    pid {record.daemon_pid}, API {record.server} "
+        f"{'answers' if answers else 'does not answer'}"
+    )
+    print(f"nodes     {', '.join(record.node_names) or '-'}; pod range {record.pod_cidr}")
+    print(f"npc       {record.npc}; weave {record.weave_version}")
+    print(f"kubeconfig {state_dir / KUBECONFIG_FILE}")
+    return 0 if answers else 1

@@ -1,0 +1,70 @@
+"""Set up one container's namespaces, then exec its program.
+
+`python -m netpolcheck.hollow.container_init SPEC.json` (started by the kubelet, one process per
+container start): enters the pod's (or node's) network namespace, makes its own mount namespace
+(mounts private, so nothing leaks to the machine), mounts a fresh sysfs (so /sys/class/net shows the
+pod's links, as `ip netns exec` does), a tmpfs on /run holding the service-account files at
+/var/run/secrets/kubernetes.io/serviceaccount/, and for weave-npc containers a tmpfs on /var/log with the
+FIFO /var/log/ulogd.pcap and Weave's /etc/ulogd.conf bound over the machine's. Then execs argv with env.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from netpolcheck.hollow import netns
+
+MS_RDONLY = 1
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+SERVICE_ACCOUNT_DIR = "/run/secrets/kubernetes.io/serviceaccount"
+ULOGD_FIFO = "/var/log/ulogd.pcap"
+ULOGD_CONF = "/etc/ulogd.conf"
+
+
+def enter(spec: dict[str, object]) -> None:
+    fd = os.open(f"/run/netns/{spec['netns']}", os.O_RDONLY)
+    try:
+        netns.setns(fd, netns.CLONE_NEWNET)
+    finally:
+        os.close(fd)
+    netns.unshare(netns.CLONE_NEWNS)
+    netns.mount("none", "/", None, MS_REC | MS_PRIVATE)
+    netns.umount2("/sys", MNT_DETACH)
+    netns.mount("sysfs", "/sys", "sysfs", 0)
+    netns.mount("tmpfs", "/run", "tmpfs", 0, "mode=0755,size=16m")
+    sa_dir = Path(SERVICE_ACCOUNT_DIR)
+    sa_dir.mkdir(parents=True)
+    for name, content in dict(spec["service_account"]).items():  # type: ignore[call-overload]
+        (sa_dir / name).write_text(content)
+    if spec.get("ulogd_conf"):
+        netns.mount("tmpfs", "/var/log", "tmpfs", 0, "mode=0755,size=16m")
+        os.mkfifo(ULOGD_FIFO, 0o600)
+        netns.mount(str(spec["ulogd_conf"]), ULOGD_CONF, None, MS_BIND)
+    os.chdir("/")
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(Path(argv[1]).read_text())
+    try:
+        enter(spec)
+    except OSError as exc:
+        print(f"hollow container setup failed: {exc}", file=sys.stderr, flush=True)
+        return 126
+    command = [str(a) for a in spec["argv"]]
+    env = {str(k): str(v) for k, v in dict(spec["env"]).items()}
+    try:
+        os.execvpe(command[0], command, env)
+    except OSError as exc:
+        print(f"hollow: cannot run {command[0]!r}: {exc}", file=sys.stderr, flush=True)
+        return 127
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,658 @@
+"""The kubelet of every hollow node: pods become network namespaces, containers become processes.
+
+It reacts to pod changes through `Store.subscribe`, schedules unscheduled pods (fewest pods first),
+starts pods on a small worker pool, watches their processes from one monitor thread (exits,
+restarts per restartPolicy with a short back-off, readiness) and keeps pod status true with status
+merge patches. It is the API server's PodRuntime (exec and log_path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netpolcheck.hollow import containers, images
+from netpolcheck.hollow.api.errors import ApiError, NotFound
+from netpolcheck.hollow.api.resources import NODES, PODS
+from netpolcheck.hollow.api.runtime import ExecError
+from netpolcheck.hollow.api.store import Store, WatchEvent
+from netpolcheck.hollow.cleanup import CLUSTER_ENV
+from netpolcheck.hollow.fabric import Fabric
+from netpolcheck.hollow.ipam import IP_ANNOTATION, AddressError
+
+log = logging.getLogger(__name__)
+
+MONITOR_INTERVAL = 0.05
+BACKOFF_START = 0.5
+BACKOFF_MAX = 10.0
+READY_MARK = b"READY"
+WORKERS = 8
+SETUP_MODULE = b"netpolcheck.hollow.container_init"
+
+# Opens the API listener inside a pod/node netns; returns the function that closes it.
+ListenerFactory = Callable[[str], Callable[[], None]]
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def node_info(name: str) -> dict[str, str]:
+    """Node.status.nodeInfo with every field clients require."""
+    uname = os.uname()
+    return {
+        "architecture": "amd64" if uname.machine == "x86_64" else uname.machine,
+        "bootID": name,
+        "machineID": name,
+        "systemUUID": name,
+        "containerRuntimeVersion": "hollow://1",
+        "kernelVersion": uname.release,
+        "kubeProxyVersion": "",
+        "kubeletVersion": "v1.30.0-hollow",
+        "operatingSystem": "linux",
+        "osImage": "netpolcheck hollow node",
+    }
+
+
+@dataclass
+class ContainerRun:
+    spec: dict[str, Any]
+    program: images.Program
+    env: dict[str, str]
+    log_dir: Path
+    init: bool = False
+    proc: subprocess.Popen[bytes] | None = None
+    restart_count: int = 0
+    started_at: str | None = None
+    ready: bool = False
+    terminated: dict[str, Any] | None = None  # state.terminated of the current/last run
+    last_terminated: dict[str, Any] | None = None
+    restart_at: float | None = None  # monotonic time of the next start (back-off)
+    ready_scan_offset: int = 0
+    setup_done: bool = False
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+    def log_path(self, restart: int | None = None) -> Path:
+        return self.log_dir / f"{self.restart_count if restart is None else restart}.log"
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@dataclass
+class PodRun:
+    namespace: str
+    name: str
+    uid: str
+    node_index: int
+    node_name: str
+    host_network: bool
+    restart_policy: str
+    netns: str = ""
+    ip: ipaddress.IPv4Address | None = None
+    own_ip: bool = False
+    start_time: str = ""
+    containers: list[ContainerRun] = field(default_factory=list)
+    init_containers: list[ContainerRun] = field(default_factory=list)
+    started: bool = False  # app containers launched (init containers done)
+    failed: str | None = None  # setup failure message
+    stopping: bool = False
+    close_listener: Callable[[], None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_status: dict[str, Any] | None = None
+
+
+class Kubelet:
+    """Runs the pods of all nodes of one cluster; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        fabric: Fabric,
+        node_names: list[str],
+        state_dir: Path,
+        npc: str,
+        service_account: dict[str, str],
+        listener_factory: ListenerFactory | None = None,
+    ) -> None:
+        self.store = store
+        self.fabric = fabric
+        self.node_names = node_names
+        self.state_dir = state_dir
+        self.npc = npc
+        self.service_account = service_account  # token, ca.crt (namespace is added per pod)
+        self.listener_factory = listener_factory
+        self._pods: dict[tuple[str, str], PodRun] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="kubelet")
+        self._stop = threading.Event()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._monitor = threading.Thread(target=self._monitor_loop, name="kubelet-monitor", daemon=True)
+        self._scheduled: set[str] = set()
+        self._ulogd_conf = state_dir / "ulogd.conf"
+        self._ulogd_conf.write_text(containers.weave_ulogd_conf())
+
+    # ---- nodes -------------------------------------------------------------------------------
+
+    def register_nodes(self) -> None:
+        """Create the Node objects, Ready, with the bridge address as InternalIP."""
+        for k, name in enumerate(self.node_names, start=1):
+            ip = str(self.fabric.addresses.bridge_ip(k))
+            node = {
+                "metadata": {
+                    "name": name,
+                    "labels": {
+                        "kubernetes.io/hostname": name,
+                        "kubernetes.io/os": "linux",
+                        "hollow.netpolcheck.io/netns": self.fabric.node_netns(k),
+                    },
+                },
+                "spec": {"podCIDR": str(self.fabric.addresses.block(k))},
+            }
+            self.store.create(NODES, node)
+            self.store.merge_patch(
+                NODES,
+                None,
+                name,
+                {
+                    "status": {
+                        "addresses": [
+                            {"type": "InternalIP", "address": ip},
+                            {"type": "Hostname", "address": name},
+                        ],
+                        "conditions": [
+                            {
+                                "type": "Ready",
+                                "status": "True",
+                                "reason": "KubeletReady",
+                                "message": "hollow kubelet is posting ready status",
+                                "lastHeartbeatTime": now_iso(),
+                                "lastTransitionTime": now_iso(),
+                            }
+                        ],
+                        "nodeInfo": node_info(name),
+                        "capacity": {"pods": "110"},
+                        "allocatable": {"pods": "110"},
+                    }
+                },
+                status=True,
+            )
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._unsubscribe = self.store.subscribe(self._on_event)
+        self._monitor.start()
+        pods, _ = self.store.list(PODS)
+        for pod in pods:
+            self._admit(pod)
+
+    def stop(self) -> None:
+        """Stop every pod (processes, netns); bounded by the per-container grace periods."""
+        if self._unsubscribe:
+            self._unsubscribe()
+        self._stop.set()
+        with self._lock:
+            runs = list(self._pods.values())
+        list(self._pool.map(self._stop_pod, runs))
+        self._pool.shutdown(wait=True)
+        if self._monitor.is_alive():
+            self._monitor.join(timeout=5)
+
+    def pod_count(self, node_index: int) -> int:
+        with self._lock:
+            return sum(1 for r in self._pods.values() if r.node_index == node_index and not r.stopping)
+
+    # ---- events ------------------------------------------------------------------------------
+
+    def _on_event(self, event: WatchEvent) -> None:
+        if event.resource.key != PODS.key or self._stop.is_set():
+            return
+        meta = event.object.get("metadata", {})
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if event.type == "DELETED":
+            with self._lock:
+                run = self._pods.get(key)
+                if run is None or run.uid != meta.get("uid"):
+                    return
+                run.stopping = True
+            self._pool.submit(self._stop_pod, run)
+            return
+        self._admit(event.object)
+
+    def _admit(self, pod: dict[str, Any]) -> None:
+        meta, spec = pod.get("metadata", {}), pod.get("spec", {})
+        uid = meta.get("uid", "")
+        node_name = spec.get("nodeName")
+        if not node_name:
+            if uid not in self._scheduled:
+                self._scheduled.add(uid)
+                self._pool.submit(self._schedule, meta.get("namespace", ""), meta.get("name", ""), uid)
+            return
+        if node_name not in self.node_names:
+            return
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        with self._lock:
+            existing = self._pods.get(key)
+            if existing is not None and existing.uid == uid:
+                return
+            if existing is not None:
+                existing.stopping = True
+                self._pool.submit(self._stop_pod, existing)
+            run = PodRun(
+                namespace=key[0],
+                name=key[1],
+                uid=uid,
+                node_index=self.node_names.index(node_name) + 1,
+                node_name=node_name,
+                host_network=bool(spec.get("hostNetwork")),
+                restart_policy=str(spec.get("restartPolicy") or "Always"),
+            )
+            self._pods[key] = run
+        self._pool.submit(self._start_pod, run, pod)
+
+    def _schedule(self, namespace: str, name: str, uid: str) -> None:
+        counts = [self.pod_count(k) for k in range(1, len(self.node_names) + 1)]
+        node = self.node_names[counts.index(min(counts))]
+        with contextlib.suppress(ApiError):
+            current = self.store.get(PODS, namespace, name)
+            if current["metadata"]["uid"] == uid and not current["spec"].get("nodeName"):
+                self.store.merge_patch(PODS, namespace, name, {"spec": {"nodeName": node}})
+
+    # ---- starting and stopping ---------------------------------------------------------------
+
+    def _start_pod(self, run: PodRun, pod: dict[str, Any]) -> None:
+        with run.lock:
+            if run.stopping:
+                return
+            try:
+                self._setup_pod(run, pod)
+            except (AddressError, OSError, RuntimeError) as exc:
+                log.warning("pod %s/%s setup failed: %s", run.namespace, run.name, exc)
+                run.failed = str(exc)
+                if not run.containers:  # statuses that say why, for every container of the spec
+                    run.containers = [
+                        ContainerRun(
+                            spec=c, program=images.Program([], "idle"), env={}, log_dir=Path("/nonexistent")
+                        )
+                        for c in pod["spec"].get("containers") or []
+                    ]
+                self._write_status(run)
+                return
+            self._write_status(run)
+            for init in run.init_containers:
+                self._launch(run, init)
+        # init containers run to completion before the app containers (monitor loop drives that)
+
+    def _setup_pod(self, run: PodRun, pod: dict[str, Any]) -> None:
+        meta, spec = pod["metadata"], pod["spec"]
+        run.start_time = now_iso()
+        if run.host_network:
+            run.netns = self.fabric.node_netns(run.node_index)
+            run.ip = self.fabric.addresses.bridge_ip(run.node_index)
+        else:
+            wanted = (meta.get("annotations") or {}).get(IP_ANNOTATION)
+            run.ip = self.fabric.addresses.allocate(run.node_index, wanted)
+            run.own_ip = True
+            run.netns = self.fabric.add_pod(run.node_index, run.ip)
+            if self.listener_factory is not None:
+                run.close_listener = self.listener_factory(run.netns)
+        pod_dir = self.state_dir / "pods" / f"{run.namespace}_{run.name}_{run.uid[:8]}"
+        for group, init in (("initContainers", True), ("containers", False)):
+            for c in spec.get(group) or []:
+                program = images.resolve(c, self.npc, init=init)
+                cr = ContainerRun(
+                    spec=c,
+                    program=program,
+                    env=self._env(run, pod, c),
+                    log_dir=pod_dir / c["name"],
+                    init=init,
+                )
+                (run.init_containers if init else run.containers).append(cr)
+        if not run.init_containers:
+            run.started = True
+            for cr in run.containers:
+                self._launch(run, cr)
+
+    def _env(self, run: PodRun, pod: dict[str, Any], c: dict[str, Any]) -> dict[str, str]:
+        env = {
+            "PATH": containers.CONTAINER_PATH,
+            "HOME": "/root",
+            "HOSTNAME": run.node_name if run.host_network else run.name,
+            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+            "KUBERNETES_SERVICE_PORT": "6443",
+            "KUBERNETES_SERVICE_PORT_HTTPS": "6443",
+            "HOLLOW_IMAGE": str(c.get("image") or ""),
+            "PYTHONUNBUFFERED": "1",
+            CLUSTER_ENV: self.fabric.prefix,
+        }
+        fields = {
+            "spec.nodeName": run.node_name,
+            "metadata.name": run.name,
+            "metadata.namespace": run.namespace,
+            "status.podIP": str(run.ip),
+            "status.hostIP": str(self.fabric.addresses.bridge_ip(run.node_index)),
+            "spec.serviceAccountName": str(pod["spec"].get("serviceAccountName") or "default"),
+        }
+        for item in c.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = str(item["value"])
+            else:
+                path = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath", "")
+                if path in fields:
+                    env[item["name"]] = fields[path]
+        return env
+
+    def _launch(self, run: PodRun, cr: ContainerRun) -> None:
+        sa = dict(self.service_account)
+        sa["namespace"] = run.namespace
+        ulogd = self._ulogd_conf if cr.program.role == "weave-npc" else None
+        cr.terminated = None
+        cr.ready = False
+        cr.ready_scan_offset = 0
+        cr.setup_done = False
+        cr.restart_at = None
+        log_path = cr.log_path()
+        cr.proc = containers.launch(
+            containers.LaunchSpec(
+                netns=run.netns,
+                argv=cr.program.argv,
+                env=cr.env,
+                service_account=sa,
+                log_path=log_path,
+                spec_path=cr.log_dir / "spec.json",
+                ulogd_conf=ulogd,
+            )
+        )
+        cr.started_at = now_iso()
+
+    def _stop_pod(self, run: PodRun) -> None:
+        with run.lock:
+            run.stopping = True
+            for cr in run.init_containers + run.containers:
+                if cr.proc is not None:
+                    containers.stop(cr.proc)
+            if run.close_listener is not None:
+                run.close_listener()
+                run.close_listener = None
+            if run.netns and not run.host_network:
+                self.fabric.remove_pod(run.netns)
+            if run.own_ip and run.ip is not None:
+                self.fabric.addresses.release(run.ip)
+                run.own_ip = False
+        with self._lock:
+            if self._pods.get((run.namespace, run.name)) is run:
+                del self._pods[(run.namespace, run.name)]
+
+    # ---- monitoring --------------------------------------------------------------------------
+
+    def _monitor_loop(self) -> None:
+        while not self._stop.wait(MONITOR_INTERVAL):
+            with self._lock:
+                runs = list(self._pods.values())
+            for run in runs:
+                if run.stopping or not run.netns or run.failed or not run.lock.acquire(blocking=False):
+                    continue
+                try:
+                    if not run.stopping:
+                        self._tick(run)
+                except Exception:  # keep the monitor alive; the pod shows what it can
+                    log.exception("monitor of pod %s/%s", run.namespace, run.name)
+                finally:
+                    run.lock.release()
+
+    def _tick(self, run: PodRun) -> None:
+        now = time.monotonic()
+        if not run.started:
+            self._tick_init(run, now)
+        else:
+            for cr in run.containers:
+                self._tick_container(run, cr, now)
+        self._write_status(run)
+
+    def _tick_init(self, run: PodRun, now: float) -> None:
+        for cr in run.init_containers:
+            if cr.proc is None:
+                return
+            code = cr.proc.poll()
+            if code is None:
+                return
+            if cr.terminated is None:
+                cr.terminated = self._terminated(cr, code)
+            if code != 0:
+                if run.restart_policy == "Never":
+                    return
+                if cr.restart_at is None:
+                    cr.restart_at = now + self._backoff(cr)
+                if now >= cr.restart_at:
+                    cr.last_terminated = cr.terminated
+                    cr.restart_count += 1
+                    self._launch(run, cr)
+                return
+        run.started = True
+        for cr in run.containers:
+            self._launch(run, cr)
+
+    def _tick_container(self, run: PodRun, cr: ContainerRun, now: float) -> None:
+        if cr.proc is None:
+            return
+        code = cr.proc.poll()
+        if code is None:
+            if not cr.ready:
+                cr.ready = self._set_up(cr) and self._looks_ready(cr)
+            return
+        if cr.terminated is None:
+            cr.terminated = self._terminated(cr, code)
+            cr.ready = False
+        if not self._will_restart(run, code):
+            return
+        if cr.restart_at is None:
+            cr.restart_at = now + self._backoff(cr)
+        if now >= cr.restart_at:
+            cr.last_terminated = cr.terminated
+            cr.restart_count += 1
+            self._launch(run, cr)
+
+    @staticmethod
+    def _backoff(cr: ContainerRun) -> float:
+        return min(BACKOFF_MAX, BACKOFF_START * (2 ** min(cr.restart_count, 10)))
+
+    @staticmethod
+    def _will_restart(run: PodRun, code: int) -> bool:
+        return run.restart_policy == "Always" or (run.restart_policy == "OnFailure" and code != 0)
+
+    @staticmethod
+    def _terminated(cr: ContainerRun, code: int) -> dict[str, Any]:
+        return {
+            "exitCode": code if code >= 0 else 128 - code,
+            "reason": "Completed" if code == 0 else "Error",
+            "startedAt": cr.started_at,
+            "finishedAt": now_iso(),
+            "containerID": f"hollow://{cr.proc.pid if cr.proc else 0}",
+        }
+
+    @staticmethod
+    def _set_up(cr: ContainerRun) -> bool:
+        """The container's namespaces are ready: container_init has exec'd the program."""
+        if cr.setup_done:
+            return True
+        if cr.proc is None:
+            return False
+        try:
+            cmdline = Path(f"/proc/{cr.proc.pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        cr.setup_done = SETUP_MODULE not in cmdline
+        return cr.setup_done
+
+    @staticmethod
+    def _looks_ready(cr: ContainerRun) -> bool:
+        """Up, and for the probe agent and the router stand-in: READY printed in its log."""
+        waits_for_mark = cr.program.role == "weave-router" or (
+            cr.program.role == "probe" and "serve" in cr.program.argv
+        )
+        if not waits_for_mark:
+            return True
+        try:
+            with open(cr.log_path(), "rb") as fh:
+                fh.seek(max(0, cr.ready_scan_offset - len(READY_MARK)))
+                data = fh.read()
+        except OSError:
+            return False
+        cr.ready_scan_offset += len(data)
+        return READY_MARK in data
+
+    # ---- status ------------------------------------------------------------------------------
+
+    def _container_status(self, run: PodRun, cr: ContainerRun) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "name": cr.name,
+            "image": cr.spec.get("image", ""),
+            "imageID": "",
+            "restartCount": cr.restart_count,
+            "ready": cr.ready,
+        }
+        if cr.proc is not None:
+            status["containerID"] = f"hollow://{cr.proc.pid}"
+        if run.failed:
+            status["state"] = {"waiting": {"reason": "CreateContainerError", "message": run.failed}}
+        elif cr.proc is None:
+            status["state"] = {
+                "waiting": {"reason": "PodInitializing" if not cr.init else "ContainerCreating"}
+            }
+        elif cr.terminated is not None:
+            if cr.restart_at is not None:
+                status["state"] = {
+                    "waiting": {"reason": "CrashLoopBackOff" if cr.terminated["exitCode"] else "Completed"}
+                }
+                status["lastState"] = {"terminated": cr.terminated}
+            else:
+                status["state"] = {"terminated": cr.terminated}
+        elif not cr.setup_done:
+            status["state"] = {"waiting": {"reason": "ContainerCreating"}}
+        else:
+            status["state"] = {"running": {"startedAt": cr.started_at}}
+        if "lastState" not in status and cr.last_terminated is not None:
+            status["lastState"] = {"terminated": cr.last_terminated}
+        status["started"] = cr.terminated is None and cr.setup_done
+        return status
+
+    def _phase(self, run: PodRun) -> str:
+        if run.failed or not run.started:
+            return "Pending"
+        states = [
+            (cr.terminated, self._will_restart(run, cr.terminated["exitCode"]) if cr.terminated else True)
+            for cr in run.containers
+        ]
+        if all(t is not None and not again for t, again in states):
+            return "Succeeded" if all(t and t["exitCode"] == 0 for t, _ in states) else "Failed"
+        return "Running"
+
+    def _write_status(self, run: PodRun) -> None:
+        ready = run.started and not run.failed and all(cr.ready for cr in run.containers)
+        initialized = run.started
+        t = now_iso()
+
+        def cond(kind: str, ok: bool, reason: str = "") -> dict[str, Any]:
+            c: dict[str, Any] = {"type": kind, "status": "True" if ok else "False", "lastProbeTime": None}
+            if reason and not ok:
+                c["reason"] = reason
+            return c
+
+        host_ip = str(self.fabric.addresses.bridge_ip(run.node_index))
+        status: dict[str, Any] = {
+            "phase": self._phase(run),
+            "hostIP": host_ip,
+            "hostIPs": [{"ip": host_ip}],
+            "startTime": run.start_time,
+            "conditions": [
+                cond("PodScheduled", True),
+                cond("Initialized", initialized, "ContainersNotInitialized"),
+                cond("ContainersReady", ready, "ContainersNotReady"),
+                cond("Ready", ready, "ContainersNotReady"),
+            ],
+            "containerStatuses": [self._container_status(run, cr) for cr in run.containers],
+            "qosClass": "BestEffort",
+        }
+        if run.init_containers:
+            status["initContainerStatuses"] = [self._container_status(run, cr) for cr in run.init_containers]
+        if run.ip is not None:
+            status["podIP"] = str(run.ip)
+            status["podIPs"] = [{"ip": str(run.ip)}]
+        if run.failed:
+            status["message"] = run.failed
+            status["reason"] = "HollowSetupError"
+        if status == run.last_status:
+            return
+        # transition times change only with the status itself
+        for c in status["conditions"]:
+            c["lastTransitionTime"] = t
+        previous = run.last_status
+        run.last_status = {k: v for k, v in status.items()}
+        if previous is not None:
+            for c, old in zip(status["conditions"], previous["conditions"], strict=True):
+                if old["status"] == c["status"] and "lastTransitionTime" in old:
+                    c["lastTransitionTime"] = old["lastTransitionTime"]
+        try:
+            self.store.merge_patch(PODS, run.namespace, run.name, {"status": status}, status=True)
+        except NotFound:
+            pass
+        except ApiError as exc:
+            log.warning("status of pod %s/%s: %s", run.namespace, run.name, exc)
+
+    # ---- PodRuntime --------------------------------------------------------------------------
+
+    def _container(self, namespace: str, pod: str, container: str) -> tuple[PodRun, ContainerRun]:
+        with self._lock:
+            run = self._pods.get((namespace, pod))
+        if run is None:
+            raise ExecError(f'pod "{pod}" in namespace "{namespace}" is not running on a hollow node')
+        for cr in run.containers + run.init_containers:
+            if cr.name == container or not container:
+                return run, cr
+        raise ExecError(f'container "{container}" not found in pod "{pod}"')
+
+    def exec(
+        self, namespace: str, pod: str, container: str, command: list[str], *, stdin: bool, tty: bool
+    ) -> subprocess.Popen[bytes]:
+        _run, cr = self._container(namespace, pod, container)
+        if not cr.running() or cr.proc is None or not self._set_up(cr):
+            raise ExecError(f'container "{cr.name}" in pod "{pod}" is not running')
+        if not command:
+            raise ExecError("no command given")
+        argv = [str(a) for a in command]
+        if argv[0] in ("python", "python3"):
+            argv[0] = sys.executable
+        return subprocess.Popen(
+            ["nsenter", "--target", str(cr.proc.pid), "--net", "--mount", "--", *argv],
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if tty else subprocess.PIPE,
+            env=cr.env,
+            start_new_session=True,
+        )
+
+    def log_path(self, namespace: str, pod: str, container: str, previous: bool = False) -> Path | None:
+        try:
+            _, cr = self._container(namespace, pod, container)
+        except ExecError:
+            return None
+        if previous:
+            return cr.log_path(cr.restart_count - 1) if cr.restart_count > 0 else None
+        path = cr.log_path()
+        return path if path.exists() else None

@@ -1,0 +1,247 @@
+"""Per-cell evaluation: the plain, unindexed statement of the rules, with the story of each verdict.
+
+This is the reference the indexed engine is tested against, the source of every `reason`, and the
+baseline of the benchmark.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from netpolcheck.model import profiles as dev
+from netpolcheck.model.effective import (
+    EffectivePeer,
+    EffectivePolicy,
+    EffectiveRule,
+    effective_policy,
+    legacy_default_deny,
+)
+from netpolcheck.model.objects import Endpoint, Pod, Probe
+from netpolcheck.model.policy import PolicyPort
+from netpolcheck.model.profiles import Profile
+from netpolcheck.model.state import State
+
+MULTICAST = ipaddress.ip_network("224.0.0.0/4")
+
+
+@dataclass(frozen=True)
+class RuleCheck:
+    """One rule of a selecting policy, checked against the peer and port of a cell."""
+
+    policy: str
+    rule: str
+    peer_ok: bool
+    port_ok: bool
+    deviations: tuple[str, ...] = ()
+
+    @property
+    def matched(self) -> bool:
+        return self.peer_ok and self.port_ok
+
+    def describe(self) -> str:
+        if self.matched:
+            return f"{self.policy} {self.rule} matches"
+        why = [w for w, ok in (("peer", self.peer_ok), ("port", self.port_ok)) if not ok]
+        return f"{self.policy} {self.rule} does not match ({' and '.join(why)} differ)"
+
+
+@dataclass(frozen=True)
+class DirectionVerdict:
+    direction: str
+    allowed: bool
+    isolated_by: tuple[str, ...] = ()
+    checks: tuple[RuleCheck, ...] = ()
+    note: str = ""  # why the direction is not policed, when it is not
+    deviations: tuple[str, ...] = field(default=())
+
+    @property
+    def matched(self) -> RuleCheck | None:
+        return next((c for c in self.checks if c.matched), None)
+
+    def reason(self) -> str:
+        if not self.isolated_by:
+            return f"{self.direction} {self.note or 'not isolated'}"
+        hit = self.matched
+        if hit is not None:
+            return f"{self.direction} allowed by {hit.policy} {hit.rule}"
+        return f"{self.direction} denied: isolated by {', '.join(self.isolated_by)} and no rule allows it"
+
+
+@dataclass(frozen=True)
+class CellVerdict:
+    source: str
+    destination: str
+    port: int
+    protocol: str
+    allowed: bool
+    ingress: DirectionVerdict
+    egress: DirectionVerdict
+    override: str | None = None  # a profile deviation that decided the cell outright
+
+    @property
+    def reason(self) -> str:
+        if self.override is not None:
+            return f"allowed: {self.override} (implementation deviation)"
+        if not self.ingress.isolated_by and not self.egress.isolated_by:
+            return "not isolated"
+        return f"{self.egress.reason()}; {self.ingress.reason()}"
+
+
+class Evaluator:
+    """Evaluates single cells of `state` under `profile`."""
+
+    def __init__(self, state: State, profile: Profile, memoise: bool = True) -> None:
+        self.state = state
+        self.profile = profile
+        self.policies: tuple[EffectivePolicy, ...] = tuple(
+            effective_policy(p, profile) for p in state.policies
+        )
+        self.by_namespace: dict[str, list[EffectivePolicy]] = {}
+        for policy in self.policies:
+            self.by_namespace.setdefault(policy.namespace, []).append(policy)
+        self.legacy = profile.has(dev.LEGACY_ISOLATION)
+        self._selecting: dict[str, list[EffectivePolicy]] = {}
+        self._memoise = memoise  # the benchmark's naive baseline turns this off
+
+    # -- matching ---------------------------------------------------------------------------------
+    def peer_matches(self, peer: EffectivePeer, endpoint: Endpoint) -> bool:
+        if peer.kind == "any":
+            return True
+        if peer.kind == "none":
+            return False
+        if peer.kind == "ipblock":
+            assert peer.ip_block is not None
+            return peer.ip_block.contains(endpoint.ip)
+        if not isinstance(endpoint, Pod) or endpoint.host_network:
+            return False
+        if peer.namespace_selector is None:
+            if endpoint.namespace != peer.namespace:
+                return False
+        elif not peer.namespace_selector.matches(self.state.namespaces[endpoint.namespace].labels):
+            return False
+        return peer.pod_selector is None or peer.pod_selector.matches(endpoint.labels)
+
+    @staticmethod
+    def port_matches(port: PolicyPort, number: int, protocol: str, destination: Endpoint) -> bool:
+        if port.protocol != protocol:
+            return False
+        if port.port is None:
+            return True
+        if isinstance(port.port, str):
+            return isinstance(destination, Pod) and destination.named_port(port.port, protocol) == number
+        if port.end_port is not None:
+            return port.port <= number <= port.end_port
+        return port.port == number
+
+    def rule_check(
+        self,
+        policy: EffectivePolicy,
+        rule: EffectiveRule,
+        peer: Endpoint,
+        number: int,
+        protocol: str,
+        destination: Endpoint,
+    ) -> RuleCheck:
+        peer_ok = rule.peers is None or any(self.peer_matches(p, peer) for p in rule.peers)
+        port_ok = rule.ports is None or any(
+            self.port_matches(p, number, protocol, destination) for p in rule.ports
+        )
+        return RuleCheck(policy.key, rule.label, peer_ok, port_ok, rule.deviations)
+
+    def selecting(self, pod: Pod) -> list[EffectivePolicy]:
+        """Policies whose podSelector selects `pod` (memoised: the engine asks per cell)."""
+        found = self._selecting.get(pod.key)
+        if found is None:
+            found = [p for p in self.by_namespace.get(pod.namespace, []) if self.selects(p, pod)]
+            if self._memoise:
+                self._selecting[pod.key] = found
+        return found
+
+    def selects(self, policy: EffectivePolicy, pod: Pod) -> bool:
+        return (
+            policy.skipped_by is None
+            and pod.namespace == policy.namespace
+            and policy.target.matches(pod.labels)
+        )
+
+    # -- directions -------------------------------------------------------------------------------
+    def ingress(
+        self, source: Endpoint, destination: Endpoint, number: int, protocol: str
+    ) -> DirectionVerdict:
+        if not isinstance(destination, Pod):
+            return DirectionVerdict("ingress", True, note="not policed (destination outside the pod network)")
+        if destination.host_network:
+            return DirectionVerdict("ingress", True, note="not policed (hostNetwork pods are never selected)")
+        selecting = self.selecting(destination)
+        isolated: tuple[str, ...]
+        if self.legacy:
+            ns = self.state.namespaces[destination.namespace]
+            isolated = (
+                (f"namespace {ns.name} annotation DefaultDeny",)
+                if legacy_default_deny(ns.annotations)
+                else ()
+            )
+        else:
+            isolated = tuple(p.key for p in selecting if p.isolates_ingress)
+        checks = tuple(
+            self.rule_check(p, r, source, number, protocol, destination) for p in selecting for r in p.ingress
+        )
+        allowed = not isolated or any(c.matched for c in checks)
+        return DirectionVerdict("ingress", allowed, isolated, checks)
+
+    def egress(self, source: Endpoint, destination: Endpoint, number: int, protocol: str) -> DirectionVerdict:
+        if not isinstance(source, Pod):
+            return DirectionVerdict("egress", True, note="not policed (source outside the pod network)")
+        if source.host_network:
+            return DirectionVerdict("egress", True, note="not policed (hostNetwork pods are never selected)")
+        if (
+            self.profile.has(dev.EGRESS_TO_OWN_NODE)
+            and isinstance(destination, Pod)
+            and destination.host_network
+            and destination.node is not None
+            and destination.node == source.node
+        ):
+            return DirectionVerdict(
+                "egress",
+                True,
+                note=f"not policed ({dev.EGRESS_TO_OWN_NODE})",
+                deviations=(dev.EGRESS_TO_OWN_NODE,),
+            )
+        selecting = self.selecting(source)
+        isolated = tuple(p.key for p in selecting if p.isolates_egress)
+        checks = tuple(
+            self.rule_check(p, r, destination, number, protocol, destination)
+            for p in selecting
+            for r in p.egress
+        )
+        allowed = not isolated or any(c.matched for c in checks)
+        return DirectionVerdict("egress", allowed, isolated, checks)
+
+    def override(self, source: Endpoint, destination: Endpoint) -> str | None:
+        if self.profile.has(dev.MULTICAST_ALLOWED) and destination.ip in MULTICAST:
+            return dev.MULTICAST_ALLOWED
+        if (
+            self.profile.has(dev.HOST_TO_LOCAL_POD)
+            and isinstance(source, Pod)
+            and source.host_network
+            and isinstance(destination, Pod)
+            and not destination.host_network
+            and source.node is not None
+            and source.node == destination.node
+        ):
+            return dev.HOST_TO_LOCAL_POD
+        return None
+
+    def cell(self, source: Endpoint, destination: Endpoint, probe: Probe) -> CellVerdict | None:
+        """The verdict for one cell, or None when `destination` has no port for this probe."""
+        number = probe.resolve(destination)
+        if number is None:
+            return None
+        ingress = self.ingress(source, destination, number, probe.protocol)
+        egress = self.egress(source, destination, number, probe.protocol)
+        override = self.override(source, destination)
+        allowed = override is not None or (ingress.allowed and egress.allowed)
+        return CellVerdict(
+            source.key, destination.key, number, probe.protocol, allowed, ingress, egress, override
+        )

@@ -1,0 +1,214 @@
+"""`python -m netpolcheck.probe serve|probe|journal|hold|hold-status|hold-stop` (see docs/probe.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from netpolcheck.probe.errors import BadInput
+
+PROG = "netpolcheck.probe"
+EXIT_USAGE = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line on stderr (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(f"{self.prog}: {message}")
+
+
+def port_list(text: str) -> list[int]:
+    ports = []
+    for part in text.split(","):
+        if not part.strip().isdigit() or not 1 <= int(part) <= 65535:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a port in 1-65535")
+        ports.append(int(part))
+    return ports
+
+
+def port(text: str) -> int:
+    (value,) = port_list(text)
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} seconds is out of range (0, 3600]")
+    return value
+
+
+def retry_count(text: str) -> int:
+    if not text.isdigit() or int(text) > 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a retry count in 0-100")
+    return int(text)
+
+
+def ipv4(text: str) -> str:
+    from netpolcheck.probe.targets import parse_ipv4
+
+    try:
+        return parse_ipv4(text, "--ip")
+    except BadInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=PROG, description="Probe agent of netpolcheck (runs inside probe pods).")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    commands.required = True
+
+    probe = commands.add_parser("probe", help="probe a JSON list of targets read from stdin")
+    probe.add_argument("--timeout", type=positive_seconds, default=1.0,
+                       help="window in seconds for all attempts of a target (default 1.0)")
+    probe.add_argument("--retries", type=retry_count, default=7,
+                       help="extra attempts for targets without an answer, spread over the window (default 7)")
+    probe.add_argument("--targets", default="-", help="read targets from this file instead of stdin")
+
+    serve = commands.add_parser("serve", help="echo listeners that journal what arrived; prints READY")
+    serve.add_argument("--tcp", type=port_list, default=[], help="TCP ports, e.g. 80,81")
+    serve.add_argument("--udp", type=port_list, default=[], help="UDP ports")
+    serve.add_argument("--sctp", type=port_list, default=[], help="SCTP ports (where the kernel has SCTP)")
+    serve.add_argument("--journal", default=None, help="journal file (default $NETPOLCHECK_PROBE_JOURNAL "
+                       "or /tmp/netpolcheck-probe/journal.jsonl)")
+
+    journal = commands.add_parser("journal", help="print the serve journal (JSON lines), optionally filtered")
+    journal.add_argument("--journal", default=None, help="journal file (default as for serve)")
+    journal.add_argument("--peer", type=ipv4, default=None, help="only records from this IP")
+    journal.add_argument("--proto", choices=["tcp", "udp", "sctp"], default=None)
+    journal.add_argument("--port", type=port, default=None)
+    journal.add_argument("--since", type=float, default=None, help="only records at or after this Unix time")
+
+    hold = commands.add_parser("hold", help="hold a TCP connection (and a UDP flow) and record every gap")
+    hold.add_argument("--ip", type=ipv4, required=True)
+    hold.add_argument("--port", type=port, required=True, help="TCP port of a serve listener")
+    hold.add_argument("--udp-port", type=port, default=None, help="also keep a UDP flow to this port")
+    hold.add_argument("--interval", type=positive_seconds, default=0.1, help="seconds between ticks")
+    hold.add_argument("--late-after", type=positive_seconds, default=None,
+                      help="a tick without an echo after this many seconds is lost (default: 2 x interval)")
+    hold.add_argument("--status", required=True, help="status file, rewritten every tick")
+    hold.add_argument("--duration", type=positive_seconds, default=None, help="end after this many seconds")
+    hold.add_argument("--connect-timeout", type=positive_seconds, default=3.0)
+    hold.add_argument("--background", action="store_true",
+                      help="detach; print the first status once connected, and return")
+
+    for name, text in (("hold-status", "print a hold's status file"),
+                       ("hold-stop", "stop a background hold and print its final report")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--status", required=True)
+        if name == "hold-stop":
+            sub.add_argument("--timeout", type=positive_seconds, default=5.0)
+    return parser
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    from netpolcheck.probe.targets import parse_targets
+
+    if args.targets == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            with open(args.targets, encoding="utf-8") as stream:
+                text = stream.read()
+        except OSError as exc:
+            raise BadInput(f"cannot read targets from {args.targets}: {exc.strerror}") from None
+    targets = parse_targets(text)
+    from netpolcheck.probe.engine import probe_targets
+
+    print(json.dumps(probe_targets(targets, args.timeout, args.retries)), flush=True)
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from netpolcheck.probe.journal import default_path
+    from netpolcheck.probe.serve import run_serve as serve
+
+    return serve(args.tcp, args.udp, args.sctp, args.journal or default_path())
+
+
+def run_journal(args: argparse.Namespace) -> int:
+    from netpolcheck.probe.journal import default_path, matches, read_journal
+
+    path = args.journal or default_path()
+    if not os.path.exists(path):
+        raise BadInput(f"no journal at {path} (is serve running with this --journal?)")
+    for record in read_journal(path):
+        if matches(record, args.peer, args.proto, args.port, args.since):
+            print(json.dumps(record, sort_keys=True))
+    return 0
+
+
+def run_hold(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from netpolcheck.probe.hold import Holder, wait_for_status
+
+    late_after = args.late_after or 2 * args.interval
+    if args.background:
+        if os.path.exists(args.status):
+            os.unlink(args.status)
+        child_argv = [a for a in argv if a != "--background"]
+        child = subprocess.Popen(
+            [sys.executable, "-m", PROG, *child_argv],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        status = wait_for_status(args.status, args.connect_timeout + 5.0, ready="running")
+        if status is None:
+            child.terminate()
+            child.wait(5)
+            raise BadInput(f"background hold (pid {child.pid}) wrote no status to {args.status}")
+        print(json.dumps(status, sort_keys=True), flush=True)
+        return 0 if status["state"] == "running" else 1
+    holder = Holder(args.ip, args.port, args.udp_port, args.interval, late_after, args.status,
+                    args.connect_timeout)
+    code = holder.run(args.duration)
+    print(json.dumps(holder.status(), sort_keys=True), flush=True)
+    return code
+
+
+def run_hold_status(args: argparse.Namespace) -> int:
+    from netpolcheck.probe.hold import read_status
+
+    print(json.dumps(read_status(args.status), sort_keys=True))
+    return 0
+
+
+def run_hold_stop(args: argparse.Namespace) -> int:
+    from netpolcheck.probe.hold import stop_hold
+
+    print(json.dumps(stop_hold(args.status, args.timeout), sort_keys=True))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(arguments)
+        handlers = {
+            "probe": run_probe,
+            "serve": run_serve,
+            "journal": run_journal,
+            "hold-status": run_hold_status,
+            "hold-stop": run_hold_stop,
+        }
+        if args.command == "hold":
+            return run_hold(args, arguments)
+        return handlers[args.command](args)
+    except BadInput as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""The DaemonSet controller with a kubelet stand-in: placement, rolling updates node by node,
+OnDelete, status for `kubectl rollout status`, and applying the workshop's Weave upgrade manifest."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError
+
+from conftest import KUBECTL, Cluster, ReadyMarker
+from netpolcheck.hollow.api import resources as r
+from netpolcheck.hollow.api.store import WatchEvent
+from netpolcheck.hollow.controllers.daemonset import HASH_LABEL, DaemonSetController, pod_ready
+
+SEED = Path("/work/shared/seed/weavenet-update.yaml")
+NODES = ("node-1", "node-2", "node-3")
+
+
+def wait_for(what: str, condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll `condition` until truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def nodes(cluster: Cluster) -> list[str]:
+    for name in NODES:
+        cluster.store.create(
+            r.NODES, {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}}
+        )
+    return list(NODES)
+
+
+@pytest.fixture
+def marker(cluster: Cluster) -> Iterator[ReadyMarker]:
+    m = ReadyMarker(cluster.store)
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def controller(cluster: Cluster, nodes: list[str], marker: ReadyMarker) -> Iterator[DaemonSetController]:
+    c = DaemonSetController(cluster.store, resync_seconds=0.2)
+    c.start()
+    yield c
+    c.stop()
+
+
+def daemonset(
+    name: str = "weave-net",
+    image: str = "weaveworks/weave-npc:2.0.5",
+    strategy: str = "RollingUpdate",
+    node_selector: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": [{"name": "weave-npc", "image": image}]}
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    return {
+        "metadata": {"name": name, "namespace": "kube-system"},
+        "spec": {
+            "selector": {"matchLabels": {"name": name}},
+            "updateStrategy": {"type": strategy},
+            "template": {"metadata": {"labels": {"name": name}}, "spec": spec},
+        },
+    }
+
+
+def ds_pods(cluster: Cluster, name: str = "weave-net") -> list[dict[str, Any]]:
+    return cluster.store.list(r.PODS, "kube-system", label_selector=f"name={name}")[0]
+
+
+def rolled_out(cluster: Cluster, name: str = "weave-net") -> bool:
+    ds = cluster.store.get(r.DAEMONSETS, "kube-system", name)
+    s = ds.get("status") or {}
+    return (
+        s.get("observedGeneration") == ds["metadata"]["generation"]
+        and s.get("updatedNumberScheduled") == s.get("desiredNumberScheduled") == s.get("numberAvailable")
+        and len(ds_pods(cluster, name)) == s.get("desiredNumberScheduled")
+    )
+
+
+def set_image(cluster: Cluster, image: str, name: str = "weave-net") -> None:
+    cluster.store.merge_patch(
+        r.DAEMONSETS,
+        "kube-system",
+        name,
+        {"spec": {"template": {"spec": {"containers": [{"name": "weave-npc", "image": image}]}}}},
+    )
+
+
+def test_one_ready_pod_per_node_with_owner_labels_and_status(
+    cluster: Cluster, controller: DaemonSetController
+) -> None:
+    apps = client.AppsV1Api(cluster.api_client)
+    created = apps.create_namespaced_daemon_set("kube-system", daemonset())
+    wait_for("3 ready weave-net pods", lambda: rolled_out(cluster))
+    pods = ds_pods(cluster)
+    assert sorted(p["spec"]["nodeName"] for p in pods) == sorted(NODES)
+    for p in pods:
+        meta = p["metadata"]
+        assert meta["name"].startswith("weave-net-") and meta["labels"]["pod-template-generation"] == "1"
+        assert meta["ownerReferences"][0]["uid"] == created.metadata.uid
+        assert meta["ownerReferences"][0]["controller"] is True and HASH_LABEL in meta["labels"]
+    status = apps.read_namespaced_daemon_set_status("weave-net", "kube-system").status
+    assert (
+        status.desired_number_scheduled,
+        status.current_number_scheduled,
+        status.number_ready,
+        status.updated_number_scheduled,
+        status.number_available,
+        status.number_unavailable,
+        status.observed_generation,
+    ) == (3, 3, 3, 3, 3, None, 1)
+    apps.delete_namespaced_daemon_set("weave-net", "kube-system")
+    wait_for("the DaemonSet's pods to be deleted with it", lambda: ds_pods(cluster) == [])
+
+
+def test_rolling_update_replaces_one_node_at_a_time_and_waits_for_ready(
+    cluster: Cluster, controller: DaemonSetController, marker: ReadyMarker
+) -> None:
+    cluster.store.create(r.DAEMONSETS, daemonset())
+    wait_for("the first rollout", lambda: rolled_out(cluster))
+    old_hash = ds_pods(cluster)[0]["metadata"]["labels"][HASH_LABEL]
+    # Every pod starts ready; replay each later pod event against this picture.
+    live: dict[str, tuple[str, bool]] = {
+        p["metadata"]["name"]: (p["spec"]["nodeName"], True) for p in ds_pods(cluster)
+    }
+    timeline: list[tuple[int, str, str, bool, str]] = []  # (rv, type, node, ready, name)
+    lock = threading.Lock()
+
+    def record(event: WatchEvent) -> None:
+        with lock:
+            timeline.append(
+                (
+                    event.rv,
+                    event.type,
+                    event.object.get("spec", {}).get("nodeName", ""),
+                    pod_ready(event.object),
+                    event.object["metadata"]["name"],
+                )
+                if event.resource is r.PODS
+                else (event.rv, "", "", False, "")
+            )
+
+    unsubscribe = cluster.store.subscribe(record)
+    marker.hold.set()
+    set_image(cluster, "weaveworks/weave-npc:2.1.3")
+    wait_for(
+        "one old pod replaced by an unready new one",
+        lambda: sum(p["metadata"]["labels"][HASH_LABEL] != old_hash for p in ds_pods(cluster)) == 1,
+    )
+    # Observe for five controller resyncs (0.2 s each): no second old pod goes while the new one is unready.
+    observed_until = time.monotonic() + 1.0
+    while time.monotonic() < observed_until:
+        assert sum(p["metadata"]["labels"][HASH_LABEL] == old_hash for p in ds_pods(cluster)) == 2
+        time.sleep(0.1)
+    marker.hold.clear()
+    marker.release_pending()
+    wait_for("the rollout to finish", lambda: rolled_out(cluster), timeout=15)
+    final_rv = cluster.store.resource_version
+    wait_for("the recorder to receive every event", lambda: timeline and timeline[-1][0] >= final_rv)
+    unsubscribe()
+
+    fewest_ready, deleted_nodes = len(NODES), []
+    for _, kind, node, ready, name in timeline:
+        if not name:
+            continue
+        if kind == "DELETED":
+            live.pop(name, None)
+            deleted_nodes.append(node)
+        else:
+            live[name] = (node, ready)
+        fewest_ready = min(fewest_ready, len({n for n, rd in live.values() if rd}))
+    assert fewest_ready == len(NODES) - 1, "maxUnavailable 1 was not respected (or nothing was replaced)"
+    assert sorted(deleted_nodes) == sorted(NODES)
+    assert {n for n, rd in live.values() if rd} == set(NODES) and len(live) == len(NODES)
+
+
+def test_rollout_events_alternate_delete_then_create_per_node(
+    cluster: Cluster, controller: DaemonSetController
+) -> None:
+    cluster.store.create(r.DAEMONSETS, daemonset())
+    wait_for("the first rollout", lambda: rolled_out(cluster))
+    before = cluster.store.resource_version
+    set_image(cluster, "weaveworks/weave-npc:2.1.3")
+    wait_for("the rollout to finish", lambda: rolled_out(cluster), timeout=15)
+    events = [
+        e
+        for e in cluster.store.list(r.EVENTS, "kube-system")[0]
+        if int(e["metadata"]["resourceVersion"]) > before
+    ]
+    events.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
+    assert [e["reason"] for e in events] == ["SuccessfulDelete", "SuccessfulCreate"] * 3
+    assert all(e["involvedObject"]["name"] == "weave-net" for e in events)
+
+
+def test_on_delete_strategy_waits_for_manual_deletion(
+    cluster: Cluster, controller: DaemonSetController
+) -> None:
+    cluster.store.create(r.DAEMONSETS, daemonset(strategy="OnDelete"))
+    wait_for("the first rollout", lambda: rolled_out(cluster))
+    names = sorted(p["metadata"]["name"] for p in ds_pods(cluster))
+    set_image(cluster, "weaveworks/weave-npc:2.1.3")
+    wait_for(
+        "the new generation to be observed",
+        lambda: (
+            (cluster.store.get(r.DAEMONSETS, "kube-system", "weave-net").get("status") or {}).get(
+                "observedGeneration"
+            )
+            == 2
+        ),
+    )
+    time.sleep(0.6)  # three controller resyncs: OnDelete must leave the old pods alone meanwhile
+    assert sorted(p["metadata"]["name"] for p in ds_pods(cluster)) == names
+    cluster.store.delete(r.PODS, "kube-system", names[0])
+    wait_for(
+        "a replacement pod from the new template",
+        lambda: any(p["spec"]["containers"][0]["image"].endswith(":2.1.3") for p in ds_pods(cluster)),
+    )
+    status = cluster.store.get(r.DAEMONSETS, "kube-system", "weave-net")["status"]
+    wait_for(
+        "status to count one updated pod",
+        lambda: (
+            cluster.store.get(r.DAEMONSETS, "kube-system", "weave-net")["status"].get(
+                "updatedNumberScheduled"
+            )
+            == 1
+        ),
+    )
+    assert status["desiredNumberScheduled"] == 3
+
+
+def test_node_selector_is_respected(cluster: Cluster, controller: DaemonSetController) -> None:
+    cluster.store.create(r.DAEMONSETS, daemonset(node_selector={"role": "edge"}))
+    cluster.store.merge_patch(r.NODES, None, "node-2", {"metadata": {"labels": {"role": "edge"}}})
+    wait_for("one pod on node-2", lambda: [p["spec"]["nodeName"] for p in ds_pods(cluster)] == ["node-2"])
+    cluster.store.merge_patch(r.NODES, None, "node-2", {"metadata": {"labels": {"role": None}}})
+    wait_for("the pod to leave node-2", lambda: ds_pods(cluster) == [])
+
+
+def test_kubectl_rollout_status_and_get_follow_a_rolling_daemonset(
+    cluster: Cluster, controller: DaemonSetController, marker: ReadyMarker
+) -> None:
+    cluster.store.create(r.DAEMONSETS, daemonset())
+    wait_for("the first rollout", lambda: rolled_out(cluster))
+    marker.hold.set()
+    set_image(cluster, "weaveworks/weave-npc:2.1.3")
+    proc = subprocess.Popen(
+        [
+            str(KUBECTL),
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "rollout",
+            "status",
+            "ds/weave-net",
+            "-n",
+            "kube-system",
+            "--timeout=30s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("Waiting for daemon set"), first
+        marker.hold.clear()
+        marker.release_pending()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode == 0, err
+    assert out.strip().endswith('daemon set "weave-net" successfully rolled out')
+    listing = cluster.kubectl("get", "pods", "-n", "kube-system", "-o", "wide")
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert lines[0].split()[:5] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert sorted(line.split()[6] for line in lines[1:]) == sorted(NODES)
+    assert all(line.split()[2] == "Running" for line in lines[1:])
+    ds = cluster.kubectl("get", "ds", "weave-net", "-n", "kube-system")
+    assert ds.stdout.split("\n")[1].split()[:6] == ["weave-net", "3", "3", "3", "3", "3"], ds.stdout
+
+
+def _flatten(docs: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for doc in docs:
+        if doc and doc.get("kind", "").endswith("List") and "items" in doc:
+            out += _flatten(doc["items"])
+        elif doc:
+            out.append(doc)
+    return out
+
+
+def test_apply_seed_upgrade_manifest_through_the_python_client(
+    cluster: Cluster, controller: DaemonSetController
+) -> None:
+    if not SEED.exists():
+        pytest.skip(f"seed manifest not present at {SEED}")
+    dyn = DynamicClient(cluster.api_client)
+    objects = _flatten(list(yaml.safe_load_all(SEED.read_text())))
+    assert {o["apiVersion"] for o in objects} >= {"extensions/v1beta1", "rbac.authorization.k8s.io/v1beta1"}
+
+    def create_or_replace(obj: dict[str, Any]) -> Any:
+        res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        ns = obj["metadata"].get("namespace") if res.namespaced else None
+        try:
+            current = res.get(name=obj["metadata"]["name"], namespace=ns)
+        except NotFoundError:
+            return res.create(body=obj, namespace=ns)
+        body = {**obj, "metadata": {**obj["metadata"], "resourceVersion": current.metadata.resourceVersion}}
+        return res.replace(body=body, namespace=ns)
+
+    for obj in objects:
+        create_or_replace(obj)
+    wait_for("weave-net to roll out on 3 nodes", lambda: rolled_out(cluster))
+    ds = dyn.resources.get(api_version="extensions/v1beta1", kind="DaemonSet").get(
+        name="weave-net", namespace="kube-system"
+    )
+    assert ds.apiVersion == "extensions/v1beta1" and ds.spec.updateStrategy.type == "RollingUpdate"
+    images = {c["image"] for p in ds_pods(cluster) for c in p["spec"]["containers"]}
+    assert images == {"weaveworks/weave-kube:2.1.3", "weaveworks/weave-npc:2.1.3"}
+    generation = ds.metadata.generation
+    for obj in objects:  # re-applying the same manifest changes nothing
+        create_or_replace(obj)
+    again = client.AppsV1Api(cluster.api_client).read_namespaced_daemon_set("weave-net", "kube-system")
+    assert again.metadata.generation == generation
+    role = client.RbacAuthorizationV1Api(cluster.api_client).read_namespaced_role("weave-net", "kube-system")
+    assert role.rules
+    # Server-side apply (what tooling.md recommends) goes through the same storage.
+    daemon = next(o for o in objects if o["kind"] == "DaemonSet")
+    res = dyn.resources.get(api_version=daemon["apiVersion"], kind="DaemonSet")
+    applied = dyn.server_side_apply(
+        res, body=daemon, namespace="kube-system", field_manager="netpolcheck", force_conflicts=True
+    )
+    assert applied.metadata.generation == generation

@@ -1,0 +1,309 @@
+"""A real 3-node hollow cluster, driven with the kubernetes client and kubectl."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import subprocess
+import threading
+import time
+from typing import Any
+
+import pytest
+import urllib3
+from kubernetes import watch
+from podtools import CONNECT, create_namespace, echo_pod, pod_exec, wait_running
+
+from conftest import Cluster
+from netpolcheck.hollow.waits import wait_until
+
+pytestmark = [pytest.mark.netns, pytest.mark.hollow]
+
+
+def test_three_ready_nodes_and_the_pod_range_unreachable_from_the_machine(shared_cluster: Cluster) -> None:
+    nodes = shared_cluster.core.list_node().items
+    assert sorted(n.metadata.name for n in nodes) == ["node1", "node2", "node3"]
+    assert all({c.type: c.status for c in n.status.conditions}["Ready"] == "True" for n in nodes)
+    routes = subprocess.run(
+        ["ip", "-4", "route", "show", "type", "unreachable"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"unreachable {shared_cluster.pod_cidr}" in routes
+
+
+def test_pods_spread_over_nodes_and_reach_each_other_across_nodes(shared_cluster: Cluster) -> None:
+    core = shared_cluster.core
+    create_namespace(core, "spread-a")
+    create_namespace(core, "spread-b")
+    names = [("spread-a", "one"), ("spread-a", "two"), ("spread-b", "three")]
+    for ns, name in names:
+        core.create_namespaced_pod(ns, echo_pod(name))
+    pods = [wait_running(core, ns, name) for ns, name in names]
+    nodes = {p.spec.node_name for p in pods}
+    assert nodes == {"node1", "node2", "node3"}, "the scheduler put two pods on one node"
+    for pod in pods:
+        k = int(pod.spec.node_name.removeprefix("node"))
+        assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(f"10.32.{k}.0/24")
+        assert pod.status.host_ip == f"10.32.0.{k}"
+    for src in pods:
+        for dst in pods:
+            if src is dst:
+                continue
+            code, out, err = pod_exec(
+                core, src.metadata.namespace, src.metadata.name, ["python3", "-c", CONNECT, dst.status.pod_ip]
+            )
+            assert (code, out.strip()) == (0, f"{dst.status.pod_ip} saw {src.status.pod_ip}"), err
+    core.delete_namespace("spread-a")
+    core.delete_namespace("spread-b")
+
+
+def test_exec_returns_output_and_exit_codes_and_the_pod_has_no_default_route(shared_cluster: Cluster) -> None:
+    core = shared_cluster.core
+    core.create_namespaced_pod("default", echo_pod("exec-target", node="node2"))
+    wait_running(core, "default", "exec-target")
+    code, out, err = pod_exec(
+        core, "default", "exec-target", ["sh", "-c", "echo out; echo err >&2; ip route; exit 3"]
+    )
+    assert code == 3
+    assert out.splitlines()[0] == "out" and err.strip() == "err"
+    assert "default" not in out and "10.32.0.0/12 dev eth0" in out
+    code, out, _ = pod_exec(
+        core, "default", "exec-target", ["cat", "/var/run/secrets/kubernetes.io/serviceaccount/namespace"]
+    )
+    assert (code, out) == (0, "default")
+    core.delete_namespaced_pod("exec-target", "default")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the API server compares the auth scheme case-sensitively: the Python "
+    "client's in-cluster config sends 'bearer <token>' and gets 401 (api/server.py _authenticate)",
+)
+def test_in_cluster_client_works_unchanged_inside_a_pod(shared_cluster: Cluster) -> None:
+    core = shared_cluster.core
+    core.create_namespaced_pod("default", echo_pod("incluster"))
+    wait_running(core, "default", "incluster")
+    script = (
+        "from kubernetes import client, config; config.load_incluster_config(); "
+        "print(sorted(n.metadata.name for n in client.CoreV1Api().list_node().items))"
+    )
+    code, out, err = pod_exec(core, "default", "incluster", ["python3", "-c", script])
+    assert code == 0, err
+    assert out.strip() == "['node1', 'node2', 'node3']"
+    core.delete_namespaced_pod("incluster", "default")
+
+
+def test_requested_ip_annotation_and_deletion_removes_the_namespace(shared_cluster: Cluster) -> None:
+    core = shared_cluster.core
+    core.create_namespaced_pod(
+        "default", echo_pod("fixed", node="node3", annotations={"hollow.netpolcheck.io/ip": "10.32.1.20"})
+    )
+    pod = wait_running(core, "default", "fixed")
+    assert pod.status.pod_ip == "10.32.1.20"
+    pid = int(pod.status.container_statuses[0].container_id.removeprefix("hollow://"))
+    netns_before = subprocess.run(
+        ["ip", "netns", "identify", str(pid)], capture_output=True, text=True
+    ).stdout
+    assert netns_before.startswith(shared_cluster.prefix)
+    core.delete_namespaced_pod("fixed", "default")
+    ns_name = netns_before.strip()
+    wait_until(
+        lambda: ns_name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout,
+        10,
+        f"netns {ns_name} to go",
+    )
+    wait_until(lambda: not __import__("os").path.exists(f"/proc/{pid}"), 5, f"container pid {pid} to exit")
+
+
+def test_restarts_follow_restart_policy_and_logs_keep_the_previous_run(shared_cluster: Cluster) -> None:
+    core = shared_cluster.core
+    crash = {
+        "metadata": {"name": "crash"},
+        "spec": {
+            "restartPolicy": "Always",
+            "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "echo run; exit 3"]}],
+        },
+    }
+    once = {
+        "metadata": {"name": "once"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "echo done"]}],
+        },
+    }
+    core.create_namespaced_pod("default", crash)
+    core.create_namespaced_pod("default", once)
+
+    def restarted_twice() -> bool:
+        st = core.read_namespaced_pod("crash", "default").status.container_statuses
+        return bool(st) and st[0].restart_count >= 2
+
+    wait_until(restarted_twice, 15, "pod crash to restart twice")
+    status = core.read_namespaced_pod("crash", "default").status.container_statuses[0]
+    assert status.last_state.terminated.exit_code == 3
+    assert core.read_namespaced_pod_log("crash", "default", previous=True).strip() == "run"
+    wait_until(
+        lambda: core.read_namespaced_pod("once", "default").status.phase == "Succeeded",
+        10,
+        "pod once to succeed",
+    )
+    once_status = core.read_namespaced_pod("once", "default").status.container_statuses[0]
+    assert once_status.restart_count == 0 and once_status.state.terminated.exit_code == 0
+    core.delete_namespaced_pod("crash", "default")
+    core.delete_namespaced_pod("once", "default")
+
+
+def test_kubectl_get_logs_exec(shared_cluster: Cluster) -> None:
+    core = shared_cluster.core
+    core.create_namespaced_pod("default", echo_pod("kubectl-target", node="node1"))
+    wait_running(core, "default", "kubectl-target")
+    got = shared_cluster.kubectl("get", "pods", "-o", "wide")
+    assert got.returncode == 0 and "kubectl-target" in got.stdout and "node1" in got.stdout, got.stderr
+    logs = shared_cluster.kubectl("logs", "kubectl-target")
+    assert (logs.returncode, logs.stdout) == (0, "READY\n")
+    ex = shared_cluster.kubectl("exec", "kubectl-target", "--", "sh", "-c", "echo $HOSTNAME; exit 4")
+    assert ex.returncode == 4 and ex.stdout == "kubectl-target\n"
+    core.delete_namespaced_pod("kubectl-target", "default")
+
+
+def _ds(image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "roller", "namespace": "default"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "roller"}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {
+                "metadata": {"labels": {"app": "roller"}},
+                "spec": {"containers": [{"name": "c", "image": image, "command": ["sleep", "infinity"]}]},
+            },
+        },
+    }
+
+
+def test_daemonset_image_change_rolls_out_one_node_at_a_time(shared_cluster: Cluster) -> None:
+    core, apps = shared_cluster.core, shared_cluster.apps
+    apps.create_namespaced_daemon_set("default", _ds("busybox:1.36"))
+
+    def rolled_out(image: str) -> bool:
+        pods = core.list_namespaced_pod("default", label_selector="app=roller").items
+        ready = [
+            p
+            for p in pods
+            if p.spec.containers[0].image == image
+            and p.status.phase == "Running"
+            and {c.type: c.status for c in p.status.conditions or []}.get("Ready") == "True"
+        ]
+        return len(pods) == 3 and len(ready) == 3
+
+    wait_until(lambda: rolled_out("busybox:1.36"), 20, "daemonset roller to run on 3 nodes")
+    events: list[tuple[float, str, str, str, bool]] = []
+    stop = threading.Event()
+    w = watch.Watch()
+
+    def record() -> None:
+        with contextlib.suppress(urllib3.exceptions.ProtocolError):  # w.stop() may cut the stream
+            for ev in w.stream(
+                core.list_namespaced_pod, "default", label_selector="app=roller", timeout_seconds=30
+            ):
+                pod = ev["object"]
+                ready = {c.type: c.status for c in pod.status.conditions or []}.get("Ready") == "True"
+                events.append(
+                    (time.monotonic(), ev["type"], pod.spec.node_name, pod.spec.containers[0].image, ready)
+                )
+                if stop.is_set():
+                    return
+
+    thread = threading.Thread(target=record, daemon=True)
+    thread.start()
+    wait_until(lambda: len(events) >= 3, 10, "the watch to list the 3 roller pods")
+    apps.patch_namespaced_daemon_set(
+        "roller",
+        "default",
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": "c", "image": "busybox:1.37", "command": ["sleep", "infinity"]}
+                        ]
+                    }
+                }
+            }
+        },
+    )
+    status = shared_cluster.kubectl("rollout", "status", "ds/roller", "--timeout=40s", timeout=60)
+    assert status.returncode == 0 and "successfully rolled out" in status.stdout, (
+        status.stdout + status.stderr
+    )
+    wait_until(lambda: rolled_out("busybox:1.37"), 40, "daemonset roller to roll out busybox:1.37")
+    stop.set()
+    w.stop()
+    # Replay: at no moment may two nodes lack a Ready pod (maxUnavailable 1).
+    ready_by_node: dict[str, bool] = {}
+    pods_ready: dict[tuple[str, str], bool] = {}
+    order: list[str] = []
+    for _, kind, node, image, ready in events[:3]:  # the initial list: every node has a Ready old pod
+        assert (kind, image, ready) == ("ADDED", "busybox:1.36", True)
+        pods_ready[(node, image)] = ready
+    for _, kind, node, image, ready in events[3:]:
+        if kind == "DELETED":
+            pods_ready.pop((node, image), None)
+        else:
+            pods_ready[(node, image)] = ready
+        for n in ("node1", "node2", "node3"):
+            ready_by_node[n] = any(r for (nn, _), r in pods_ready.items() if nn == n)
+        assert sum(not r for r in ready_by_node.values()) <= 1, f"two nodes unavailable at once: {pods_ready}"
+        if kind == "DELETED" and image == "busybox:1.36":
+            order.append(node)
+    assert sorted(order) == ["node1", "node2", "node3"], order
+    apps.delete_namespaced_daemon_set("roller", "default")
+    wait_until(
+        lambda: not core.list_namespaced_pod("default", label_selector="app=roller").items,
+        10,
+        "the roller pods to be deleted with their DaemonSet",
+    )
+    assert json.loads(shared_cluster.kubectl("get", "ds", "-A", "-o", "json").stdout)["items"] == []
+
+
+IN_POD_API_CHECK = """
+import json, ssl, urllib.request
+sa = '/var/run/secrets/kubernetes.io/serviceaccount/'
+ctx = ssl.create_default_context(cafile=sa + 'ca.crt')
+req = urllib.request.Request('https://127.0.0.1:6443/api/v1/namespaces/default/pods',
+                             headers={'Authorization': 'Bearer ' + open(sa + 'token').read()})
+print(sorted(p['metadata']['name'] for p in json.load(urllib.request.urlopen(req, context=ctx))['items']))
+"""
+
+
+def test_the_api_answers_on_127_0_0_1_6443_inside_a_pod_with_the_service_account(
+    shared_cluster: Cluster,
+) -> None:
+    core = shared_cluster.core
+    core.create_namespaced_pod("default", echo_pod("api-user", node="node3"))
+    wait_running(core, "default", "api-user")
+    code, out, err = pod_exec(core, "default", "api-user", ["python3", "-c", IN_POD_API_CHECK])
+    assert code == 0, err
+    assert "'api-user'" in out
+    core.delete_namespaced_pod("api-user", "default")
+
+
+def test_a_bad_ip_annotation_shows_in_the_pod_status(shared_cluster: Cluster) -> None:
+    core = shared_cluster.core
+    core.create_namespaced_pod(
+        "default", echo_pod("bad-ip", annotations={"hollow.netpolcheck.io/ip": "192.0.2.9"})
+    )
+
+    def reported() -> bool:
+        st = core.read_namespaced_pod("bad-ip", "default").status
+        return (
+            bool(st.container_statuses)
+            and st.container_statuses[0].state.waiting is not None
+            and (st.container_statuses[0].state.waiting.reason == "CreateContainerError")
+        )
+
+    wait_until(reported, 10, "pod bad-ip to report CreateContainerError")
+    pod = core.read_namespaced_pod("bad-ip", "default")
+    assert pod.status.phase == "Pending" and "192.0.2.9" in pod.status.message
+    core.delete_namespaced_pod("bad-ip", "default")

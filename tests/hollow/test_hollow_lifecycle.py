@@ -1,0 +1,179 @@
+"""`hollow up/down/status` as a user runs them: bad input, busy state dir, crash recovery, no leftovers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from podtools import echo_pod, wait_running
+
+from conftest import Cluster, hollow, leftovers, start_cluster, stop_cluster
+from netpolcheck.hollow.waits import wait_until
+
+pytestmark = [pytest.mark.netns, pytest.mark.hollow]
+
+CRASH_CIDR = "10.64.0.0/12"
+
+
+def our_netns() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.startswith("hw")}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--nodes", "0"], "--nodes 0 is not in 1..16"),
+        (["--nodes", "17"], "--nodes 17 is not in 1..16"),
+        (["--pod-cidr", "192.0.0.0/19"], "overlaps existing route"),  # the machine's 192.0.2.0/24
+        (["--pod-cidr", "10.1.0.0/24"], "too small"),
+        (["--npc", "/no/such/weave-npc"], "neither none, reference nor an executable"),
+        (["--weave-version", "latest"], "not a Weave version"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_created(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    before = our_netns()
+    result = hollow("up", "--state-dir", str(tmp_path / "state"), *args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "state").exists()
+    assert our_netns() == before
+
+
+def test_not_root_is_refused(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-m",
+            "netpolcheck.cli",
+            "hollow",
+            "up",
+            "--state-dir",
+            str(tmp_path / "s"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 2 and "needs root" in result.stderr, result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_missing_ipset_is_refused(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("ip", "iptables", "nsenter"):
+        (bin_dir / tool).symlink_to(
+            subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
+        )
+    env = dict(os.environ, PATH=str(bin_dir))
+    result = subprocess.run(
+        [sys.executable, "-m", "netpolcheck.cli", "hollow", "up", "--state-dir", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 2 and "`ipset`" in result.stderr, result.stderr
+
+
+def test_busy_state_dir_is_refused_and_status_reports(shared_cluster: Cluster) -> None:
+    result = hollow("up", "--state-dir", str(shared_cluster.state_dir), "--pod-cidr", "10.80.0.0/12")
+    assert result.returncode == 2 and "is busy" in result.stderr, result.stderr
+    status = hollow("status", "--state-dir", str(shared_cluster.state_dir))
+    assert status.returncode == 0 and "(running)" in status.stdout and "answers" in status.stdout
+
+
+def kill_everything(prefix: str) -> list[int]:
+    """kill -9 every process of the cluster (daemon, containers), by PID, as a crash would."""
+    marker = f"HOLLOW_CLUSTER={prefix}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+def crash(cluster: Cluster) -> None:
+    cluster.core.create_namespaced_pod("default", echo_pod("victim", node="node2"))
+    wait_running(cluster.core, "default", "victim")
+    daemon_pid = json.loads((cluster.state_dir / "cluster.json").read_text())["daemon_pid"]
+    killed = kill_everything(cluster.prefix)
+    assert daemon_pid in killed and len(killed) >= 2
+    wait_until(
+        lambda: (
+            not any(
+                Path(f"/proc/{p}/status").exists() and "zombie" not in Path(f"/proc/{p}/status").read_text()
+                for p in killed
+            )
+        ),
+        5,
+        "killed processes to go",
+    )
+    left = leftovers(cluster.prefix, CRASH_CIDR)
+    assert any(x.startswith("netns") for x in left) and any(x.startswith("route") for x in left), left
+
+
+def test_down_after_kill_9_leaves_nothing(tmp_path: Path) -> None:
+    cluster = start_cluster(tmp_path / "state", "--nodes", "3", cidr=CRASH_CIDR)
+    try:
+        crash(cluster)
+    finally:
+        result = hollow("down", "--state-dir", str(cluster.state_dir))
+    assert result.returncode == 0, result.stderr
+    assert leftovers(cluster.prefix, CRASH_CIDR) == []
+    again = hollow("down", "--state-dir", str(cluster.state_dir))
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_up_after_kill_9_cleans_the_leftovers_first(tmp_path: Path) -> None:
+    cluster = start_cluster(tmp_path / "state", "--nodes", "2", cidr=CRASH_CIDR)
+    try:
+        crash(cluster)
+        second = start_cluster(tmp_path / "state", "--nodes", "2", cidr=CRASH_CIDR)
+    except BaseException:
+        hollow("down", "--state-dir", str(cluster.state_dir))
+        raise
+    try:
+        # the old cluster's netns and processes are gone; the route now belongs to the new cluster
+        assert [x for x in leftovers(cluster.prefix, CRASH_CIDR) if not x.startswith("route")] == []
+        routes = subprocess.run(
+            ["ip", "-4", "route", "show", "type", "unreachable"], capture_output=True, text=True, check=True
+        ).stdout
+        assert routes.count(CRASH_CIDR) == 1
+        assert second.prefix != cluster.prefix
+        assert len(second.core.list_node().items) == 2
+    finally:
+        stop_cluster(second)
+
+
+def test_sigterm_to_the_daemon_tears_everything_down(tmp_path: Path) -> None:
+    cluster = start_cluster(tmp_path / "state", "--nodes", "1", cidr=CRASH_CIDR)
+    try:
+        cluster.core.create_namespaced_pod("default", echo_pod("p"))
+        wait_running(cluster.core, "default", "p")
+        os.kill(json.loads((cluster.state_dir / "cluster.json").read_text())["daemon_pid"], signal.SIGTERM)
+        wait_until(lambda: leftovers(cluster.prefix, CRASH_CIDR) == [], 20, "the daemon's own teardown")
+    finally:
+        hollow("down", "--state-dir", str(cluster.state_dir))
+    assert leftovers(cluster.prefix, CRASH_CIDR) == []

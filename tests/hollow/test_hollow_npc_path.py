@@ -1,0 +1,139 @@
+"""`hollow up --npc PATH`: a weave-net DaemonSet runs a stand-in weave-npc with the router hooks of 2.8.1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from podtools import CONNECT, echo_pod, pod_exec, wait_running
+
+from conftest import Cluster, start_cluster, stop_cluster
+from netpolcheck.hollow.waits import wait_until
+
+pytestmark = [pytest.mark.netns, pytest.mark.hollow]
+
+NPC_CIDR = "10.112.0.0/12"
+STANDIN = Path(__file__).with_name("standin_weave_npc.py")
+# FORWARD hooks of Weave 2.8.1's router, as in the observed iptables-save (see test_hollow_weave_router.py)
+ROUTER_281 = [
+    "-A INPUT -i weave -j WEAVE-NPC-EGRESS",
+    "-A FORWARD -i weave -j WEAVE-NPC-EGRESS",
+    "-A FORWARD -o weave -j WEAVE-NPC",
+    "-A FORWARD -o weave -m state --state NEW -j NFLOG --nflog-group 86",
+    "-A FORWARD -o weave -j DROP",
+    "-A FORWARD -i weave ! -o weave -j ACCEPT",
+    "-A FORWARD -o weave -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+]
+
+
+@pytest.fixture(scope="module")
+def npc_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    tmp = tmp_path_factory.mktemp("hollow-npc")
+    wrapper = tmp / "weave-npc"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {STANDIN} "$@"\n')
+    wrapper.chmod(0o755)
+    cluster = start_cluster(tmp / "state", "--nodes", "3", "--npc", str(wrapper), cidr=NPC_CIDR)
+    try:
+        yield cluster
+    finally:
+        stop_cluster(cluster)
+
+
+def weave_pods(cluster: Cluster) -> list:  # type: ignore[type-arg]
+    def all_ready() -> bool:
+        pods = cluster.core.list_namespaced_pod("kube-system", label_selector="name=weave-net").items
+        return len(pods) == 3 and all(
+            p.status.phase == "Running" and all(c.ready for c in p.status.container_statuses) for p in pods
+        )
+
+    wait_until(all_ready, 30, "weave-net pods Running and Ready on 3 nodes")
+    return cluster.core.list_namespaced_pod("kube-system", label_selector="name=weave-net").items
+
+
+def npc_log(cluster: Cluster, pod: str) -> str:
+    return cluster.core.read_namespaced_pod_log(pod, "kube-system", container="weave-npc")
+
+
+def in_node(cluster: Cluster, node: str, *argv: str) -> str:
+    netns = f"{cluster.prefix}-{node}"
+    return subprocess.run(
+        ["ip", "netns", "exec", netns, *argv], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_standin_lists_watches_and_programs_its_node(npc_cluster: Cluster) -> None:
+    pods = weave_pods(npc_cluster)
+    assert {p.spec.node_name for p in pods} == {"node1", "node2", "node3"}
+    assert all(p.spec.host_network for p in pods)
+    for pod in pods:
+        wait_until(
+            lambda pod=pod: "READY" in npc_log(npc_cluster, pod.metadata.name),
+            15,
+            f"stand-in on {pod.spec.node_name} to start",
+        )
+        log = npc_log(npc_cluster, pod.metadata.name)
+        assert f"START node {pod.spec.node_name}" in log and "weave-npc:2.8.1" in log
+        for kind in ("namespaces", "pods", "networkpolicies"):
+            assert f"LIST {kind} " in log, log
+        saved = in_node(npc_cluster, pod.spec.node_name, "iptables-save", "-t", "filter").splitlines()
+        assert [line for line in saved if line.startswith(("-A FORWARD", "-A INPUT"))] == ROUTER_281
+        assert "-A WEAVE-NPC-INGRESS -m comment --comment standin -j RETURN" in saved
+        assert "weave-standin-local-pods" in in_node(npc_cluster, pod.spec.node_name, "ipset", "list", "-n")
+    # nothing of it in the machine's own namespace
+    assert (
+        "weave-standin" not in subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True).stdout
+    )
+    assert "WEAVE-NPC" not in subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+
+
+def test_standin_sees_watch_events(npc_cluster: Cluster) -> None:
+    pods = weave_pods(npc_cluster)
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "deny-all", "namespace": "default"},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+    from kubernetes import client
+
+    client.NetworkingV1Api(npc_cluster.api).create_namespaced_network_policy("default", policy)
+    for pod in pods:
+        wait_until(
+            lambda pod=pod: (
+                "WATCH networkpolicies ADDED default/deny-all" in npc_log(npc_cluster, pod.metadata.name)
+            ),
+            10,
+            f"the stand-in on {pod.spec.node_name} to see the policy",
+        )
+
+
+def test_ulogd_runs_in_the_npc_mount_namespace_and_gets_dropped_packets(npc_cluster: Cluster) -> None:
+    pods = weave_pods(npc_cluster)
+    node1 = next(p for p in pods if p.spec.node_name == "node1")
+    wait_until(
+        lambda: "PCAP header ok" in npc_log(npc_cluster, node1.metadata.name),
+        10,
+        "ulogd to write the pcap header into the FIFO",
+    )
+    netns = f"{npc_cluster.prefix}-node1"
+    pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split()
+    ulogd = [p for p in pids if Path(f"/proc/{p}/comm").read_text().strip() == "ulogd"]
+    assert len(ulogd) == 1
+    assert Path(f"/proc/{ulogd[0]}/ns/mnt").resolve() != Path("/proc/self/ns/mnt").resolve()
+    # The router's hooks DROP (and NFLOG) every NEW connection into node1's pods: the stand-in
+    # accepts nothing.
+    core = npc_cluster.core
+    core.create_namespaced_pod("default", echo_pod("target", node="node1"))
+    core.create_namespaced_pod("default", echo_pod("source", node="node2"))
+    target = wait_running(core, "default", "target")
+    wait_running(core, "default", "source")
+    code, _, err = pod_exec(core, "default", "source", ["python3", "-c", CONNECT, target.status.pod_ip])
+    assert code != 0 and "timed out" in err
+    wait_until(
+        lambda: "PCAP packet" in npc_log(npc_cluster, node1.metadata.name),
+        10,
+        "the dropped SYN to reach the stand-in through NFLOG 86, ulogd and the FIFO",
+    )

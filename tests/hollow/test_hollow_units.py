@@ -1,0 +1,86 @@
+"""Pure parts of the hollow cluster: addressing, image table, router hook lists."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+
+import pytest
+
+from netpolcheck.hollow import images
+from netpolcheck.hollow.ipam import AddressError, PodAddresses, parse_pod_cidr
+from netpolcheck.hollow.weave_router import forward_rules, input_rules, parse_version
+
+
+def test_nodes_get_weave_bridge_addresses_and_their_own_blocks() -> None:
+    addrs = PodAddresses(parse_pod_cidr("10.32.0.0/12"), 3)
+    assert [str(addrs.bridge_ip(k)) for k in (1, 2, 3)] == ["10.32.0.1", "10.32.0.2", "10.32.0.3"]
+    first = addrs.allocate(2)
+    assert first in ipaddress.ip_network("10.32.2.0/24")
+    assert addrs.allocate(2) != first
+
+
+def test_requested_ip_is_honoured_once_and_checked() -> None:
+    addrs = PodAddresses(parse_pod_cidr("10.32.0.0/12"), 2)
+    assert str(addrs.allocate(1, "10.32.1.20")) == "10.32.1.20"
+    with pytest.raises(AddressError, match="already in use"):
+        addrs.allocate(2, "10.32.1.20")
+    with pytest.raises(AddressError, match="not a usable address"):
+        addrs.allocate(1, "192.168.1.1")
+    with pytest.raises(AddressError, match="already in use"):
+        addrs.allocate(1, "10.32.0.2")  # node2's bridge
+    addrs.release(ipaddress.IPv4Address("10.32.1.20"))
+    assert str(addrs.allocate(2, "10.32.1.20")) == "10.32.1.20"
+
+
+@pytest.mark.parametrize("bad", ["10.32.0.0/24", "10.32.0.1/12", "fd00::/64", "nonsense"])
+def test_bad_pod_ranges_are_refused(bad: str) -> None:
+    with pytest.raises(AddressError):
+        parse_pod_cidr(bad)
+
+
+def test_node_count_is_bounded() -> None:
+    with pytest.raises(AddressError):
+        PodAddresses(parse_pod_cidr("10.32.0.0/12"), 17)
+
+
+def test_image_table() -> None:
+    npc = {"name": "weave-npc", "image": "weaveworks/weave-npc:2.8.1", "args": ["--log-level=info"]}
+    assert images.resolve(npc, "none").argv == ["sleep", "infinity"]
+    assert images.resolve(npc, "reference").argv == [
+        sys.executable,
+        "-m",
+        "netpolcheck.npc",
+        "--log-level=info",
+    ]
+    assert images.resolve(npc, "/opt/weave-npc").argv == ["/opt/weave-npc", "--log-level=info"]
+    kube = {"name": "weave", "image": "rajchaudhuri/weave-kube:2.9.0", "command": ["/home/weave/launch.sh"]}
+    assert images.resolve(kube, "none").argv[-2:] == ["--version", "2.9.0"]
+    assert images.resolve(kube, "none", init=True).role == "weave-init"
+    probe = {"name": "p", "image": "ghcr.io/x/netpolcheck-probe:1", "args": ["serve", "--tcp", "80"]}
+    assert images.resolve(probe, "none").argv == [
+        sys.executable,
+        "-m",
+        "netpolcheck.probe",
+        "serve",
+        "--tcp",
+        "80",
+    ]
+    assert (
+        images.resolve({"name": "c", "image": "busybox", "command": ["no-such-cmd-x"]}, "none").role == "idle"
+    )
+    assert images.resolve(
+        {"name": "c", "image": "busybox", "command": ["sh", "-c", "true"]}, "none"
+    ).argv == ["sh", "-c", "true"]
+
+
+def test_router_hooks_follow_the_version() -> None:
+    assert parse_version("v2.8.1") == (2, 8, 1)
+    with pytest.raises(ValueError):
+        parse_version("latest")
+    old = forward_rules(parse_version("2.1.3"))
+    new = forward_rules(parse_version("2.8.1"))
+    assert len(old) == 5 and old[0] == ["-o", "weave", "-j", "WEAVE-NPC"]
+    assert new[0] == ["-i", "weave", "-j", "WEAVE-NPC-EGRESS"] and new[1:] == old
+    assert input_rules(parse_version("2.3.0")) == []
+    assert input_rules(parse_version("2.4.0")) == [["-i", "weave", "-j", "WEAVE-NPC-EGRESS"]]

@@ -1,0 +1,114 @@
+"""`netpolcheck expect` run as a real command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .builders import netpol, sel, world
+
+SEED = Path(__file__).resolve().parents[1] / "data" / "seed"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "netpolcheck.cli", "expect", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _write(tmp_path: Path, doc: Any, name: str = "state.json") -> str:
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return str(path)
+
+
+def test_json_output_shape_and_content() -> None:
+    proc = _run(str(SEED / "3-allow-labelled.json"), "--profile", "weave-2.1.3")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["profile"] == "weave-2.1.3"
+    assert len(doc["results"]) == 2
+    keys = {"from", "to", "port", "protocol", "allowed", "ingress", "egress", "reason"}
+    for row in doc["results"]:
+        assert keys <= set(row)
+    cell = next(r for r in doc["results"] if r["from"] == "ns-1/busybox")
+    assert cell == {
+        "from": "ns-1/busybox",
+        "to": "ns-1/http-echo",
+        "port": 80,
+        "protocol": "TCP",
+        "allowed": True,
+        "ingress": True,
+        "egress": True,
+        "reason": "egress not isolated; ingress allowed by ns-1/allow ingress[0]",
+    }
+
+
+def test_profile_difference_is_named_in_the_output() -> None:
+    proc = _run(str(SEED / "1-deny-all.json"), "--profile", "weave-2.0.5")
+    assert proc.returncode == 0, proc.stderr
+    cell = next(r for r in json.loads(proc.stdout)["results"] if r["from"] == "ns-1/busybox")
+    assert cell["allowed"] is True and cell["spec"] is False and cell["deviations"] == ["legacy-isolation"]
+    denied = _run(str(SEED / "1-deny-all.json"))
+    cell = next(r for r in json.loads(denied.stdout)["results"] if r["from"] == "ns-1/busybox")
+    assert cell["allowed"] is False and "spec" not in cell
+    assert "isolated by ns-1/deny-all-by-default" in cell["reason"]
+
+
+def test_table_format() -> None:
+    proc = _run(str(SEED / "2-allow-unlabelled.json"), "--format", "table")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "expected TCP 80:"
+    row = next(line for line in lines if line.startswith("ns-1/busybox"))
+    assert row.split()[1:] == ["-", "X"]
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        ({"namespaces": [], "pods": [], "bogus": 1}, [], "STATE: bogus: unknown field"),
+        ("{not json", [], "malformed JSON at line 1"),
+        (world(), ["--profile", "weave-9.9.9"], "--profile: weave-9.9.9: unknown profile"),
+        (world(), ["--format", "yaml"], "--format: unknown format 'yaml'"),
+        (
+            world(
+                [
+                    netpol(
+                        "x/p",
+                        {"podSelector": sel(pod="a"), "ingress": [{"from": [{"ipBlock": {"cidr": "nope"}}]}]},
+                    )
+                ]
+            ),
+            [],
+            "policy x/p: spec.ingress[0].from[0].ipBlock.cidr: invalid CIDR 'nope'",
+        ),
+        (
+            {"namespaces": [], "pods": [{"namespace": "ghost", "name": "a", "ip": "10.0.0.1"}]},
+            [],
+            "pod ghost/a: namespace: namespace 'ghost' is not in namespaces",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, content: Any, args: list[str], message: str) -> None:
+    proc = _run(_write(tmp_path, content), *args)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert message in lines[0]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    proc = _run(str(tmp_path / "absent.json"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"netpolcheck: error: {tmp_path / 'absent.json'}: no such file"

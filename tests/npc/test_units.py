@@ -1,0 +1,198 @@
+"""Pure parts of the controller: set names, selectors, profiles, version semantics, NFLOG decoding, store."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import pytest
+
+from netpolcheck.errors import UsageError
+from netpolcheck.npc import dataplane as dp
+from netpolcheck.npc.analyser import Analyser
+from netpolcheck.npc.faults import parse_faults
+from netpolcheck.npc.kubewatch import Event
+from netpolcheck.npc.nflog import decode_packet
+from netpolcheck.npc.profiles import profile_for
+from netpolcheck.npc.selectors import LabelSelector, SelectorError
+from netpolcheck.npc.shortname import set_name
+from netpolcheck.npc.store import WorldStore
+from netpolcheck.npc.world import World
+from tests.npc.semantics import NAMESPACES, PODS, _pol
+
+# weave-npc.md 1.6 (names re-derived from W:npc/controller_test.go@v2.8.1 and seen in the observed runs)
+KNOWN_NAMES = {
+    "ingress-default-allow:ns-1": "weave-=OgHbdXrB2nOi*@3xgYF2nqFl",
+    "egress-default-allow:ns-1": "weave-[5bL)tSNZP?H^5_NL/[_].NHz",
+    "default-allow:ns-1": "weave-z4cN+%s?50k!Z)QvX;[=C%d$M",
+    "ns-1:": "weave-H]AmKZI8BX85N/tS?%rB:R%;v",
+    "ns-1:app=http-echo": "weave-Zqz!HIwDdYb#9M@ng?+SG[Ccf",
+    "ns-1:app=busybox": "weave-d|.8O2:u]8Oa{wzJFpId*g)Z$",
+}
+
+
+@pytest.mark.parametrize(("key", "name"), KNOWN_NAMES.items())
+def test_set_names(key: str, name: str) -> None:
+    assert set_name(key) == name
+    assert len(name) <= 31
+
+
+def test_selector_strings_and_matching() -> None:
+    sel = LabelSelector.parse(
+        {
+            "matchLabels": {"pod": "a"},
+            "matchExpressions": [
+                {"key": "env", "operator": "NotIn", "values": ["prod", "dev"]},
+                {"key": "tier", "operator": "Exists"},
+                {"key": "bad", "operator": "DoesNotExist"},
+            ],
+        }
+    )
+    assert str(sel) == "!bad,env notin (dev,prod),pod=a,tier"
+    assert sel.matches({"pod": "a", "tier": "x"})
+    assert not sel.matches({"pod": "a", "tier": "x", "env": "dev"})
+    assert not sel.matches({"pod": "a", "tier": "x", "bad": ""})
+    assert str(LabelSelector.parse({})) == "" and LabelSelector.parse({}).matches({})
+    with pytest.raises(SelectorError):
+        LabelSelector.parse({"matchExpressions": [{"key": "k", "operator": "Like", "values": ["v"]}]})
+
+
+def test_profiles_and_faults_validate_input() -> None:
+    assert profile_for("weaveworks/weave-npc:2.1.3").version == "2.1.3"
+    assert profile_for("rajchaudhuri/weave-npc:2.9.0").version == "2.9.0"
+    assert profile_for("v2.8.1").version == "2.8.1"
+    with pytest.raises(UsageError):
+        profile_for("weaveworks/weave-npc:latest")
+    with pytest.raises(UsageError):
+        parse_faults(["ports-ignored", "nope"])
+
+
+def _world(*policies: dict) -> World:
+    return World.from_state({"namespaces": NAMESPACES, "pods": PODS, "policies": list(policies)})
+
+
+EGRESS_ONLY = _pol("e", "x", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]})
+DENY = _pol("d", "x", {"podSelector": {}})
+
+
+def test_2_1_3_egress_only_policy_isolates_ingress_and_has_no_egress_chains() -> None:
+    out = Analyser(profile_for("2.1.3"), "node1").analyse(_world(EGRESS_ONLY))
+    assert dp.EGRESS not in out.chains
+    default_allow = out.sets[set_name("default-allow:x")]
+    assert default_allow.members == {}  # both pods of x isolated
+    assert out.sets[set_name("default-allow:y")].members.keys() == {"10.32.1.22", "10.32.1.23"}
+    assert out.chains[dp.MAIN][-1] == (
+        "-m",
+        "set",
+        "!",
+        "--match-set",
+        "weave-local-pods",
+        "dst",
+        "-j",
+        "ACCEPT",
+    )
+    assert out.sets["weave-local-pods"].members.keys() == {"10.32.1.20", "10.32.1.22"}
+    out_281 = Analyser(profile_for("2.8.1"), "node1").analyse(_world(EGRESS_ONLY))
+    assert out_281.sets[set_name("ingress-default-allow:x")].members.keys() == {"10.32.1.20", "10.32.1.21"}
+
+
+def test_2_0_5_isolation_only_by_annotation() -> None:
+    legacy = profile_for("2.0.5")
+    out = Analyser(legacy, "node1").analyse(_world(DENY))
+    all_pods_x = set_name("x:")
+    assert any(all_pods_x in rule for rule in out.chains[dp.DEFAULT])  # still default-allow: not isolated
+    world = _world(DENY)
+    world.namespaces["x"] = {
+        "metadata": {
+            "name": "x",
+            "annotations": {
+                "net.beta.kubernetes.io/network-policy": '{"ingress":{"isolation":"DefaultDeny"}}'
+            },
+        }
+    }
+    out = Analyser(legacy, "node1").analyse(world)
+    assert not any(all_pods_x in rule for rule in out.chains[dp.DEFAULT])
+    assert legacy.policy_api == "extensions/v1beta1"
+
+
+def test_2_8_1_named_port_policy_skipped_and_endport_ignored() -> None:
+    named = _pol(
+        "n", "x", {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"ports": [{"port": "http"}]}]}
+    )
+    out = Analyser(profile_for("2.8.1"), "node1").analyse(_world(named))
+    assert out.errors and "named port http" in out.errors[0]
+    assert out.sets[set_name("ingress-default-allow:x")].members  # fails open: x stays default-allow
+    ranged = _pol(
+        "r",
+        "x",
+        {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"port": 80, "endPort": 81}]}],
+        },
+    )
+    rules = Analyser(profile_for("2.8.1"), "node1").analyse(_world(ranged)).chains[dp.INGRESS]
+    assert len(rules) == 1 and rules[0][rules[0].index("--dport") + 1] == "80"
+
+
+def test_ipset_name_clash_rejects_the_second_policy() -> None:
+    both = _pol(
+        "a", "x", {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": {}}]}]}
+    )
+    ns_only = _pol("b", "x", {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}}]}]})
+    out = Analyser(profile_for("2.8.1"), "node1").analyse(_world(both, ns_only))
+    assert len(out.errors) == 1 and "set with the same name already exists" in out.errors[0]
+    assert out.sets[set_name(":")].type == "hash:ip"
+
+
+def test_egress_drop_only_after_an_egress_policy() -> None:
+    analyser = Analyser(profile_for("2.8.1"), "node1")
+    assert not any("DROP" in r for r in analyser.analyse(_world(DENY)).chains[dp.EGRESS])
+    assert any("DROP" in r for r in analyser.analyse(_world(EGRESS_ONLY)).chains[dp.EGRESS])
+    assert any("DROP" in r for r in analyser.analyse(_world(DENY), egress_drop=True).chains[dp.EGRESS])
+
+
+def _ip_packet(proto: int, l4: bytes) -> bytes:
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(l4),
+        0,
+        0,
+        64,
+        proto,
+        0,
+        socket.inet_aton("10.32.1.20"),
+        socket.inet_aton("10.32.1.21"),
+    )
+    return header + l4
+
+
+def test_nflog_decoding_reports_plain_syn_and_udp_only() -> None:
+    syn = struct.pack("!HHIIBBHHH", 40000, 80, 0, 0, 0x50, 0x02, 0, 0, 0)
+    ack = struct.pack("!HHIIBBHHH", 40000, 80, 0, 0, 0x50, 0x10, 0, 0, 0)
+    udp = struct.pack("!HHHH", 5353, 81, 8, 0)
+    blocked = decode_packet(_ip_packet(socket.IPPROTO_TCP, syn))
+    assert blocked is not None
+    assert blocked.message() == "TCP connection from 10.32.1.20:40000 to 10.32.1.21:80 blocked by Weave NPC."
+    assert decode_packet(_ip_packet(socket.IPPROTO_TCP, ack)) is None
+    udp_blocked = decode_packet(_ip_packet(socket.IPPROTO_UDP, udp))
+    assert udp_blocked is not None and udp_blocked.protocol == "UDP" and udp_blocked.dport == 81
+    assert decode_packet(_ip_packet(socket.IPPROTO_ICMP, b"\x08\x00" + b"\0" * 6)) is None
+
+
+def test_store_faults_keep_what_they_should_not() -> None:
+    logs: list[str] = []
+    store = WorldStore(frozenset({"stale-pod-ip", "label-update-ignored"}), logs.append)
+    store.apply(Event("Pod", "SYNC", tuple(PODS)))
+    relabelled = {**PODS[0], "metadata": {**PODS[0]["metadata"], "labels": {"pod": "z"}}}
+    store.apply(Event("Pod", "MODIFIED", (relabelled,)))
+    assert store.world.pods[("x", "a")]["metadata"]["labels"] == {"pod": "a"}
+    store.apply(Event("Pod", "DELETED", (PODS[1],)))
+    assert ("x", "b") in store.world.pods
+    healthy = WorldStore(frozenset(), logs.append)
+    healthy.apply(Event("Pod", "SYNC", tuple(PODS)))
+    healthy.apply(Event("Pod", "SYNC", tuple(PODS[:2])))  # a resync without y/a and y/b deletes them
+    assert set(healthy.world.pods) == {("x", "a"), ("x", "b")}
+    assert any(line.startswith("EVENT DeletePod") for line in logs)
