@@ -27,7 +27,7 @@ from netpolcheck.hollow.waits import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "bench_hollow.json"
-POD_CIDR = "10.144.0.0/12"
+POD_CIDR = "10.244.0.0/16"
 SERVER = (
     "import socket\ns = socket.socket(); s.bind(('0.0.0.0', 8080)); s.listen(8); print('READY', flush=True)\n"
     "while True: s.accept()[0].close()\n"

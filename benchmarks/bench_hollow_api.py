@@ -7,9 +7,11 @@ Prints a table and writes benchmarks/results/bench_hollow_api.json. Nothing here
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import platform
 import queue
+import ssl
 import statistics
 import subprocess
 import sys
@@ -69,6 +71,19 @@ def summary(samples: list[float]) -> dict[str, float]:
         "p95_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))], 3),
         "n": len(ordered),
     }
+
+
+def raw_get(port: int, ca_pem: bytes, path: str) -> Callable[[], Any]:
+    """One keep-alive HTTPS connection doing GET + JSON decode: the server's share without the client's
+    model building."""
+    ctx = ssl.create_default_context(cadata=ca_pem.decode())
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+
+    def get() -> Any:
+        conn.request("GET", path, headers={"Authorization": "Bearer bench-token"})
+        return json.loads(conn.getresponse().read())
+
+    return get
 
 
 def watch_latency(store: Store, core: client.CoreV1Api, rounds: int, over_http: bool) -> list[float]:
@@ -139,6 +154,15 @@ def main() -> int:
         direct = timed(lambda: store.list(r.PODS, "https"), args.rounds)
         over = timed(lambda: core.list_namespaced_pod("https"), args.rounds)
         rows.append((f"list {args.pods} pods", "Store.list", summary(direct), summary(over)))
+        raw = raw_get(port, pki.ca_cert_pem, "/api/v1/namespaces/https/pods")
+        rows.append(
+            (
+                f"list {args.pods} pods (raw GET)",
+                "Store.list",
+                summary(direct),
+                summary(timed(raw, args.rounds)),
+            )
+        )
 
         local = watch_latency(store, core, args.rounds * 5, over_http=False)
         remote = watch_latency(store, core, args.rounds * 5, over_http=True)

@@ -89,8 +89,9 @@ def remove_unreachable_route(cidr: str) -> None:
             netns.ip("route", "del", "unreachable", str(net), check=False)
 
 
-def sweep(prefix: str, pod_cidr: str | None, daemon_pid: int | None = None) -> list[str]:
-    """Remove all of one cluster; idempotent. Returns a list of what was removed (for messages)."""
+def sweep(prefix: str, route: str | None, daemon_pid: int | None = None) -> list[str]:
+    """Remove all of one cluster; idempotent. `route`: the `unreachable` destination the cluster added
+    (None: it added none). Returns a list of what was removed (for messages)."""
     removed: list[str] = []
     if daemon_pid and alive(daemon_pid) and daemon_pid in cluster_processes(prefix):
         # orderly teardown first; the daemon removes its own things on SIGTERM
@@ -115,9 +116,9 @@ def sweep(prefix: str, pod_cidr: str | None, daemon_pid: int | None = None) -> l
         netns.ip("netns", "del", name, check=False)
     if names:
         removed.append(f"{len(names)} network namespace(s)")
-    if pod_cidr:
+    if route:
         before = netns.run(["ip", "-4", "route", "show", "type", "unreachable"], check=False)
-        remove_unreachable_route(pod_cidr)
+        remove_unreachable_route(route)
         if before != netns.run(["ip", "-4", "route", "show", "type", "unreachable"], check=False):
-            removed.append(f"route unreachable {pod_cidr}")
+            removed.append(f"route unreachable {route}")
     return removed

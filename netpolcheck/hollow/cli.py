@@ -112,7 +112,7 @@ def clean_leftovers(state_dir: Path) -> None:
             f"state dir {state_dir} is busy: hollow cluster {record.prefix} is running "
             f"(daemon pid {record.daemon_pid}); run `netpolcheck hollow down --state-dir {state_dir}`"
         )
-    removed = cleanup.sweep(record.prefix, record.pod_cidr)
+    removed = cleanup.sweep(record.prefix, record.route)
     remove_record(state_dir)
     if removed:
         print(f"cleaned leftovers of crashed cluster {record.prefix}: {', '.join(removed)}", file=sys.stderr)
@@ -201,7 +201,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         failed, reason = True, "interrupted"
     if failed:
-        cleanup.sweep(record.prefix, record.pod_cidr, daemon.pid)
+        latest = ClusterRecord.read(state_dir) or record  # the daemon records the route it added
+        cleanup.sweep(record.prefix, latest.route, daemon.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             daemon.wait(timeout=5)
         remove_record(state_dir)
@@ -228,7 +229,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     if record is None:
         print(f"no hollow cluster recorded in {state_dir}; nothing to do")
         return 0
-    removed = cleanup.sweep(record.prefix, record.pod_cidr, record.daemon_pid)
+    removed = cleanup.sweep(record.prefix, record.route, record.daemon_pid)
     remove_record(state_dir)
     print(f"hollow cluster {record.prefix} down" + (f" (removed {', '.join(removed)})" if removed else ""))
     return 0

@@ -38,15 +38,31 @@ def enter(spec: dict[str, object]) -> None:
     netns.umount2("/sys", MNT_DETACH)
     netns.mount("sysfs", "/sys", "sysfs", 0)
     netns.mount("tmpfs", "/run", "tmpfs", 0, "mode=0755,size=16m")
-    sa_dir = Path(SERVICE_ACCOUNT_DIR)
-    sa_dir.mkdir(parents=True)
-    for name, content in dict(spec["service_account"]).items():  # type: ignore[call-overload]
-        (sa_dir / name).write_text(content)
+    service_account = dict(spec["service_account"])  # type: ignore[call-overload]
+    if service_account:
+        sa_dir = Path(SERVICE_ACCOUNT_DIR)
+        sa_dir.mkdir(parents=True)
+        for name, content in service_account.items():
+            (sa_dir / name).write_text(content)
     if spec.get("ulogd_conf"):
         netns.mount("tmpfs", "/var/log", "tmpfs", 0, "mode=0755,size=16m")
         os.mkfifo(ULOGD_FIFO, 0o600)
         netns.mount(str(spec["ulogd_conf"]), ULOGD_CONF, None, MS_BIND)
+    for source, target in spec.get("mounts") or []:  # type: ignore[attr-defined]
+        mount_volume(str(source), str(target))
     os.chdir("/")
+
+
+def mount_volume(source: str, target: str) -> None:
+    """Bind an emptyDir over `target`. A missing mount point is made only on this container's own tmpfs
+    (/run, /var/run); elsewhere it would be made on the machine's file system, so it is refused."""
+    path = Path(target)
+    if not path.exists():
+        real = Path(os.path.realpath(path.parent))
+        if real != Path("/run") and Path("/run") not in real.parents:
+            raise OSError(f"volume mount point {target} does not exist (only paths under /run are created)")
+        path.mkdir(parents=True)
+    netns.mount(source, target, None, MS_BIND | MS_REC)
 
 
 def main(argv: list[str]) -> int:

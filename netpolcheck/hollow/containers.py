@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from netpolcheck.hollow.waits import wait_until
@@ -60,6 +60,7 @@ class LaunchSpec:
     log_path: Path
     spec_path: Path
     ulogd_conf: Path | None = None
+    mounts: list[tuple[str, str]] = field(default_factory=list)  # (directory here, path inside)
 
 
 def launch(spec: LaunchSpec) -> subprocess.Popen[bytes]:
@@ -73,6 +74,7 @@ def launch(spec: LaunchSpec) -> subprocess.Popen[bytes]:
                 "env": spec.env,
                 "service_account": spec.service_account,
                 "ulogd_conf": str(spec.ulogd_conf) if spec.ulogd_conf else None,
+                "mounts": spec.mounts,
             }
         )
     )

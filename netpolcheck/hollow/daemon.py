@@ -29,7 +29,7 @@ from netpolcheck.hollow.api.resources import DAEMONSETS, SERVICEACCOUNTS
 from netpolcheck.hollow.api.server import ApiServer
 from netpolcheck.hollow.api.store import Store
 from netpolcheck.hollow.api.tls import make_pki
-from netpolcheck.hollow.fabric import Fabric
+from netpolcheck.hollow.fabric import Fabric, RouteConflict
 from netpolcheck.hollow.images import NPC_NONE
 from netpolcheck.hollow.ipam import PodAddresses, parse_pod_cidr
 from netpolcheck.hollow.kubelet import Kubelet
@@ -160,7 +160,14 @@ class Daemon:
                 cleanup.remove_unreachable_route(self.record.pod_cidr) if self.fabric.route_added else None
             )
         )
-        self.fabric.add_unreachable_route()
+        self.record.route = self.record.pod_cidr  # recorded first: a kill -9 right after adding it is covered
+        self.record.write(self.state_dir)
+        try:
+            self.fabric.add_unreachable_route()
+        except RouteConflict:
+            self.record.route = None  # not ours: never delete it
+            self.record.write(self.state_dir)
+            raise
         self.fabric.build()
         self.record.node_names = self.node_names
         self.record.node_netns = [self.fabric.node_netns(k) for k in range(1, self.args.nodes + 1)]

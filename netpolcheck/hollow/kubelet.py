@@ -13,6 +13,8 @@ import datetime
 import ipaddress
 import logging
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -23,12 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netpolcheck.hollow import containers, images
+from netpolcheck.hollow import cleanup, containers, images, netns
 from netpolcheck.hollow.api.errors import ApiError, NotFound
 from netpolcheck.hollow.api.resources import NODES, PODS
 from netpolcheck.hollow.api.runtime import ExecError
 from netpolcheck.hollow.api.store import Store, WatchEvent
-from netpolcheck.hollow.cleanup import CLUSTER_ENV
 from netpolcheck.hollow.fabric import Fabric
 from netpolcheck.hollow.ipam import IP_ANNOTATION, AddressError
 
@@ -38,6 +39,7 @@ MONITOR_INTERVAL = 0.05
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
 READY_MARK = b"READY"
+READY_LINE = re.compile(rb"(?:^|\n)READY\b")  # a line starting with READY, as the agents print it
 WORKERS = 8
 SETUP_MODULE = b"netpolcheck.hollow.container_init"
 
@@ -82,6 +84,14 @@ class ContainerRun:
     restart_at: float | None = None  # monotonic time of the next start (back-off)
     ready_scan_offset: int = 0
     setup_done: bool = False
+    execs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    mounts: list[tuple[str, str]] = field(default_factory=list)  # (directory here, mountPath inside)
+    readiness_exec: list[str] | None = None  # readinessProbe.exec.command
+    probe_period: float = 10.0
+    probe_timeout: float = 1.0
+    probe_due: float = 0.0  # monotonic time of the next readiness probe
+    probe_running: bool = False
+    probe_changed: bool = False  # set by a probe thread when `ready` flipped
 
     @property
     def name(self) -> str:
@@ -115,6 +125,8 @@ class PodRun:
     close_listener: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_status: dict[str, Any] | None = None
+    pod_dir: Path | None = None
+    mount_service_account: bool = True
 
 
 class Kubelet:
@@ -140,10 +152,13 @@ class Kubelet:
         self._pods: dict[tuple[str, str], PodRun] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="kubelet")
+        self._probes = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kubelet-probe")
         self._stop = threading.Event()
         self._unsubscribe: Callable[[], None] | None = None
         self._monitor = threading.Thread(target=self._monitor_loop, name="kubelet-monitor", daemon=True)
         self._scheduled: set[str] = set()
+        self._pending: dict[str, str] = {}  # pod uid -> node it was just bound to
+        self._schedule_lock = threading.Lock()
         self._ulogd_conf = state_dir / "ulogd.conf"
         self._ulogd_conf.write_text(containers.weave_ulogd_conf())
 
@@ -211,12 +226,16 @@ class Kubelet:
             runs = list(self._pods.values())
         list(self._pool.map(self._stop_pod, runs))
         self._pool.shutdown(wait=True)
+        self._probes.shutdown(wait=True)
         if self._monitor.is_alive():
             self._monitor.join(timeout=5)
 
     def pod_count(self, node_index: int) -> int:
+        """Pods on the node, counting those just scheduled there whose start has not begun."""
         with self._lock:
-            return sum(1 for r in self._pods.values() if r.node_index == node_index and not r.stopping)
+            running = sum(1 for r in self._pods.values() if r.node_index == node_index and not r.stopping)
+            pending = sum(1 for n in self._pending.values() if n == self.node_names[node_index - 1])
+            return running + pending
 
     # ---- events ------------------------------------------------------------------------------
 
@@ -227,6 +246,7 @@ class Kubelet:
         key = (meta.get("namespace", ""), meta.get("name", ""))
         if event.type == "DELETED":
             with self._lock:
+                self._pending.pop(meta.get("uid", ""), None)
                 run = self._pods.get(key)
                 if run is None or run.uid != meta.get("uid"):
                     return
@@ -264,15 +284,25 @@ class Kubelet:
                 restart_policy=str(spec.get("restartPolicy") or "Always"),
             )
             self._pods[key] = run
+            self._pending.pop(uid, None)
         self._pool.submit(self._start_pod, run, pod)
 
     def _schedule(self, namespace: str, name: str, uid: str) -> None:
-        counts = [self.pod_count(k) for k in range(1, len(self.node_names) + 1)]
-        node = self.node_names[counts.index(min(counts))]
-        with contextlib.suppress(ApiError):
-            current = self.store.get(PODS, namespace, name)
-            if current["metadata"]["uid"] == uid and not current["spec"].get("nodeName"):
-                self.store.merge_patch(PODS, namespace, name, {"spec": {"nodeName": node}})
+        """Bind the pod to the node with the fewest pods (one binding at a time, so a burst spreads)."""
+        with self._schedule_lock:
+            counts = [self.pod_count(k) for k in range(1, len(self.node_names) + 1)]
+            node = self.node_names[counts.index(min(counts))]
+            with self._lock:
+                self._pending[uid] = node
+            bound = False
+            with contextlib.suppress(ApiError):  # deleted or replaced meanwhile: nothing to bind
+                current = self.store.get(PODS, namespace, name)
+                if current["metadata"]["uid"] == uid and not current["spec"].get("nodeName"):
+                    self.store.merge_patch(PODS, namespace, name, {"spec": {"nodeName": node}})
+                    bound = True
+            if not bound:
+                with self._lock:
+                    self._pending.pop(uid, None)
 
     # ---- starting and stopping ---------------------------------------------------------------
 
@@ -313,6 +343,13 @@ class Kubelet:
             if self.listener_factory is not None:
                 run.close_listener = self.listener_factory(run.netns)
         pod_dir = self.state_dir / "pods" / f"{run.namespace}_{run.name}_{run.uid[:8]}"
+        run.pod_dir = pod_dir
+        run.mount_service_account = spec.get("automountServiceAccountToken") is not False
+        empty_dirs = {}
+        for volume in spec.get("volumes") or []:
+            if "emptyDir" in volume:  # other volume types are not provided (docs/hollow.md)
+                empty_dirs[volume["name"]] = pod_dir / "volumes" / volume["name"]
+                empty_dirs[volume["name"]].mkdir(parents=True, exist_ok=True)
         for group, init in (("initContainers", True), ("containers", False)):
             for c in spec.get(group) or []:
                 program = images.resolve(c, self.npc, init=init)
@@ -323,6 +360,17 @@ class Kubelet:
                     log_dir=pod_dir / c["name"],
                     init=init,
                 )
+                cr.mounts = [
+                    (str(empty_dirs[m["name"]]), str(m["mountPath"]))
+                    for m in c.get("volumeMounts") or []
+                    if m.get("name") in empty_dirs and m.get("mountPath")
+                ]
+                probe = c.get("readinessProbe") or {}
+                if not init and (probe.get("exec") or {}).get("command"):
+                    cr.readiness_exec = [str(a) for a in probe["exec"]["command"]]
+                    cr.probe_period = float(probe.get("periodSeconds") or 10)
+                    cr.probe_timeout = float(probe.get("timeoutSeconds") or 1)
+                    cr.probe_due = time.monotonic() + float(probe.get("initialDelaySeconds") or 0)
                 (run.init_containers if init else run.containers).append(cr)
         if not run.init_containers:
             run.started = True
@@ -339,7 +387,7 @@ class Kubelet:
             "KUBERNETES_SERVICE_PORT_HTTPS": "6443",
             "HOLLOW_IMAGE": str(c.get("image") or ""),
             "PYTHONUNBUFFERED": "1",
-            CLUSTER_ENV: self.fabric.prefix,
+            cleanup.CLUSTER_ENV: self.fabric.prefix,
         }
         fields = {
             "spec.nodeName": run.node_name,
@@ -359,8 +407,9 @@ class Kubelet:
         return env
 
     def _launch(self, run: PodRun, cr: ContainerRun) -> None:
-        sa = dict(self.service_account)
-        sa["namespace"] = run.namespace
+        sa = dict(self.service_account) if run.mount_service_account else {}
+        if run.mount_service_account:
+            sa["namespace"] = run.namespace
         ulogd = self._ulogd_conf if cr.program.role == "weave-npc" else None
         cr.terminated = None
         cr.ready = False
@@ -377,6 +426,7 @@ class Kubelet:
                 log_path=log_path,
                 spec_path=cr.log_dir / "spec.json",
                 ulogd_conf=ulogd,
+                mounts=cr.mounts,
             )
         )
         cr.started_at = now_iso()
@@ -385,8 +435,15 @@ class Kubelet:
         with run.lock:
             run.stopping = True
             for cr in run.init_containers + run.containers:
+                for proc in cr.execs:
+                    containers.stop(proc, grace=0.5)
                 if cr.proc is not None:
                     containers.stop(cr.proc)
+            if run.netns and not run.host_network:
+                # anything that left its process group (daemonised children) still lives in the netns
+                stragglers = set(netns.netns_pids(run.netns))
+                if stragglers:
+                    cleanup.stop_pids(stragglers, grace=1.0)
             if run.close_listener is not None:
                 run.close_listener()
                 run.close_listener = None
@@ -395,6 +452,8 @@ class Kubelet:
             if run.own_ip and run.ip is not None:
                 self.fabric.addresses.release(run.ip)
                 run.own_ip = False
+            if run.pod_dir is not None:  # emptyDir volumes go with the pod; logs stay in the state dir
+                shutil.rmtree(run.pod_dir / "volumes", ignore_errors=True)
         with self._lock:
             if self._pods.get((run.namespace, run.name)) is run:
                 del self._pods[(run.namespace, run.name)]
@@ -418,12 +477,29 @@ class Kubelet:
 
     def _tick(self, run: PodRun) -> None:
         now = time.monotonic()
+        if run.last_status is not None and self._steady(run):
+            for cr in run.containers:  # readiness probes keep running on a ready pod
+                self._maybe_probe(cr, now)
+            return
         if not run.started:
             self._tick_init(run, now)
         else:
             for cr in run.containers:
                 self._tick_container(run, cr, now)
         self._write_status(run)
+
+    def _steady(self, run: PodRun) -> bool:
+        """Nothing can change without a process exiting: every container runs and is ready, or every
+        container has finished for good. Keeps the monitor cheap for many idle pods."""
+        if not run.started:
+            return False
+        running = [cr.ready and not cr.probe_changed and cr.running() for cr in run.containers]
+        if all(running):
+            return True
+        return all(
+            cr.terminated is not None and not self._will_restart(run, cr.terminated["exitCode"])
+            for cr in run.containers
+        )
 
     def _tick_init(self, run: PodRun, now: float) -> None:
         for cr in run.init_containers:
@@ -453,7 +529,11 @@ class Kubelet:
             return
         code = cr.proc.poll()
         if code is None:
-            if not cr.ready:
+            if cr.readiness_exec is not None:
+                cr.probe_changed = False
+                if self._set_up(cr):
+                    self._maybe_probe(cr, now)
+            elif not cr.ready:
                 cr.ready = self._set_up(cr) and self._looks_ready(cr)
             return
         if cr.terminated is None:
@@ -467,6 +547,45 @@ class Kubelet:
             cr.last_terminated = cr.terminated
             cr.restart_count += 1
             self._launch(run, cr)
+
+    def _maybe_probe(self, cr: ContainerRun, now: float) -> None:
+        if cr.readiness_exec is None or cr.probe_running or now < cr.probe_due or cr.proc is None:
+            return
+        cr.probe_running = True
+        self._probes.submit(self._run_readiness_probe, cr, cr.proc)
+
+    def _run_readiness_probe(self, cr: ContainerRun, proc: subprocess.Popen[bytes]) -> None:
+        """One exec readiness probe (on its own pool: it may take up to timeoutSeconds)."""
+        try:
+            argv = (
+                [
+                    sys.executable if cr.readiness_exec[0] in ("python", "python3") else cr.readiness_exec[0],
+                    *cr.readiness_exec[1:],
+                ]
+                if cr.readiness_exec
+                else []
+            )
+            check = subprocess.Popen(
+                ["nsenter", "--target", str(proc.pid), "--net", "--mount", "--", *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=cr.env,
+                start_new_session=True,
+            )
+            try:
+                ok = check.wait(timeout=cr.probe_timeout) == 0
+            except subprocess.TimeoutExpired:
+                containers.stop(check, grace=0)
+                ok = False
+            if cr.proc is proc and proc.poll() is None and ok != cr.ready:
+                cr.ready = ok
+                cr.probe_changed = True
+            # until the first success, probe often: a pod becomes Ready soon after its program is
+            # (Kubernetes would wait periodSeconds; docs/hollow.md)
+            cr.probe_due = time.monotonic() + (cr.probe_period if cr.ready else min(cr.probe_period, 0.2))
+        finally:
+            cr.probe_running = False
 
     @staticmethod
     def _backoff(cr: ContainerRun) -> float:
@@ -508,14 +627,15 @@ class Kubelet:
         )
         if not waits_for_mark:
             return True
+        start = max(0, cr.ready_scan_offset - len(READY_MARK))  # a mark split across two reads
         try:
             with open(cr.log_path(), "rb") as fh:
-                fh.seek(max(0, cr.ready_scan_offset - len(READY_MARK)))
+                fh.seek(start)
                 data = fh.read()
         except OSError:
             return False
-        cr.ready_scan_offset += len(data)
-        return READY_MARK in data
+        cr.ready_scan_offset = start + len(data)
+        return READY_LINE.search(data) is not None
 
     # ---- status ------------------------------------------------------------------------------
 
@@ -638,7 +758,8 @@ class Kubelet:
         argv = [str(a) for a in command]
         if argv[0] in ("python", "python3"):
             argv[0] = sys.executable
-        return subprocess.Popen(
+        cr.execs = [p for p in cr.execs if p.poll() is None]
+        proc = subprocess.Popen(
             ["nsenter", "--target", str(cr.proc.pid), "--net", "--mount", "--", *argv],
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -646,6 +767,8 @@ class Kubelet:
             env=cr.env,
             start_new_session=True,
         )
+        cr.execs.append(proc)  # stopped with the pod
+        return proc
 
     def log_path(self, namespace: str, pod: str, container: str, previous: bool = False) -> Path | None:
         try:

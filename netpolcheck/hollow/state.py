@@ -28,6 +28,7 @@ class ClusterRecord:
     node_names: list[str] = field(default_factory=list)
     node_netns: list[str] = field(default_factory=list)
     status: str = "starting"  # starting | running | stopped
+    route: str | None = None  # the `unreachable` route this cluster added (set just before adding it)
 
     def write(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from netpolcheck.errors import UsageError
 from netpolcheck.model.profiles import PROFILES, get_profile
@@ -32,6 +32,16 @@ def read_state_file(path: str) -> Any:
         ) from None
 
 
+def write_document(document: dict[str, Any], out: TextIO) -> None:
+    """The JSON document with one result per line: readable, and fast (the C encoder) for 10^6 cells."""
+    head = {k: v for k, v in document.items() if k != "results"}
+    out.write(json.dumps(head)[:-1] + (', "results": [\n' if head else '{"results": [\n'))
+    results = document["results"]
+    for i, row in enumerate(results):
+        out.write(json.dumps(row) + (",\n" if i + 1 < len(results) else "\n"))
+    out.write("]}\n")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.format not in FORMATS:
         raise UsageError(f"--format: unknown format {args.format!r}; use one of {', '.join(FORMATS)}")
@@ -39,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
     state = parse_state(read_state_file(args.state))
     document = expected_results(state, profile)
     if args.format == "json":
-        json.dump(document, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        write_document(document, sys.stdout)
         return 0
     from netpolcheck.report.truthtable import document_tables, render_plain, render_rich
 

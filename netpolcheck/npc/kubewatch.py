@@ -50,8 +50,11 @@ class ApiClient:
         )
 
     def _headers(self) -> dict[str, str]:
-        token = self.config.get_api_key_with_prefix("BearerToken") or ""
-        return {"Authorization": token, "Accept": "application/json"}
+        # the loader stores "bearer <token>"; send the canonical "Bearer" scheme some servers insist on
+        value = self.config.get_api_key_with_prefix("BearerToken") or ""
+        scheme, _, token = value.partition(" ")
+        header = f"Bearer {token}" if scheme.lower() == "bearer" else value
+        return {"Authorization": header, "Accept": "application/json"}
 
     def get(self, path: str, **params: str) -> dict[str, Any]:
         url = f"{self.config.host}{path}" + (f"?{urlencode(params)}" if params else "")

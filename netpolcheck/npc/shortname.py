@@ -7,6 +7,7 @@ integer and written least-significant digit first, so names stay within ipset's 
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 SET_PREFIX = "weave-"
 SYMBOLS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789(){}[]+=_$%^!*|/?.;:@#~"
@@ -22,6 +23,7 @@ def short_name(key: str) -> str:
     return "".join(digits)
 
 
+@lru_cache(maxsize=65536)
 def set_name(key: str) -> str:
     """The full ipset name Weave gives the set keyed by `key`."""
     return SET_PREFIX + short_name(key)

@@ -68,18 +68,30 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     probe = commands.add_parser("probe", help="probe a JSON list of targets read from stdin")
-    probe.add_argument("--timeout", type=positive_seconds, default=1.0,
-                       help="window in seconds for all attempts of a target (default 1.0)")
-    probe.add_argument("--retries", type=retry_count, default=7,
-                       help="extra attempts for targets without an answer, spread over the window (default 7)")
+    probe.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=1.0,
+        help="window in seconds for all attempts of a target (default 1.0)",
+    )
+    probe.add_argument(
+        "--retries",
+        type=retry_count,
+        default=7,
+        help="extra attempts for targets without an answer, spread over the window (default 7)",
+    )
     probe.add_argument("--targets", default="-", help="read targets from this file instead of stdin")
 
     serve = commands.add_parser("serve", help="echo listeners that journal what arrived; prints READY")
     serve.add_argument("--tcp", type=port_list, default=[], help="TCP ports, e.g. 80,81")
     serve.add_argument("--udp", type=port_list, default=[], help="UDP ports")
     serve.add_argument("--sctp", type=port_list, default=[], help="SCTP ports (where the kernel has SCTP)")
-    serve.add_argument("--journal", default=None, help="journal file (default $NETPOLCHECK_PROBE_JOURNAL "
-                       "or /tmp/netpolcheck-probe/journal.jsonl)")
+    serve.add_argument(
+        "--journal",
+        default=None,
+        help="journal file (default $NETPOLCHECK_PROBE_JOURNAL, else "
+        "/tmp/netpolcheck-probe/journal-$HOSTNAME.jsonl)",
+    )
 
     journal = commands.add_parser("journal", help="print the serve journal (JSON lines), optionally filtered")
     journal.add_argument("--journal", default=None, help="journal file (default as for serve)")
@@ -88,21 +100,31 @@ def build_parser() -> argparse.ArgumentParser:
     journal.add_argument("--port", type=port, default=None)
     journal.add_argument("--since", type=float, default=None, help="only records at or after this Unix time")
 
+    ready = commands.add_parser("ready", help="exit 0 while serve is up (for a readiness probe), else 1")
+    ready.add_argument("--journal", default=None, help="journal file of the serve (default as for serve)")
+
     hold = commands.add_parser("hold", help="hold a TCP connection (and a UDP flow) and record every gap")
     hold.add_argument("--ip", type=ipv4, required=True)
     hold.add_argument("--port", type=port, required=True, help="TCP port of a serve listener")
     hold.add_argument("--udp-port", type=port, default=None, help="also keep a UDP flow to this port")
     hold.add_argument("--interval", type=positive_seconds, default=0.1, help="seconds between ticks")
-    hold.add_argument("--late-after", type=positive_seconds, default=None,
-                      help="a tick without an echo after this many seconds is lost (default: 2 x interval)")
+    hold.add_argument(
+        "--late-after",
+        type=positive_seconds,
+        default=None,
+        help="a tick without an echo after this many seconds is lost (default: 2 x interval)",
+    )
     hold.add_argument("--status", required=True, help="status file, rewritten every tick")
     hold.add_argument("--duration", type=positive_seconds, default=None, help="end after this many seconds")
     hold.add_argument("--connect-timeout", type=positive_seconds, default=3.0)
-    hold.add_argument("--background", action="store_true",
-                      help="detach; print the first status once connected, and return")
+    hold.add_argument(
+        "--background", action="store_true", help="detach; print the first status once connected, and return"
+    )
 
-    for name, text in (("hold-status", "print a hold's status file"),
-                       ("hold-stop", "stop a background hold and print its final report")):
+    for name, text in (
+        ("hold-status", "print a hold's status file"),
+        ("hold-stop", "stop a background hold and print its final report"),
+    ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--status", required=True)
         if name == "hold-stop":
@@ -147,6 +169,13 @@ def run_journal(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_ready(args: argparse.Namespace) -> int:
+    from netpolcheck.probe.journal import default_path
+    from netpolcheck.probe.serve import is_ready
+
+    return 0 if is_ready(args.journal or default_path()) else 1
+
+
 def run_hold(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from netpolcheck.probe.hold import Holder, wait_for_status
 
@@ -157,7 +186,9 @@ def run_hold(args: argparse.Namespace, argv: Sequence[str]) -> int:
         child_argv = [a for a in argv if a != "--background"]
         child = subprocess.Popen(
             [sys.executable, "-m", PROG, *child_argv],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         status = wait_for_status(args.status, args.connect_timeout + 5.0, ready="running")
@@ -167,8 +198,9 @@ def run_hold(args: argparse.Namespace, argv: Sequence[str]) -> int:
             raise BadInput(f"background hold (pid {child.pid}) wrote no status to {args.status}")
         print(json.dumps(status, sort_keys=True), flush=True)
         return 0 if status["state"] == "running" else 1
-    holder = Holder(args.ip, args.port, args.udp_port, args.interval, late_after, args.status,
-                    args.connect_timeout)
+    holder = Holder(
+        args.ip, args.port, args.udp_port, args.interval, late_after, args.status, args.connect_timeout
+    )
     code = holder.run(args.duration)
     print(json.dumps(holder.status(), sort_keys=True), flush=True)
     return code
@@ -196,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "probe": run_probe,
             "serve": run_serve,
             "journal": run_journal,
+            "ready": run_ready,
             "hold-status": run_hold_status,
             "hold-stop": run_hold_stop,
         }

@@ -65,12 +65,14 @@ class ProbeState:
         self.answered_by = attempt.number
         self.rtt_ms = round(max(0.0, now - attempt.sent_at) * 1000.0, 3)
 
-    def result(self, timeout: float) -> dict[str, object]:
+    def result(self, window_end: float) -> dict[str, object]:
+        """The result line; `window_end` (Unix time) is when the prober stopped listening."""
         if self.verdict is None:
+            window = window_end - self.attempts[0].sent_at if self.attempts else 0.0
             unit = ATTEMPT_UNITS[self.target.protocol]
             count = len(self.attempts)
             plural = "" if count == 1 else "s"
-            evidence = f"no answer to {count} {unit}{plural} in {format_seconds(timeout)} s"
+            evidence = f"no answer to {count} {unit}{plural} in {window:.1f} s"
             notes = list(self.notes)
             if self.foreign_answers:
                 notes.append(f"{self.foreign_answers} UDP answers did not echo the probe's nonce")
@@ -90,10 +92,6 @@ class ProbeState:
             "port": self.target.port,
             "protocol": self.target.protocol,
         }
-
-
-def format_seconds(seconds: float) -> str:
-    return f"{seconds:.1f}" if round(seconds, 1) == seconds else f"{seconds:.3g}"
 
 
 def udp_payload(nonce: int) -> bytes:
@@ -149,6 +147,8 @@ class Prober:
         self.source_addresses: dict[str, str | OSError] = {}
         self.sctp_ports: set[int] = set()
         self.owned_sockets: list[socket.socket] = []
+        self.syn_templates: dict[tuple[str, str, int], packets.SynTemplate] = {}
+        self.icmp_errors_from_target: dict[str, int] = {}  # target ip -> ICMP errors matched to its probes
         raise_open_file_limit(64 + len(targets) * (retries + 1))
 
     def close(self) -> None:
@@ -158,21 +158,49 @@ class Prober:
 
     def run(self) -> list[dict[str, object]]:
         try:
+            self.prepare()
             start = time.monotonic()
-            deadline = start + self.timeout
             interval = self.timeout / (self.retries + 1)
+            last_round_sent = start
             for number in range(self.retries + 1):
-                send_at = start + number * interval
-                self.receive_until(send_at)
+                self.receive_until(start + number * interval)
                 pending = [s for s in self.states if s.verdict is None]
                 if not pending:
                     break
                 for state in pending:
                     self.send_attempt(state, number)
+                last_round_sent = time.monotonic()
+            # the window is the timeout, but never shorter than one interval after the last attempt went out
+            # (on a loaded machine sending a round can take a while; late sends must not lose their answers)
+            deadline = max(start + self.timeout, last_round_sent + interval)
             self.receive_until(deadline)
-            return [s.result(self.timeout) for s in self.states]
+            self.note_icmp_rate_limit()
+            window_end = time.time()
+            return [s.result(window_end) for s in self.states]
         finally:
             self.close()
+
+    def note_icmp_rate_limit(self) -> None:
+        """Flag silence from a host that sent ICMP errors in this run: its kernel may have suppressed more.
+
+        Linux rate-limits ICMP errors per peer (net.ipv4.icmp_ratelimit: a burst of 6, then 1 per second),
+        so a REJECT or a closed UDP port can go silent, which looks like a drop. The verdict stays
+        `dropped` (that is what was seen); the evidence says why it may not be a drop.
+        """
+        for state in self.states:
+            count = self.icmp_errors_from_target.get(state.target.ip, 0)
+            if state.verdict is None and count:
+                state.notes.append(
+                    f"{state.target.ip} sent {count} ICMP errors to other probes in this run and rate-limits "
+                    "them, so this silence may be a suppressed error"
+                )
+
+    def prepare(self) -> None:
+        """Pay scapy's import and first build before the clock starts, not inside the first window."""
+        if any(s.target.protocol in ("TCP", "SCTP") for s in self.states):
+            packets.tcp_syn("127.0.0.1", "127.0.0.1", 1, 1, 0)
+        if any(s.target.protocol == "SCTP" for s in self.states):
+            packets.sctp_init("127.0.0.1", "127.0.0.1", 1, 1, 1)
 
     # sending ---------------------------------------------------------------------------------------
 
@@ -215,7 +243,7 @@ class Prober:
             holder.bind((source, 0))
             self.owned_sockets.append(holder)
             attempt = Attempt(number, holder.getsockname()[1], token, now, holder)
-            wire = packets.tcp_syn(source, target.ip, attempt.sport, target.port, token)
+            wire = self.syn_template(source, target).stamp(attempt.sport, token)
         else:
             sport = self.fresh_sctp_port()
             attempt = Attempt(number, sport, token or 1, now)
@@ -241,6 +269,12 @@ class Prober:
                     state.notes.append(note)
             # anything else (ENOBUFS, ...) counts as a lost attempt: the next attempt retries it
 
+    def syn_template(self, source: str, target: Target) -> packets.SynTemplate:
+        key = (source, target.ip, target.port)
+        if key not in self.syn_templates:
+            self.syn_templates[key] = packets.SynTemplate(source, target.ip, target.port)
+        return self.syn_templates[key]
+
     def fresh_sctp_port(self) -> int:
         while True:
             port = 32768 + secrets.randbelow(61000 - 32768)
@@ -251,12 +285,13 @@ class Prober:
     # receiving -------------------------------------------------------------------------------------
 
     def receive_until(self, until: float) -> None:
-        while True:
-            remaining = until - time.monotonic()
-            if remaining <= 0 or all(s.verdict is not None for s in self.states):
-                return
+        """Read answers until `until` (monotonic); always reads what is already queued, even when late."""
+        while not all(s.verdict is not None for s in self.states):
+            remaining = max(0.0, until - time.monotonic())
             for key, _ in self.selector.select(remaining):
                 self.drain(key)
+            if remaining == 0.0:
+                return
 
     def drain(self, key: selectors.SelectorKey) -> None:
         sock: socket.socket = key.fileobj  # type: ignore[assignment]
@@ -309,8 +344,9 @@ class Prober:
         elif answer.chunk_type == 6:
             state.answer("refused", f"ABORT from {where}", attempt, now)
 
-    def on_udp(self, state: ProbeState, attempt: Attempt, data: bytes, peer: tuple[str, int],
-               now: float) -> None:
+    def on_udp(
+        self, state: ProbeState, attempt: Attempt, data: bytes, peer: tuple[str, int], now: float
+    ) -> None:
         target = state.target
         if peer == (target.ip, target.port) and data == udp_payload(attempt.token):
             state.answer("allowed", f"UDP echo from {target.ip}:{target.port}", attempt, now)
@@ -329,6 +365,8 @@ class Prober:
         if flow is None:
             return
         state, attempt = flow
+        errors = self.icmp_errors_from_target
+        errors[state.target.ip] = errors.get(state.target.ip, 0) + 1
         name = packets.ICMP_UNREACH_NAMES.get(error.code, "unreachable")
         evidence = f"ICMP type {error.type} code {error.code} from {error.src} ({name})"
         verdict = "refused" if error.code == packets.ICMP_PORT_UNREACH else "rejected"

@@ -10,6 +10,7 @@ test can read it while `hold` runs in the background; SIGTERM ends it with a fin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -87,8 +88,16 @@ class FlowLog:
 
 
 class Holder:
-    def __init__(self, ip: str, port: int, udp_port: int | None, interval: float, late_after: float,
-                 status_path: str, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        ip: str,
+        port: int,
+        udp_port: int | None,
+        interval: float,
+        late_after: float,
+        status_path: str,
+        connect_timeout: float,
+    ) -> None:
         self.ip, self.port, self.udp_port = ip, port, udp_port
         self.interval, self.late_after = interval, late_after
         self.status_path = status_path
@@ -188,10 +197,9 @@ class Holder:
             return
         if udp is not None:
             self.flows["udp"].on_send(tick, now)
-            try:
+            # an error here is an ICMP error for an earlier datagram, or a local filter: the tick is lost
+            with contextlib.suppress(OSError):
                 udp.send(f"hold {self.nonce} {tick}".encode())
-            except OSError:
-                pass  # an ICMP error for an earlier datagram, or a local filter: the tick is lost
 
     def read(self, key: selectors.SelectorKey) -> None:
         sock: socket.socket = key.fileobj  # type: ignore[assignment]

@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-DEFAULT_PATH = "/tmp/netpolcheck-probe/journal.jsonl"
+DEFAULT_DIRECTORY = "/tmp/netpolcheck-probe"
 PATH_ENV = "NETPOLCHECK_PROBE_JOURNAL"
 
 
 def default_path() -> str:
-    return os.environ.get(PATH_ENV, DEFAULT_PATH)
+    """$NETPOLCHECK_PROBE_JOURNAL, else one file per pod (HOSTNAME is the pod name) under /tmp, so serves
+    that share a filesystem (the embedded cluster, several netns on one machine) never share a journal."""
+    if PATH_ENV in os.environ:
+        return os.environ[PATH_ENV]
+    host = os.environ.get("HOSTNAME") or socket.gethostname()
+    return f"{DEFAULT_DIRECTORY}/journal-{host.replace('/', '_')}.jsonl"
 
 
 class JournalWriter:

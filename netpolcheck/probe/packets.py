@@ -36,6 +36,38 @@ def tcp_syn(src: str, dst: str, sport: int, dport: int, seq: int) -> bytes:
     )
 
 
+class SynTemplate:
+    """A scapy-built SYN for one (source, target, port), re-stamped per attempt with a new source port and
+    sequence number (and the TCP checksum recomputed), so a retransmission costs microseconds, not a build.
+    """
+
+    def __init__(self, src: str, dst: str, dport: int) -> None:
+        self.wire = bytearray(tcp_syn(src, dst, 0, dport, 0))
+        self.tcp_offset = (self.wire[0] & 0x0F) * 4
+        self.pseudo_header = bytes(self.wire[12:20]) + struct.pack(
+            "!BBH", 0, IPPROTO_TCP, len(self.wire) - self.tcp_offset
+        )
+
+    def stamp(self, sport: int, seq: int) -> bytes:
+        wire = self.wire
+        offset = self.tcp_offset
+        struct.pack_into("!H", wire, offset, sport)
+        struct.pack_into("!I", wire, offset + 4, seq)
+        struct.pack_into("!H", wire, offset + 16, 0)
+        struct.pack_into("!H", wire, offset + 16, internet_checksum(self.pseudo_header + wire[offset:]))
+        return bytes(wire)
+
+
+def internet_checksum(data: bytes) -> int:
+    """RFC 1071 ones' complement sum (as in IP, TCP, UDP headers)."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
 def sctp_init(src: str, dst: str, sport: int, dport: int, tag: int) -> bytes:
     from scapy.layers.inet import IP
     from scapy.layers.sctp import SCTP, SCTPChunkInit

@@ -8,15 +8,20 @@ have reached the pod.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import selectors
 import signal
 import socket
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 from netpolcheck.probe import packets
 from netpolcheck.probe.errors import BadInput
+from netpolcheck.probe.hold import write_json_atomically
 from netpolcheck.probe.journal import JournalWriter
 
 BACKLOG = 4096
@@ -49,8 +54,8 @@ def bind_socket(kind: int, proto: int, port: int, label: str) -> socket.socket:
 
 
 class Server:
-    def __init__(self, tcp: list[int], udp: list[int], sctp: list[int], journal: JournalWriter) -> None:
-        self.journal = journal
+    def __init__(self, tcp: list[int], udp: list[int], sctp: list[int]) -> None:
+        self.journal: JournalWriter  # set once every listener is up (a failed start leaves no journal)
         self.selector = selectors.DefaultSelector()
         self.tcp_ports = set(tcp)
         self.sctp_unavailable: str | None = None
@@ -139,7 +144,9 @@ class Server:
             except (BlockingIOError, InterruptedError):
                 return
             conn.setblocking(False)
-            self.journal.record("accept", proto=listener.proto, port=listener.port, peer=peer_text(peer), bytes=0)
+            self.journal.record(
+                "accept", proto=listener.proto, port=listener.port, peer=peer_text(peer), bytes=0
+            )
             self.selector.register(conn, selectors.EVENT_READ, (listener, peer_text(peer)))
 
     def echo_stream(self, conn: socket.socket, data: tuple[Listener, str]) -> None:
@@ -150,13 +157,13 @@ class Server:
             return
         except OSError as exc:
             chunk = b""
-            self.journal.record("error", proto=listener.proto, port=listener.port, peer=peer, error=exc.strerror)
+            self.journal.record(
+                "error", proto=listener.proto, port=listener.port, peer=peer, error=exc.strerror
+            )
         if chunk:
             self.journal.record("data", proto=listener.proto, port=listener.port, peer=peer, bytes=len(chunk))
-            try:
+            with contextlib.suppress(OSError):  # the next recv reports how the connection ended
                 conn.sendall(chunk)
-            except OSError:
-                pass  # the next recv reports how the connection ended
             return
         self.journal.record("close", proto=listener.proto, port=listener.port, peer=peer, bytes=0)
         self.selector.unregister(conn)
@@ -171,10 +178,8 @@ class Server:
             except OSError:
                 continue  # an ICMP error for an earlier echo; keep serving
             self.journal.record("datagram", proto="udp", port=port, peer=peer_text(peer), bytes=len(payload))
-            try:
+            with contextlib.suppress(OSError):
                 sock.sendto(payload, peer)
-            except OSError:
-                pass
 
     def journal_syns(self, sock: socket.socket) -> None:
         while True:
@@ -195,12 +200,12 @@ class Server:
 def run_serve(tcp: list[int], udp: list[int], sctp: list[int], journal_path: str) -> int:
     if not (tcp or udp or sctp):
         raise BadInput("serve needs at least one of --tcp, --udp, --sctp")
-    journal = JournalWriter(journal_path)
+    server = Server(tcp, udp, sctp)
     try:
-        server = Server(tcp, udp, sctp, journal)
-    except BaseException:
-        journal.close()
-        raise
+        journal = server.journal = JournalWriter(journal_path)
+    except OSError as exc:
+        server.close()
+        raise BadInput(f"cannot write the journal {journal_path}: {exc.strerror}") from None
 
     def stop(signum: int, frame: FrameType | None) -> None:
         server.stopping = True
@@ -212,11 +217,31 @@ def run_serve(tcp: list[int], udp: list[int], sctp: list[int], journal_path: str
         if warning:
             print(f"netpolcheck.probe serve: {warning}", file=sys.stderr, flush=True)
     journal.record("listening", **status)
+    ready_file = ready_path(journal_path)
+    write_json_atomically(ready_file, {"pid": os.getpid(), **status})
     print("READY", flush=True)
     try:
         server.serve_forever()
     finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(ready_file)
         server.close()
         journal.record("stopped")
         journal.close()
     return 0
+
+
+def ready_path(journal_path: str) -> str:
+    """Where serve says it is ready (removed when it stops): next to its journal."""
+    return f"{journal_path}.ready"
+
+
+def is_ready(journal_path: str) -> bool:
+    """True while the serve that owns `journal_path` is up: its ready file exists and its PID is alive."""
+    try:
+        with open(ready_path(journal_path), encoding="utf-8") as stream:
+            pid = int(json.load(stream)["pid"])
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return b"netpolcheck.probe" in argv and b"serve" in argv

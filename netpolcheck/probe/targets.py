@@ -70,7 +70,9 @@ def parse_targets(text: str) -> list[Target]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadInput(f"targets are not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise BadInput(
+            f"targets are not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     if not isinstance(document, list):
         raise BadInput(f"targets must be a JSON list, got {type(document).__name__}")
     targets = [parse_target(item, index) for index, item in enumerate(document)]

@@ -8,14 +8,15 @@ import json
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import urllib3
+from clusterkit import Cluster
 from kubernetes import watch
 from podtools import CONNECT, create_namespace, echo_pod, pod_exec, wait_running
 
-from conftest import Cluster
 from netpolcheck.hollow.waits import wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
@@ -43,8 +44,8 @@ def test_pods_spread_over_nodes_and_reach_each_other_across_nodes(shared_cluster
     assert nodes == {"node1", "node2", "node3"}, "the scheduler put two pods on one node"
     for pod in pods:
         k = int(pod.spec.node_name.removeprefix("node"))
-        assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(f"10.32.{k}.0/24")
-        assert pod.status.host_ip == f"10.32.0.{k}"
+        assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(f"10.224.{k}.0/24")
+        assert pod.status.host_ip == f"10.224.0.{k}"
     for src in pods:
         for dst in pods:
             if src is dst:
@@ -66,7 +67,7 @@ def test_exec_returns_output_and_exit_codes_and_the_pod_has_no_default_route(sha
     )
     assert code == 3
     assert out.splitlines()[0] == "out" and err.strip() == "err"
-    assert "default" not in out and "10.32.0.0/12 dev eth0" in out
+    assert "default" not in out and "10.224.0.0/12 dev eth0" in out
     code, out, _ = pod_exec(
         core, "default", "exec-target", ["cat", "/var/run/secrets/kubernetes.io/serviceaccount/namespace"]
     )
@@ -96,10 +97,10 @@ def test_in_cluster_client_works_unchanged_inside_a_pod(shared_cluster: Cluster)
 def test_requested_ip_annotation_and_deletion_removes_the_namespace(shared_cluster: Cluster) -> None:
     core = shared_cluster.core
     core.create_namespaced_pod(
-        "default", echo_pod("fixed", node="node3", annotations={"hollow.netpolcheck.io/ip": "10.32.1.20"})
+        "default", echo_pod("fixed", node="node3", annotations={"hollow.netpolcheck.io/ip": "10.224.1.20"})
     )
     pod = wait_running(core, "default", "fixed")
-    assert pod.status.pod_ip == "10.32.1.20"
+    assert pod.status.pod_ip == "10.224.1.20"
     pid = int(pod.status.container_statuses[0].container_id.removeprefix("hollow://"))
     netns_before = subprocess.run(
         ["ip", "netns", "identify", str(pid)], capture_output=True, text=True
@@ -307,3 +308,102 @@ def test_a_bad_ip_annotation_shows_in_the_pod_status(shared_cluster: Cluster) ->
     pod = core.read_namespaced_pod("bad-ip", "default")
     assert pod.status.phase == "Pending" and "192.0.2.9" in pod.status.message
     core.delete_namespaced_pod("bad-ip", "default")
+
+
+def test_deleting_a_pod_stops_processes_that_left_its_process_group(shared_cluster: Cluster) -> None:
+    core = shared_cluster.core
+    spec = {
+        "metadata": {"name": "straggler"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "busybox",
+                    "command": ["sh", "-c", "setsid sleep 1000 & exec sleep 2000"],
+                }
+            ]
+        },
+    }
+    core.create_namespaced_pod("default", spec)
+    pod = wait_running(core, "default", "straggler")
+    main_pid = pod.status.container_statuses[0].container_id.removeprefix("hollow://")
+    netns = subprocess.run(
+        ["ip", "netns", "identify", main_pid], capture_output=True, text=True
+    ).stdout.strip()
+
+    def pids() -> list[str]:
+        return subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split()
+
+    wait_until(lambda: len(pids()) == 2, 5, "the container and its setsid child in the pod netns")
+    inside = pids()
+    sessions = {Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[3] for p in inside}
+    assert len(sessions) == 2, "the child should have left the container's session"
+    core.delete_namespaced_pod("straggler", "default")
+    wait_until(
+        lambda: not any(Path(f"/proc/{p}").exists() for p in inside),
+        10,
+        "both processes of the deleted pod to be gone",
+    )
+
+
+def test_exec_readiness_probe_gates_ready_both_ways(shared_cluster: Cluster) -> None:
+    core = shared_cluster.core
+    spec = {
+        "metadata": {"name": "gated"},
+        "spec": {
+            "volumes": [{"name": "flag", "emptyDir": {}}],
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "busybox",
+                    "command": ["sleep", "infinity"],
+                    "volumeMounts": [{"name": "flag", "mountPath": "/var/run/flag"}],
+                    "readinessProbe": {"exec": {"command": ["cat", "/var/run/flag/ok"]}, "periodSeconds": 1},
+                }
+            ],
+        },
+    }
+    core.create_namespaced_pod("default", spec)
+
+    def ready() -> bool:
+        st = core.read_namespaced_pod("gated", "default").status
+        return bool(st.container_statuses) and bool(st.container_statuses[0].ready)
+
+    def running() -> bool:
+        st = core.read_namespaced_pod("gated", "default").status
+        return bool(st.container_statuses) and st.container_statuses[0].state.running is not None
+
+    wait_until(running, 10, "pod gated to run")
+    assert wait_until(ready, 1.0, "pod gated Ready (it must not be)", raise_on_timeout=False) >= 1.0
+    assert not ready()
+    assert pod_exec(core, "default", "gated", ["touch", "/var/run/flag/ok"])[0] == 0
+    wait_until(ready, 5, "pod gated to become Ready once the probe file exists")
+    assert pod_exec(core, "default", "gated", ["rm", "/var/run/flag/ok"])[0] == 0
+    wait_until(lambda: not ready(), 5, "pod gated to become unready once the probe file is gone")
+    core.delete_namespaced_pod("gated", "default")
+
+
+def test_a_burst_of_unscheduled_pods_spreads_evenly(shared_cluster: Cluster) -> None:
+    core = shared_cluster.core
+    create_namespace(core, "burst")
+    for i in range(9):
+        core.create_namespaced_pod(
+            "burst",
+            {
+                "metadata": {"name": f"b{i}"},
+                "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "infinity"]}]},
+            },
+        )
+
+    def all_running() -> bool:
+        pods = core.list_namespaced_pod("burst").items
+        return len(pods) == 9 and all(p.status.phase == "Running" for p in pods)
+
+    wait_until(all_running, 20, "9 burst pods Running")
+    # balanced over every pod of the cluster (other tests' pods, if any left, count too)
+    everywhere = [
+        p.spec.node_name for p in core.list_pod_for_all_namespaces().items if p.status.phase == "Running"
+    ]
+    counts = [everywhere.count(n) for n in ("node1", "node2", "node3")]
+    assert max(counts) - min(counts) <= 1, counts
+    core.delete_namespace("burst")

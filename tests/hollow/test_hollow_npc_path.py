@@ -8,14 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clusterkit import Cluster, start_cluster, stop_cluster
 from podtools import CONNECT, echo_pod, pod_exec, wait_running
 
-from conftest import Cluster, start_cluster, stop_cluster
 from netpolcheck.hollow.waits import wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
-NPC_CIDR = "10.112.0.0/12"
+NPC_CIDR = "10.242.0.0/16"
 STANDIN = Path(__file__).with_name("standin_weave_npc.py")
 # FORWARD hooks of Weave 2.8.1's router, as in the observed iptables-save (see test_hollow_weave_router.py)
 ROUTER_281 = [

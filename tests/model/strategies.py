@@ -105,7 +105,9 @@ def states(draw: st.DrawFn, max_policies: int = 4) -> dict[str, Any]:
             }
         )
     pols = [draw(policies(names, f"np{i}")) for i in range(draw(st.integers(0, max_policies)))]
-    externals = [{"name": "ext", "ip": "10.0.0.200"}] if draw(st.booleans()) else []
+    externals = draw(
+        st.sampled_from(([], [{"name": "ext", "ip": "10.0.0.200"}], [{"name": "mcast", "ip": "224.0.0.251"}]))
+    )
     probes = [{"port": 80, "protocol": "TCP"}, {"port": 81, "protocol": "UDP"}, {"port": "http"}]
     return {
         "namespaces": namespaces,

@@ -112,3 +112,23 @@ def test_missing_file(tmp_path: Path) -> None:
     proc = _run(str(tmp_path / "absent.json"))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"netpolcheck: error: {tmp_path / 'absent.json'}: no such file"
+
+
+def test_json_is_one_result_per_line_and_carries_cautions(tmp_path: Path) -> None:
+    clash = world(
+        [
+            netpol("x/p1", {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}}]}]}),
+            netpol(
+                "y/p2",
+                {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": {}}]}]},
+            ),
+        ]
+    )
+    proc = _run(_write(tmp_path, clash), "--profile", "weave-2.8.1")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert len(doc["results"]) == 72
+    assert len(proc.stdout.splitlines()) == 72 + 2
+    assert doc["cautions"][0].startswith("ipset-name-clash (policies x/p1, y/p2)")
+    empty = _run(_write(tmp_path, {"namespaces": []}, "empty.json"))
+    assert json.loads(empty.stdout) == {"profile": "spec", "results": []}

@@ -1,4 +1,4 @@
-"""A 9 x 9 probe matrix over TCP and UDP ports 80 and 81 (324 probes), shared by the loss test and the benchmark.
+"""A 9 x 9 probe matrix, TCP and UDP ports 80 and 81 (324 probes), shared by the loss test and the benchmark.
 
 Every pod serves TCP and UDP 80,81. Port 80 is open to everyone. Port 81 on destination d, for source s,
 follows (s + d) % 4: 0 DROP, 1 REJECT icmp-admin-prohibited, 2 REJECT icmp-port-unreachable, 3 open, so
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,22 +35,31 @@ class Matrix:
     def targets_for(self, source: int) -> list[dict[str, object]]:
         return [
             {"id": f"{d}/{proto}/{port}", "ip": pod.ip, "port": port, "protocol": proto}
-            for d, pod in enumerate(self.pods) for proto in PROTOCOLS for port in PORTS
+            for d, pod in enumerate(self.pods)
+            for proto in PROTOCOLS
+            for port in PORTS
         ]
 
     def run(self, *options: str) -> tuple[dict[tuple[int, str], dict[str, object]], float]:
         """One matrix: every source runs one agent process, all at once. Returns results and wall seconds."""
         started = time.monotonic()
         processes = [
-            subprocess.Popen(["ip", "netns", "exec", pod.netns, *AGENT, "probe", *options],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                ["ip", "netns", "exec", pod.netns, *AGENT, "probe", *options],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for pod in self.pods
         ]
-        for source, process in enumerate(processes):  # feed them all first, so they run side by side
-            assert process.stdin is not None
-            process.stdin.write(json.dumps(self.targets_for(source)))
-            process.stdin.close()
-        outputs = [p.communicate(timeout=120) for p in processes]
+        with ThreadPoolExecutor(len(processes)) as pool:  # feed and read them all at once, side by side
+            outputs = list(
+                pool.map(
+                    lambda sp: sp[1].communicate(json.dumps(self.targets_for(sp[0])), timeout=120),
+                    enumerate(processes),
+                )
+            )
         wall = time.monotonic() - started
         results: dict[tuple[int, str], dict[str, object]] = {}
         for source, (process, (stdout, stderr)) in enumerate(zip(processes, outputs, strict=True)):
@@ -78,10 +88,22 @@ def build_matrix(lab: Lab, journal_dir: Path, all_dropped: bool = False, size: i
             verdict81, rule = PORT_81_RULES[(s + d) % 4]
             for proto in PROTOCOLS:
                 if all_dropped:
-                    lab.iptables(destination, "-A", "INPUT", "-s", source.ip, "-p", proto.lower(), "-j", "DROP")
+                    lab.iptables(
+                        destination, "-A", "INPUT", "-s", source.ip, "-p", proto.lower(), "-j", "DROP"
+                    )
                 elif rule:
-                    lab.iptables(destination, "-A", "INPUT", "-s", source.ip, "-p", proto.lower(),
-                                 "--dport", "81", *rule)
+                    lab.iptables(
+                        destination,
+                        "-A",
+                        "INPUT",
+                        "-s",
+                        source.ip,
+                        "-p",
+                        proto.lower(),
+                        "--dport",
+                        "81",
+                        *rule,
+                    )
                 for port in PORTS:
                     verdict = "dropped" if all_dropped else ("allowed" if port == 80 else verdict81)
                     expected[(s, f"{d}/{proto}/{port}")] = verdict

@@ -29,8 +29,9 @@ _counter = itertools.count()
 T = TypeVar("T")
 
 
-def sh(*argv: str, check: bool = True, input_text: str | None = None, timeout: float = 30.0
-       ) -> subprocess.CompletedProcess[str]:
+def sh(
+    *argv: str, check: bool = True, input_text: str | None = None, timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(argv, capture_output=True, text=True, input=input_text, timeout=timeout)
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
@@ -74,7 +75,16 @@ class Lab:
         netns = f"{self.prefix}-{name}"
         self.add_netns(netns)
         if icmp_ratelimit_ms is not None:
-            sh("ip", "netns", "exec", netns, "sysctl", "-q", "-w", f"net.ipv4.icmp_ratelimit={icmp_ratelimit_ms}")
+            sh(
+                "ip",
+                "netns",
+                "exec",
+                netns,
+                "sysctl",
+                "-q",
+                "-w",
+                f"net.ipv4.icmp_ratelimit={icmp_ratelimit_ms}",
+            )
         port = f"vp{index}"
         sh("ip", "-n", self.hub, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", netns)
         sh("ip", "-n", self.hub, "link", "set", port, "master", "br0", "up")
@@ -85,22 +95,39 @@ class Lab:
         self.pods[name] = pod
         return pod
 
-    def run(self, pod: Pod, *argv: str, input_text: str | None = None, check: bool = True,
-            timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        return sh("ip", "netns", "exec", pod.netns, *argv, input_text=input_text, check=check, timeout=timeout)
+    def run(
+        self, pod: Pod, *argv: str, input_text: str | None = None, check: bool = True, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        return sh(
+            "ip", "netns", "exec", pod.netns, *argv, input_text=input_text, check=check, timeout=timeout
+        )
 
     def iptables(self, pod: Pod, *rule: str) -> None:
         self.run(pod, "iptables", "-w", *rule)
 
     def spawn(self, pod: Pod, *argv: str) -> subprocess.Popen[str]:
-        process = subprocess.Popen(["ip", "netns", "exec", pod.netns, *argv], stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", pod.netns, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.processes.append(process)
         return process
 
-    def serve(self, pod: Pod, journal: Path, tcp: str = "80,81", udp: str = "80,81",
-              extra: tuple[str, ...] = (), ready_within: float = 15.0) -> subprocess.Popen[str]:
-        process = self.spawn(pod, *AGENT, "serve", "--tcp", tcp, "--udp", udp, "--journal", str(journal), *extra)
+    def serve(
+        self,
+        pod: Pod,
+        journal: Path,
+        tcp: str = "80,81",
+        udp: str = "80,81",
+        extra: tuple[str, ...] = (),
+        ready_within: float = 15.0,
+    ) -> subprocess.Popen[str]:
+        process = self.spawn(
+            pod, *AGENT, "serve", "--tcp", tcp, "--udp", udp, "--journal", str(journal), *extra
+        )
         wait_for_line(process, "READY", ready_within, f"serve in {pod.netns} to print READY")
         return process
 
@@ -144,7 +171,9 @@ def wait_for_line(process: subprocess.Popen[str], wanted: str, within: float, wh
                 return
             if line == "":
                 stderr = process.stderr.read() if process.stderr else ""
-                raise RuntimeError(f"waited for {what}: the process exited ({process.wait()}): {stderr.strip()}")
+                raise RuntimeError(
+                    f"waited for {what}: the process exited ({process.wait()}): {stderr.strip()}"
+                )
         raise TimeoutError(f"waited {within} s for {what}; it did not happen")
     finally:
         selector.close()

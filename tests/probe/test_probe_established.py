@@ -25,7 +25,9 @@ def install_weave_shaped_rules(lab: Lab, server: Pod) -> None:
     lab.iptables(server, "-A", "INPUT", "-i", "eth0", "-j", "NPCPROBE-NPC")
     lab.iptables(server, "-A", "INPUT", "-i", "eth0", "-j", "DROP")
     lab.iptables(server, "-A", "NPCPROBE-NPC", *ESTABLISHED)
-    lab.iptables(server, "-A", "NPCPROBE-NPC", "-m", "conntrack", "--ctstate", "NEW", "-j", "NPCPROBE-INGRESS")
+    lab.iptables(
+        server, "-A", "NPCPROBE-NPC", "-m", "conntrack", "--ctstate", "NEW", "-j", "NPCPROBE-INGRESS"
+    )
     for proto in ("tcp", "udp"):
         lab.iptables(server, "-A", "NPCPROBE-INGRESS", "-p", proto, "--dport", "80", "-j", "ACCEPT")
 
@@ -33,14 +35,30 @@ def install_weave_shaped_rules(lab: Lab, server: Pod) -> None:
 class HeldConnection:
     def __init__(self, lab: Lab, client: Pod, server: Pod, status: Path) -> None:
         self.lab, self.client, self.status = lab, client, status
-        started = lab.run(client, *AGENT, "hold", "--background", "--ip", server.ip, "--port", "80",
-                          "--udp-port", "80", "--interval", "0.05", "--status", str(status))
+        started = lab.run(
+            client,
+            *AGENT,
+            "hold",
+            "--background",
+            "--ip",
+            server.ip,
+            "--port",
+            "80",
+            "--udp-port",
+            "80",
+            "--interval",
+            "0.05",
+            "--status",
+            str(status),
+        )
         first = json.loads(started.stdout)
         assert first["state"] == "running", first
         self.pid = int(first["pid"])
 
     def read(self) -> dict[str, Any]:
-        return json.loads(self.lab.run(self.client, *AGENT, "hold-status", "--status", str(self.status)).stdout)
+        return json.loads(
+            self.lab.run(self.client, *AGENT, "hold-status", "--status", str(self.status)).stdout
+        )
 
     def flows(self) -> dict[str, dict[str, Any]]:
         flows: dict[str, dict[str, Any]] = self.read()["flows"]
@@ -80,28 +98,39 @@ def test_held_connection_survives_a_deny_and_shows_the_gap_without_established_a
     held: tuple[Lab, Pod, Pod, HeldConnection],
 ) -> None:
     lab, client, server, connection = held
-    flowing = wait_until("both held flows to echo 10 ticks", lambda: echoed_at_least(connection, {"tcp": 10,
-                         "udp": 10}), within=10.0)
+    flowing = wait_until(
+        "both held flows to echo 10 ticks",
+        lambda: echoed_at_least(connection, {"tcp": 10, "udp": 10}),
+        within=10.0,
+    )
     assert probe_new(lab, client, server) == {"TCP": "allowed", "UDP": "allowed"}
 
     # the policy now denies new connections: the rule that accepted them goes
     lab.iptables(server, "-F", "NPCPROBE-INGRESS")
     assert probe_new(lab, client, server) == {"TCP": "dropped", "UDP": "dropped"}
     base = {name: flowing[name]["echoed"] for name in ("tcp", "udp")}
-    after_deny = wait_until("20 more echoes on both held flows after the deny",
-                            lambda: echoed_at_least(connection, {n: c + 20 for n, c in base.items()}), within=10.0)
+    after_deny = wait_until(
+        "20 more echoes on both held flows after the deny",
+        lambda: echoed_at_least(connection, {n: c + 20 for n, c in base.items()}),
+        within=10.0,
+    )
     for name in ("tcp", "udp"):
         assert after_deny[name]["gaps"] == [], (name, after_deny[name])
 
     # without the established-accept rule the held packets fall through to DROP: a gap opens ...
     lab.iptables(server, "-D", "NPCPROBE-NPC", *ESTABLISHED)
-    wait_until("a gap of 5+ lost ticks on both held flows",
-               lambda: all(f["in_gap"] and f["gaps"][-1]["lost"] >= 5 for f in connection.flows().values()),
-               within=10.0)
+    wait_until(
+        "a gap of 5+ lost ticks on both held flows",
+        lambda: all(f["in_gap"] and f["gaps"][-1]["lost"] >= 5 for f in connection.flows().values()),
+        within=10.0,
+    )
     # ... and closes when it comes back (TCP by retransmission, UDP with the next datagram)
     lab.iptables(server, "-I", "NPCPROBE-NPC", "1", *ESTABLISHED)
-    wait_until("both held flows to echo again after the established-accept rule is back",
-               lambda: not any(f["in_gap"] for f in connection.flows().values()), within=20.0)
+    wait_until(
+        "both held flows to echo again after the established-accept rule is back",
+        lambda: not any(f["in_gap"] for f in connection.flows().values()),
+        within=20.0,
+    )
 
     report = connection.stop()
     assert report["state"] == "ended" and report["ended"]["how"] == "stopped", report
@@ -114,12 +143,20 @@ def test_held_connection_survives_a_deny_and_shows_the_gap_without_established_a
 
 
 def test_hold_reports_how_the_connection_ended(held: tuple[Lab, Pod, Pod, HeldConnection]) -> None:
-    lab, _client, server, connection = held
-    wait_until("the held TCP flow to echo 5 ticks", lambda: echoed_at_least(connection, {"tcp": 5}), within=10.0)
+    lab, _client, _server, connection = held
+    wait_until(
+        "the held TCP flow to echo 5 ticks", lambda: echoed_at_least(connection, {"tcp": 5}), within=10.0
+    )
     # stop the server we started: its kernel closes the connection
     (serve,) = lab.processes
     serve.terminate()
     serve.wait(10)
-    ended = wait_until("the hold to notice the server went away",
-                       lambda: (s := connection.read())["state"] == "ended" and s, within=10.0)
-    assert ended["ended"]["how"] in ("TCP connection closed by the peer", "TCP connection ended: Connection reset by peer"), ended
+    ended = wait_until(
+        "the hold to notice the server went away",
+        lambda: (s := connection.read())["state"] == "ended" and s,
+        within=10.0,
+    )
+    assert ended["ended"]["how"] in (
+        "TCP connection closed by the peer",
+        "TCP connection ended: Connection reset by peer",
+    ), ended

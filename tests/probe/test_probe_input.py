@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,8 +15,17 @@ from .netlab import AGENT, Lab
 GOOD = {"id": "a", "ip": "10.251.0.9", "port": 80, "protocol": "TCP"}
 
 
-def agent(*argv: str, stdin: str = "", prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*prefix, *AGENT, *argv], input=stdin, capture_output=True, text=True, timeout=60)
+def isolated() -> tuple[str, ...]:
+    """As root, run in a fresh, anonymous, empty network namespace: even if validation regressed and the
+    agent sent something, it could not leave (the namespace has only a down loopback and dies with it)."""
+    return ("unshare", "--net") if os.geteuid() == 0 and shutil.which("unshare") else ()
+
+
+def agent(
+    *argv: str, stdin: str = "", prefix: tuple[str, ...] | None = None
+) -> subprocess.CompletedProcess[str]:
+    command = [*(isolated() if prefix is None else prefix), *AGENT, *argv]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60)
 
 
 def assert_usage_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -32,17 +43,33 @@ def assert_usage_error(result: subprocess.CompletedProcess[str], *fragments: str
     [
         ('[{"id": "a", "ip": "10.0.0.1", "port": 80, "protocol": "TCP"', ("not valid JSON", "line 1")),
         ('{"id": "a"}', ("must be a JSON list",)),
-        (json.dumps([{**GOOD, "ip": "10.0.0.300"}]), ("target 0 (id 'a')", "'10.0.0.300' is not an IP address")),
+        (
+            json.dumps([{**GOOD, "ip": "10.0.0.300"}]),
+            ("target 0 (id 'a')", "'10.0.0.300' is not an IP address"),
+        ),
         (json.dumps([{**GOOD, "ip": "fe80::1"}]), ("only IPv4",)),
-        (json.dumps([GOOD, {**GOOD, "id": "b", "port": 70000}]), ("target 1 (id 'b')", "port 70000 out of range")),
+        (
+            json.dumps([GOOD, {**GOOD, "id": "b", "port": 70000}]),
+            ("target 1 (id 'b')", "port 70000 out of range"),
+        ),
         (json.dumps([{**GOOD, "port": 0}]), ("port 0 out of range",)),
         (json.dumps([{**GOOD, "port": "80"}]), ("port must be an integer",)),
         (json.dumps([{**GOOD, "protocol": "ICMP"}]), ("unknown protocol 'ICMP'",)),
         (json.dumps([{"id": "a", "ip": "10.0.0.1"}]), ("missing port, protocol",)),
         (json.dumps([GOOD, GOOD]), ("duplicate target id 'a'",)),
     ],
-    ids=["malformed-json", "not-a-list", "bad-ip", "ipv6", "port-too-big", "port-zero", "port-string",
-         "unknown-protocol", "missing-fields", "duplicate-id"],
+    ids=[
+        "malformed-json",
+        "not-a-list",
+        "bad-ip",
+        "ipv6",
+        "port-too-big",
+        "port-zero",
+        "port-string",
+        "unknown-protocol",
+        "missing-fields",
+        "duplicate-id",
+    ],
 )
 def test_probe_rejects_bad_targets(stdin: str, fragments: tuple[str, ...]) -> None:
     assert_usage_error(agent("probe", stdin=stdin), *fragments)
@@ -60,8 +87,16 @@ def test_probe_rejects_bad_targets(stdin: str, fragments: tuple[str, ...]) -> No
         (("journal", "--journal", "/nonexistent/npcprobe-journal.jsonl"), "no journal at"),
         (("frobnicate",), "invalid choice"),
     ],
-    ids=["zero-timeout", "negative-retries", "serve-bad-port", "serve-nothing", "hold-bad-ip",
-         "hold-status-missing", "journal-missing", "unknown-command"],
+    ids=[
+        "zero-timeout",
+        "negative-retries",
+        "serve-bad-port",
+        "serve-nothing",
+        "hold-bad-ip",
+        "hold-status-missing",
+        "journal-missing",
+        "unknown-command",
+    ],
 )
 def test_bad_options(argv: tuple[str, ...], fragment: str) -> None:
     assert_usage_error(agent(*argv), fragment)
@@ -78,7 +113,14 @@ def test_probe_without_net_raw_says_so(lab: Lab) -> None:
 @pytest.mark.netns
 def test_serve_on_a_privileged_port_without_the_capability_says_so(lab: Lab, tmp_path: Path) -> None:
     pod = lab.add_pod("nobind")
-    drop = ("ip", "netns", "exec", pod.netns, "setpriv", "--bounding-set=-net_bind_service",
-            "--inh-caps=-net_bind_service")
+    drop = (
+        "ip",
+        "netns",
+        "exec",
+        pod.netns,
+        "setpriv",
+        "--bounding-set=-net_bind_service",
+        "--inh-caps=-net_bind_service",
+    )
     result = agent("serve", "--tcp", "80", "--journal", str(tmp_path / "journal.jsonl"), prefix=drop)
     assert_usage_error(result, "NET_BIND_SERVICE")

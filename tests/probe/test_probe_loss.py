@@ -28,7 +28,9 @@ def add_ten_percent_loss(lab: Lab, pods: list[Pod]) -> str:
     assert "unknown" in first.stderr.lower(), first.stderr
     hub = Pod(lab.hub, "", "")
     lab.run(hub, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1")
-    lab.iptables(hub, "-A", "FORWARD", "-m", "statistic", "--mode", "random", "--probability", "0.1", "-j", "DROP")
+    lab.iptables(
+        hub, "-A", "FORWARD", "-m", "statistic", "--mode", "random", "--probability", "0.1", "-j", "DROP"
+    )
     return "iptables statistic 10% DROP on the hub's bridged FORWARD path (no netem in this kernel)"
 
 

@@ -43,7 +43,8 @@ class Pair:
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     lab = Lab().start()
     try:
-        # the server's kernel would rate-limit its ICMP errors to us (6, then 1 per second): this module checks
+        # the server's kernel would rate-limit its ICMP errors to us (6, then 1 per second): this module
+        # checks
         # classification, so it lifts the limit; test_probe_icmp_limit.py shows the agent under the default
         client, server = lab.add_pod("client"), lab.add_pod("server", icmp_ratelimit_ms=0)
         journal = tmp_path_factory.mktemp("probe") / "journal.jsonl"
@@ -61,21 +62,51 @@ ADMIN = "communication administratively prohibited"
 # case -> (iptables rule in the server's INPUT for the probed port or None, port,
 #          {protocol: (verdict, evidence template)}); {ip} is the server's address
 CASES: dict[str, tuple[list[str] | None, int, dict[str, tuple[str, str]]]] = {
-    "accept": (["-j", "ACCEPT"], 80, {
-        "TCP": ("allowed", "SYN-ACK from {ip}:80"), "UDP": ("allowed", "UDP echo from {ip}:80")}),
-    "drop": (["-j", "DROP"], 80, {
-        "TCP": ("dropped", "no answer to 8 SYNs in 1.0 s"), "UDP": ("dropped", "no answer to 8 datagrams in 1.0 s")}),
-    "reject-port-unreachable": (["-j", "REJECT", "--reject-with", "icmp-port-unreachable"], 80, {
-        "TCP": ("refused", "ICMP type 3 code 3 from {ip} (port unreachable)"),
-        "UDP": ("refused", "ICMP type 3 code 3 from {ip} (port unreachable)")}),
-    "reject-admin-prohibited": (["-j", "REJECT", "--reject-with", "icmp-admin-prohibited"], 81, {
-        "TCP": ("rejected", f"ICMP type 3 code 13 from {{ip}} ({ADMIN})"),
-        "UDP": ("rejected", f"ICMP type 3 code 13 from {{ip}} ({ADMIN})")}),
-    "reject-host-unreachable": (["-j", "REJECT", "--reject-with", "icmp-host-unreachable"], 81, {
-        "TCP": ("rejected", "ICMP type 3 code 1 from {ip} (host unreachable)"),
-        "UDP": ("rejected", "ICMP type 3 code 1 from {ip} (host unreachable)")}),
-    "no-listener": (None, 82, {
-        "TCP": ("refused", "RST from {ip}:82"), "UDP": ("refused", "ICMP type 3 code 3 from {ip} (port unreachable)")}),
+    "accept": (
+        ["-j", "ACCEPT"],
+        80,
+        {"TCP": ("allowed", "SYN-ACK from {ip}:80"), "UDP": ("allowed", "UDP echo from {ip}:80")},
+    ),
+    "drop": (
+        ["-j", "DROP"],
+        80,
+        {
+            "TCP": ("dropped", "no answer to 8 SYNs in 1.0 s"),
+            "UDP": ("dropped", "no answer to 8 datagrams in 1.0 s"),
+        },
+    ),
+    "reject-port-unreachable": (
+        ["-j", "REJECT", "--reject-with", "icmp-port-unreachable"],
+        80,
+        {
+            "TCP": ("refused", "ICMP type 3 code 3 from {ip} (port unreachable)"),
+            "UDP": ("refused", "ICMP type 3 code 3 from {ip} (port unreachable)"),
+        },
+    ),
+    "reject-admin-prohibited": (
+        ["-j", "REJECT", "--reject-with", "icmp-admin-prohibited"],
+        81,
+        {
+            "TCP": ("rejected", f"ICMP type 3 code 13 from {{ip}} ({ADMIN})"),
+            "UDP": ("rejected", f"ICMP type 3 code 13 from {{ip}} ({ADMIN})"),
+        },
+    ),
+    "reject-host-unreachable": (
+        ["-j", "REJECT", "--reject-with", "icmp-host-unreachable"],
+        81,
+        {
+            "TCP": ("rejected", "ICMP type 3 code 1 from {ip} (host unreachable)"),
+            "UDP": ("rejected", "ICMP type 3 code 1 from {ip} (host unreachable)"),
+        },
+    ),
+    "no-listener": (
+        None,
+        82,
+        {
+            "TCP": ("refused", "RST from {ip}:82"),
+            "UDP": ("refused", "ICMP type 3 code 3 from {ip} (port unreachable)"),
+        },
+    ),
 }
 
 
@@ -89,7 +120,9 @@ def test_verdict(pair: Pair, case: str) -> None:
     results = pair.probe([target(pair, p, port) for p in expected])
     for protocol, (verdict, evidence) in expected.items():
         result = results[f"{protocol}-{port}"]
-        assert (result["verdict"], result["evidence"]) == (verdict, evidence.format(ip=pair.server.ip)), result
+        assert (result["verdict"], result["evidence"]) == (verdict, evidence.format(ip=pair.server.ip)), (
+            result
+        )
         if verdict == "dropped":
             assert result["attempts"] == 8 and result["rtt_ms"] is None, result
         else:
@@ -114,13 +147,28 @@ def test_all_verdicts_in_one_run(pair: Pair) -> None:
     """One invocation, all classes at once: answers are matched to their own target, never to a neighbour."""
     pair.reset_rules()
     pair.lab.iptables(pair.server, "-A", "INPUT", "-p", "tcp", "--dport", "81", "-j", "DROP")
-    pair.lab.iptables(pair.server, "-A", "INPUT", "-p", "udp", "--dport", "81", "-j", "REJECT",
-                      "--reject-with", "icmp-admin-prohibited")
+    pair.lab.iptables(
+        pair.server,
+        "-A",
+        "INPUT",
+        "-p",
+        "udp",
+        "--dport",
+        "81",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "icmp-admin-prohibited",
+    )
     targets = [target(pair, p, port) for p in ("TCP", "UDP") for port in (80, 81, 82)]
     verdicts = {tid: r["verdict"] for tid, r in pair.probe(targets).items()}
     assert verdicts == {
-        "TCP-80": "allowed", "TCP-81": "dropped", "TCP-82": "refused",
-        "UDP-80": "allowed", "UDP-81": "rejected", "UDP-82": "refused",
+        "TCP-80": "allowed",
+        "TCP-81": "dropped",
+        "TCP-82": "refused",
+        "UDP-80": "allowed",
+        "UDP-81": "rejected",
+        "UDP-82": "refused",
     }
 
 
@@ -129,7 +177,8 @@ def test_udp_only_a_matching_echo_is_allowed(pair: Pair) -> None:
     pair.reset_rules()
     not_an_echo = (
         "import socket\n"
-        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 83)); print('READY', flush=True)\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 83))\n"
+        "print('READY', flush=True)\n"
         "while True:\n"
         "    data, peer = s.recvfrom(2048); s.sendto(b'hello', peer)\n"
     )
@@ -139,7 +188,10 @@ def test_udp_only_a_matching_echo_is_allowed(pair: Pair) -> None:
     wait_for_line(responder, "READY", 10.0, "the non-echoing UDP responder to bind port 83")
     result = pair.probe([target(pair, "UDP", 83)], "--timeout", "0.5", "--retries", "2")["UDP-83"]
     assert result["verdict"] == "dropped", result
-    assert result["evidence"] == "no answer to 3 datagrams in 0.5 s (3 UDP answers did not echo the probe's nonce)"
+    assert (
+        result["evidence"]
+        == "no answer to 3 datagrams in 0.5 s (3 UDP answers did not echo the probe's nonce)"
+    )
 
 
 def test_only_net_raw_is_needed_to_probe(pair: Pair) -> None:
@@ -148,8 +200,13 @@ def test_only_net_raw_is_needed_to_probe(pair: Pair) -> None:
     argv = ("ip", "netns", "exec", pair.client.netns, *only_net_raw, *AGENT, "probe")
     import subprocess
 
-    result = subprocess.run(argv, input=json.dumps([target(pair, "TCP", 80), target(pair, "UDP", 82)]),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        argv,
+        input=json.dumps([target(pair, "TCP", 80), target(pair, "UDP", 82)]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     verdicts = {r["id"]: r["verdict"] for r in json.loads(result.stdout)}
     assert verdicts == {"TCP-80": "allowed", "UDP-82": "refused"}

@@ -30,12 +30,15 @@ MERGE_KEYS = {
 def strategic_merge(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
         return deep_copy(patch)
+    if patch.get("$patch") == "replace":  # the whole map is replaced (what `rollout undo` sends)
+        return {k: deep_copy(v) for k, v in patch.items() if not k.startswith("$")}
     result = deep_copy(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
+        if isinstance(value, dict) and value.get("$patch") == "delete":
+            result.pop(key, None)
+            continue
         if key.startswith("$"):
             continue  # directives ($retainKeys, $setElementOrder/...) are not needed for what we serve
-        if key.startswith("$setElementOrder/"):
-            continue
         if value is None:
             result.pop(key, None)
         elif (

@@ -32,14 +32,14 @@ def handle(api: ApiServer, h: RequestHandler, t: Target) -> None:
     if path is None or not path.exists():
         which = "previous terminated container" if previous else "container"
         raise BadRequest(f'{which} "{container}" in pod "{t.name}" is waiting to start or has no logs')
-    tail = h.param("tailLines")
-    limit = h.param("limitBytes")
+    tail = h.int_param("tailLines")
+    limit = h.int_param("limitBytes")
     with open(path, "rb") as fh:
         data = fh.read()
         if tail is not None:
-            data = _tail(data, int(tail))
+            data = _tail(data, tail)
         if limit is not None:
-            data = data[: int(limit)]
+            data = data[:limit]
         if not h.flag("follow"):
             h.send_bytes(200, data, "text/plain")
             return

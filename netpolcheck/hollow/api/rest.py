@@ -243,7 +243,7 @@ def list_objects(api: ApiServer, h: RequestHandler, t: Target) -> None:
         items = [i for i in items if _key(i) > after]
         rv = token_rv  # a watch from the first page's version misses nothing
     meta: dict[str, Any] = {"resourceVersion": str(rv)}
-    limit = int(h.param("limit") or 0)
+    limit = h.int_param("limit", 0) or 0
     if limit > 0 and len(items) > limit:
         meta["continue"] = _encode_continue(rv, _key(items[limit - 1]))
         meta["remainingItemCount"] = len(items) - limit
@@ -287,9 +287,40 @@ def watch(api: ApiServer, h: RequestHandler, t: Target) -> None:
             since = int(rv_param)
         except ValueError as exc:
             raise BadRequest(f"invalid resource version: {rv_param!r}") from exc
-    timeout = float(h.param("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT_SECONDS)
+    timeout = float(
+        h.int_param("timeoutSeconds", DEFAULT_WATCH_TIMEOUT_SECONDS) or DEFAULT_WATCH_TIMEOUT_SECONDS
+    )
     bookmarks = h.flag("allowWatchBookmarks")
     table = tables.wanted(h.headers.get("Accept", ""))
+    current = api.store.resource_version
+    if since is not None and since > current:
+        # A version this store never issued (e.g. a client that outlived an earlier cluster): the real
+        # server answers with this error (after a short wait), and client-go then lists again.
+        h.start_stream(200, "application/json")
+        h.write_chunk(
+            _event_line(
+                {
+                    "type": "ERROR",
+                    "object": {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Failure",
+                        "message": f"Too large resource version: {since}, current: {current}",
+                        "reason": "Timeout",
+                        "details": {
+                            "causes": [
+                                {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+                            ],
+                            "retryAfterSeconds": 1,
+                        },
+                        "code": 504,
+                    },
+                }
+            )
+        )
+        h.end_stream()
+        return
     try:
         w = api.store.watch(
             t.res, t.namespace, since, h.param("labelSelector"), field_selector, initial=since is None

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import select
 import json
 import logging
+import select
 import socket
 import ssl
 import threading
@@ -20,6 +20,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from netpolcheck.hollow.api import rest
 from netpolcheck.hollow.api.errors import ApiError, BadRequest, Unauthorized
 from netpolcheck.hollow.api.runtime import PodRuntime
 from netpolcheck.hollow.api.store import Store
@@ -46,8 +47,6 @@ class RequestHandler(BaseHTTPRequestHandler):
     # -- request side -----------------------------------------------------------------------------
 
     def _handle_any(self) -> None:
-        from netpolcheck.hollow.api import rest
-
         started = time.monotonic()
         parsed = urllib.parse.urlsplit(self.path)
         self.req_path = parsed.path.rstrip("/") or "/"
@@ -70,6 +69,11 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self.send_json(500, ApiError(f"internal error: {exc}").status())
             self.close_connection = True
         finally:
+            if not self._streaming and not self.close_connection:
+                try:  # an unread request body would be parsed as the next request on this connection
+                    self.body()
+                except (OSError, ValueError):
+                    self.close_connection = True
             self.api._busy.discard(self.connection)
             self.api.log_request_line(self, time.monotonic() - started)
 
@@ -97,6 +101,15 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def params(self, name: str) -> list[str]:
         return self.query.get(name, [])
+
+    def int_param(self, name: str, default: int | None = None) -> int | None:
+        value = self.param(name)
+        if value in (None, ""):
+            return default
+        try:
+            return int(value)
+        except ValueError as exc:
+            raise BadRequest(f"invalid value for {name}: {value!r} (an integer is required)") from exc
 
     def flag(self, name: str) -> bool:
         return (self.param(name) or "").lower() in ("true", "1")
@@ -303,8 +316,6 @@ class ApiServer:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, let watch streams end cleanly (final chunk), then close every connection.
         Bounded by `timeout` seconds; the listening sockets are left to their owner."""
-        from netpolcheck.hollow.api.rest import STREAM_POLL_SECONDS
-
         self.stopping.set()
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -317,7 +328,7 @@ class ApiServer:
         for conn in idle:  # keep-alive connections between requests: unblock their reads now
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-        grace_end = min(deadline, time.monotonic() + 2 * STREAM_POLL_SECONDS + 0.3)
+        grace_end = min(deadline, time.monotonic() + 2 * rest.STREAM_POLL_SECONDS + 0.3)
         for thread in threads:  # streaming handlers notice `stopping` within one poll and finish
             thread.join(max(0.0, grace_end - time.monotonic()))
         with self._lock:

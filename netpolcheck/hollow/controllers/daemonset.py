@@ -23,12 +23,24 @@ from typing import Any
 from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api.errors import ApiError, Conflict, NotFound
 from netpolcheck.hollow.api.store import Store, WatchEvent, deep_copy
+from netpolcheck.hollow.controllers.revisions import ensure_revision, prune_revisions
 
 log = logging.getLogger(__name__)
 
 HASH_LABEL = "controller-revision-hash"
 GENERATION_LABEL = "pod-template-generation"
 RESYNC_SECONDS = 1.0
+# Taints every daemon pod tolerates (the real controller adds these tolerations to its pods).
+AUTO_TOLERATED = frozenset(
+    {
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+        "node.kubernetes.io/disk-pressure",
+        "node.kubernetes.io/memory-pressure",
+        "node.kubernetes.io/pid-pressure",
+        "node.kubernetes.io/unschedulable",
+    }
+)
 _STOP = ("", "")
 
 
@@ -77,10 +89,12 @@ def node_eligible(node: dict[str, Any], pod_spec: dict[str, Any]) -> bool:
     for key, value in (pod_spec.get("nodeSelector") or {}).items():
         if labels.get(key) != value:
             return False
-    if (node.get("spec") or {}).get("unschedulable"):
-        return False
+    # No check of spec.unschedulable: the real controller tolerates it for daemon pods (they run on
+    # cordoned nodes), as it does the not-ready/unreachable/pressure taints it adds itself.
     tolerations = pod_spec.get("tolerations") or []
     for taint in (node.get("spec") or {}).get("taints") or []:
+        if taint.get("key") in AUTO_TOLERATED:
+            continue
         if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(tolerations, taint):
             return False
     return True
@@ -214,9 +228,12 @@ class DaemonSetController:
             if not by_node.get(node):
                 by_node[node] = [self._create_pod(ds, node, current_hash)]
 
+        ensure_revision(self.store, ds, current_hash)
         strategy = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate")
         if strategy == "RollingUpdate":
             self._roll(ds, eligible, by_node, current_hash)
+        in_use = {p["metadata"].get("labels", {}).get(HASH_LABEL, "") for ps in by_node.values() for p in ps}
+        prune_revisions(self.store, ds, in_use | {current_hash})
         self._write_status(ds, eligible, by_node, current_hash)
 
     def _roll(

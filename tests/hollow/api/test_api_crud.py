@@ -52,6 +52,7 @@ def test_unknown_resource_and_group_are_404_status(cluster: Cluster) -> None:
     for path in ("/api/v1/widgets", "/apis/example.com/v1/things", "/apis/apps/v1/namespaces/default/nope"):
         code, body = raw(cluster, "GET", path)
         assert code == 404 and body["reason"] == "NotFound", path
+    assert raw(cluster, "GET", "/api/v1/pods?limit=many")[0] == 400
     code, body = raw(cluster, "GET", "/api/v1/namespaces/default/pods/ghost")
     assert code == 404 and body["details"] == {"name": "ghost", "group": "", "kind": "pods"}
 

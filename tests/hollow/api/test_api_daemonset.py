@@ -298,6 +298,30 @@ def test_kubectl_rollout_status_and_get_follow_a_rolling_daemonset(
     assert ds.stdout.split("\n")[1].split()[:6] == ["weave-net", "3", "3", "3", "3", "3"], ds.stdout
 
 
+def test_kubectl_rollout_history_and_undo(cluster: Cluster, controller: DaemonSetController) -> None:
+    cluster.store.create(r.DAEMONSETS, daemonset())
+    wait_for("the first rollout", lambda: rolled_out(cluster))
+    set_image(cluster, "weaveworks/weave-npc:2.1.3")
+    wait_for("the upgrade", lambda: rolled_out(cluster))
+    history = cluster.kubectl("rollout", "history", "ds/weave-net", "-n", "kube-system")
+    assert history.returncode == 0, history.stderr
+    assert [line.split()[0] for line in history.stdout.splitlines()[2:] if line.strip()] == ["1", "2"]
+    undo = cluster.kubectl("rollout", "undo", "ds/weave-net", "-n", "kube-system")
+    assert undo.returncode == 0, undo.stderr
+    wait_for(
+        "the rollback",
+        lambda: (
+            rolled_out(cluster)
+            and {p["spec"]["containers"][0]["image"] for p in ds_pods(cluster)}
+            == {"weaveworks/weave-npc:2.0.5"}
+        ),
+    )
+    history = cluster.kubectl("rollout", "history", "ds/weave-net", "-n", "kube-system")
+    assert [line.split()[0] for line in history.stdout.splitlines()[2:] if line.strip()] == ["2", "3"]
+    cluster.store.delete(r.DAEMONSETS, "kube-system", "weave-net")
+    assert cluster.store.list(r.CONTROLLERREVISIONS, "kube-system")[0] == []
+
+
 def _flatten(docs: list[Any]) -> list[dict[str, Any]]:
     out = []
     for doc in docs:
@@ -350,3 +374,36 @@ def test_apply_seed_upgrade_manifest_through_the_python_client(
         res, body=daemon, namespace="kube-system", field_manager="netpolcheck", force_conflicts=True
     )
     assert applied.metadata.generation == generation
+
+
+def test_node_eligibility_taints_and_max_unavailable_forms() -> None:
+    from netpolcheck.hollow.controllers.daemonset import max_unavailable, node_eligible
+
+    tainted = {
+        "metadata": {"name": "m", "labels": {}},
+        "spec": {"taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]},
+    }
+    plain = {"spec": {"containers": []}}
+    assert not node_eligible(tainted, plain)
+    assert node_eligible(tainted, {"tolerations": [{"operator": "Exists", "effect": "NoSchedule"}]})
+    assert node_eligible(tainted, {"tolerations": [{"operator": "Exists"}]})  # Weave's manifest tolerates all
+    assert not node_eligible(tainted, {"tolerations": [{"key": "other", "operator": "Exists"}]})
+    assert node_eligible(
+        {"metadata": {}, "spec": {"taints": [{"key": "k", "effect": "PreferNoSchedule"}]}}, plain
+    )
+    cordoned = {
+        "metadata": {},
+        "spec": {
+            "unschedulable": True,
+            "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}],
+        },
+    }
+    assert node_eligible(cordoned, plain)  # daemon pods run on cordoned nodes, as with the real controller
+
+    def ds(value: object) -> dict[str, Any]:
+        return {
+            "spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": value}}}
+        }
+
+    assert [max_unavailable(ds(v), 10) for v in (1, 3, "25%", "0%")] == [1, 3, 3, 1]
+    assert max_unavailable({"spec": {}}, 10) == 1

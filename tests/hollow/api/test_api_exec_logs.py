@@ -37,6 +37,7 @@ def run(core: client.CoreV1Api, command: list[str], stdin: str | None = None) ->
         return resp.read_stdout(), resp.read_stderr(), resp.returncode
     finally:
         resp.close()
+        resp.sock.shutdown()  # websocket-client leaves the socket open when the server closed first
 
 
 def test_python_client_exec_stdout_stderr_and_exit_codes(core: client.CoreV1Api, pod: str) -> None:
@@ -75,6 +76,7 @@ def test_runtime_refusal_comes_back_as_failure_status(core: client.CoreV1Api, cl
     resp.run_forever(timeout=10)
     error = resp.read_channel(3)
     resp.close()
+    resp.sock.shutdown()
     assert '"status": "Failure"' in error and "is not running" in error
     with pytest.raises(client.ApiException) as err:  # two containers and none named: 400 before upgrade
         stream(core.connect_get_namespaced_pod_exec, "two", "default", command=["true"], stdout=True)
@@ -124,3 +126,15 @@ def test_kubectl_logs_follow_streams_new_lines(cluster: Cluster, core: client.Co
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def test_parallel_exec_sessions_keep_their_own_output_and_codes(cluster: Cluster, pod: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> tuple[str, str, int | None]:
+        own = client.CoreV1Api(cluster.new_api_client())
+        return run(own, ["sh", "-c", f"echo out-{i}; echo err-{i} >&2; exit {i % 4}"])
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(one, range(20)))
+    assert results == [(f"out-{i}\n", f"err-{i}\n", i % 4) for i in range(20)]

@@ -107,6 +107,7 @@ def test_older_exec_channel_protocols(cluster: Cluster, core: client.CoreV1Api, 
         data = data if isinstance(data, bytes) else data.encode()
         frames[data[0]] = frames.get(data[0], b"") + data[1:]
     ws.close()
+    ws.shutdown()  # websocket-client leaves the socket open when the server closed first
     assert frames[1] == b"hi\n"
     if protocol == "v4.channel.k8s.io":
         status = json.loads(frames[3])

@@ -114,6 +114,16 @@ def test_watch_from_a_compacted_version_gets_one_410_error_event(
     assert status["kind"] == "Status" and status["code"] == 410 and status["reason"] == "Expired"
 
 
+def test_watch_from_a_version_the_store_never_issued_gets_a_504_error_event(cluster: Cluster) -> None:
+    ahead = cluster.store.resource_version + 1000
+    stream = WatchStream(cluster, "/api/v1/pods", resourceVersion=str(ahead))
+    events = list(stream.events())
+    stream.close()
+    assert [e["type"] for e in events] == ["ERROR"]
+    assert events[0]["object"]["code"] == 504
+    assert events[0]["object"]["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
+
+
 def test_watch_without_version_starts_with_synthetic_added_and_honours_timeout(
     cluster: Cluster, core: client.CoreV1Api
 ) -> None:

@@ -1,0 +1,101 @@
+"""Helpers for the hollow cluster tests: real `netpolcheck hollow up/down` processes, kubernetes client.
+
+(A uniquely named module: `conftest` is ambiguous between tests/hollow and tests/hollow/api.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes import client, config
+
+REPO = Path(__file__).resolve().parents[2]
+KUBECTL = REPO / ".venv" / "bin" / "kubectl"
+# Every cluster a test starts uses its own pod range, away from Weave's default 10.32.0.0/12 that
+# other engineers' clusters use: `up` refuses a range that overlaps any route of the machine.
+SHARED_CIDR = "10.224.0.0/12"  # Weave's shape (/12), away from its default range
+
+
+def hollow(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """Run `netpolcheck hollow ARGS` as its own process (as a user would)."""
+    return subprocess.run(
+        [sys.executable, "-m", "netpolcheck.cli", "hollow", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+def leftovers(prefix: str, cidr: str) -> list[str]:
+    """Everything of cluster `prefix` still on the machine: netns, links, route, processes."""
+    found = []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith(prefix)]
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines() if prefix in line]
+    routes = subprocess.run(
+        ["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True
+    ).stdout
+    found += [f"route {line}" for line in routes.splitlines() if line.split()[:2] == ["unreachable", cidr]]
+    marker = f"HOLLOW_CLUSTER={prefix}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(f"process {entry.name} {(entry / 'comm').read_text().strip()}")
+            except OSError:
+                continue
+    return found
+
+
+@dataclass
+class Cluster:
+    state_dir: Path
+    kubeconfig: Path
+    prefix: str
+    pod_cidr: str
+    api: client.ApiClient
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    def record(self) -> dict[str, object]:
+        return json.loads((self.state_dir / "cluster.json").read_text())
+
+    def kubectl(
+        self, *args: str, timeout: float = 30, input_text: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input_text,
+        )
+
+
+def start_cluster(state_dir: Path, *extra: str, cidr: str) -> Cluster:
+    result = hollow("up", "--state-dir", str(state_dir), "--pod-cidr", cidr, *extra)
+    assert result.returncode == 0, f"hollow up failed: {result.stdout}{result.stderr}"
+    kubeconfig = state_dir / "kubeconfig"
+    record = json.loads((state_dir / "cluster.json").read_text())
+    api = config.new_client_from_config(str(kubeconfig))
+    return Cluster(state_dir, kubeconfig, record["prefix"], cidr, api)
+
+
+def stop_cluster(cluster: Cluster) -> None:
+    cluster.api.close()
+    result = hollow("down", "--state-dir", str(cluster.state_dir))
+    assert result.returncode == 0, result.stderr
+    assert leftovers(cluster.prefix, cluster.pod_cidr) == []

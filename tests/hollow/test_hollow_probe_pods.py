@@ -1,0 +1,62 @@
+"""The project's probe pod template runs unchanged on the hollow cluster and probes across nodes."""
+
+from __future__ import annotations
+
+import json
+import string
+
+import pytest
+import yaml
+from clusterkit import REPO, Cluster
+from podtools import pod_exec, wait_running
+
+pytestmark = [pytest.mark.netns, pytest.mark.hollow]
+
+TEMPLATE = REPO / "manifests" / "probe" / "pod.yaml"
+
+
+def probe_pod(name: str, node: str) -> dict:  # type: ignore[type-arg]
+    text = string.Template(TEMPLATE.read_text()).substitute(
+        POD_NAME=name, NAMESPACE="probes", PROBE_IMAGE="netpolcheck-probe:0.1.0"
+    )
+    pod = yaml.safe_load(text)
+    pod["spec"]["nodeName"] = node
+    return pod  # type: ignore[no-any-return]
+
+
+def test_probe_pods_get_ready_through_their_exec_readiness_probe_and_probe_each_other(
+    shared_cluster: Cluster,
+) -> None:
+    core = shared_cluster.core
+    core.create_namespace({"metadata": {"name": "probes"}})
+    try:
+        core.create_namespaced_pod("probes", probe_pod("a", "node1"))
+        core.create_namespaced_pod("probes", probe_pod("b", "node3"))
+        wait_running(core, "probes", "a")
+        b = wait_running(core, "probes", "b")
+        # the emptyDir at /var/run/netpolcheck holds the file the readiness probe checks
+        code, out, err = pod_exec(core, "probes", "b", ["ls", "/var/run/netpolcheck"])
+        assert code == 0 and "journal.jsonl.ready" in out.split(), out + err
+        targets = [
+            {"id": "tcp80", "ip": b.status.pod_ip, "port": 80, "protocol": "TCP"},
+            {"id": "tcp82", "ip": b.status.pod_ip, "port": 82, "protocol": "TCP"},
+            {"id": "udp81", "ip": b.status.pod_ip, "port": 81, "protocol": "UDP"},
+        ]
+        result = shared_cluster.kubectl(
+            "exec",
+            "-i",
+            "-n",
+            "probes",
+            "a",
+            "--",
+            "python",
+            "-m",
+            "netpolcheck.probe",
+            "probe",
+            input_text=json.dumps(targets),
+        )
+        assert result.returncode == 0, result.stderr
+        verdicts = {r["id"]: r["verdict"] for r in json.loads(result.stdout)}
+        assert verdicts == {"tcp80": "allowed", "tcp82": "refused", "udp81": "allowed"}
+    finally:
+        core.delete_namespace("probes")

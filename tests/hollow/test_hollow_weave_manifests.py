@@ -1,0 +1,77 @@
+"""The project's Weave manifests run on the hollow cluster: install 2.1.3, upgrade to 2.8.1 node by node."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clusterkit import REPO, Cluster, start_cluster, stop_cluster
+
+pytestmark = [pytest.mark.netns, pytest.mark.hollow]
+
+MANIFESTS = REPO / "manifests" / "weave"
+WEAVE_CIDR = "10.243.0.0/16"
+
+
+@pytest.fixture(scope="module")
+def weave_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cluster = start_cluster(
+        tmp_path_factory.mktemp("hollow-weave") / "state", "--nodes", "2", cidr=WEAVE_CIDR
+    )
+    try:
+        yield cluster
+    finally:
+        stop_cluster(cluster)
+
+
+def forward_rules(cluster: Cluster, node: str) -> list[str]:
+    out = subprocess.run(
+        ["ip", "netns", "exec", f"{cluster.prefix}-{node}", "iptables", "-S", "FORWARD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line for line in out.splitlines() if line.startswith("-A ")]
+
+
+def apply(cluster: Cluster, verb: str, manifest: Path) -> None:
+    result = cluster.kubectl(verb, "--validate=false", "-f", str(manifest))
+    assert result.returncode == 0, result.stderr
+
+
+def test_seed_upgrade_213_to_281_changes_the_router_hooks_on_every_node(weave_cluster: Cluster) -> None:
+    apply(weave_cluster, "create", MANIFESTS / "weave-2.1.3.yaml")
+    status = weave_cluster.kubectl(
+        "rollout", "status", "-n", "kube-system", "ds/weave-net", "--timeout=60s", timeout=90
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    for node in ("node1", "node2"):
+        rules = forward_rules(weave_cluster, node)
+        assert rules[0] == "-A FORWARD -o weave -j WEAVE-NPC" and not any("EGRESS" in r for r in rules), rules
+    apply(weave_cluster, "replace", MANIFESTS / "weave-2.8.1.yaml")
+    status = weave_cluster.kubectl(
+        "rollout", "status", "-n", "kube-system", "ds/weave-net", "--timeout=60s", timeout=90
+    )
+    assert status.returncode == 0 and "successfully rolled out" in status.stdout, (
+        status.stdout + status.stderr
+    )
+    for node in ("node1", "node2"):
+        rules = forward_rules(weave_cluster, node)
+        # 2.8.1 re-inserts the whole block at the top, egress hook first; nothing of 2.1.3's copy is left
+        assert rules == [
+            "-A FORWARD -i weave -j WEAVE-NPC-EGRESS",
+            "-A FORWARD -o weave -j WEAVE-NPC",
+            "-A FORWARD -o weave -m state --state NEW -j NFLOG --nflog-group 86",
+            "-A FORWARD -o weave -j DROP",
+            "-A FORWARD -i weave ! -o weave -j ACCEPT",
+            "-A FORWARD -o weave -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        ]
+    pods = weave_cluster.core.list_namespaced_pod("kube-system", label_selector="name=weave-net").items
+    assert sorted(c.image for p in pods for c in p.spec.containers) == [
+        "weaveworks/weave-kube:2.8.1",
+        "weaveworks/weave-kube:2.8.1",
+        "weaveworks/weave-npc:2.8.1",
+        "weaveworks/weave-npc:2.8.1",
+    ]

@@ -1,0 +1,207 @@
+"""Differential test: random policies, the controller's real dataplane against the model (`netpolcheck
+expect --profile weave-2.8.1`). Bounded (NPCREF_EXAMPLES, default 20, no shrinking); any disagreement
+fails with truth tables of the expected and observed cells. NPCREF_DIFF_FAULTS=a,b runs it with faults.
+
+The controller never imports the model; this test only runs the model's command-line contract.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from netpolcheck.npc.kubewatch import Event
+from tests.npc.semantics import NAMESPACES, PODS, Nodes, initial_events, world
+from tests.npc.topology import Topology
+
+PROBES = [(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")]
+EXAMPLES = int(os.environ.get("NPCREF_EXAMPLES", "20"))
+# e.g. NPCREF_DIFF_FAULTS=ports-ignored: run the controller broken, to see what a disagreement looks like
+FAULTS = frozenset(f for f in os.environ.get("NPCREF_DIFF_FAULTS", "").split(",") if f)
+
+pod_selectors = st.sampled_from(
+    [
+        {},
+        {"matchLabels": {"pod": "a"}},
+        {"matchLabels": {"pod": "b"}},
+        {"matchLabels": {"role": "client"}},
+        {"matchExpressions": [{"key": "pod", "operator": "In", "values": ["a"]}]},
+        {"matchExpressions": [{"key": "role", "operator": "DoesNotExist"}]},
+    ]
+)
+ns_selectors = st.sampled_from(
+    [
+        {},
+        {"matchLabels": {"team": "blue"}},
+        {"matchLabels": {"team": "red"}},
+        {"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["red"]}]},
+    ]
+)
+peers = st.one_of(
+    st.builds(lambda p: {"podSelector": p}, pod_selectors),
+    st.builds(lambda n: {"namespaceSelector": n}, ns_selectors),
+    st.builds(lambda p, n: {"podSelector": p, "namespaceSelector": n}, pod_selectors, ns_selectors),
+    st.sampled_from(
+        [
+            {"ipBlock": {"cidr": "10.32.1.0/24", "except": ["10.32.1.22/32"]}},
+            {"ipBlock": {"cidr": "10.32.1.20/31"}},
+        ]
+    ),
+)
+ports = st.one_of(
+    st.none(),
+    st.lists(
+        st.builds(
+            lambda p, proto: {"port": p, "protocol": proto},
+            st.sampled_from([80, 81]),
+            st.sampled_from(["TCP", "UDP"]),
+        ),
+        min_size=1,
+        max_size=2,
+    ),
+)
+
+
+@st.composite
+def rules(draw: st.DrawFn, peer_field: str) -> dict[str, Any]:
+    rule: dict[str, Any] = {}
+    chosen = draw(st.one_of(st.none(), st.lists(peers, min_size=1, max_size=2)))
+    if chosen is not None:
+        rule[peer_field] = chosen
+    chosen_ports = draw(ports)
+    if chosen_ports is not None:
+        rule["ports"] = chosen_ports
+    return rule
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> list[dict[str, Any]]:
+    result = []
+    for i in range(draw(st.integers(1, 3))):
+        types = draw(st.sampled_from([["Ingress"], ["Egress"], ["Ingress", "Egress"]]))
+        spec: dict[str, Any] = {"podSelector": draw(pod_selectors), "policyTypes": types}
+        if "Ingress" in types:
+            spec["ingress"] = draw(st.lists(rules("from"), max_size=2))
+        if "Egress" in types:
+            spec["egress"] = draw(st.lists(rules("to"), max_size=2))
+        namespace = draw(st.sampled_from(["x", "y"]))
+        result.append(
+            {
+                "metadata": {"namespace": namespace, "name": f"p{i}", "uid": f"np-{namespace}-p{i}"},
+                "spec": spec,
+            }
+        )
+    return result
+
+
+def expected(pols: list[dict[str, Any]]) -> dict[tuple[str, str, int, str], bool]:
+    state = {
+        "namespaces": [
+            {"name": n["metadata"]["name"], "labels": n["metadata"]["labels"]} for n in NAMESPACES
+        ],
+        "pods": [
+            {
+                "namespace": p["metadata"]["namespace"],
+                "name": p["metadata"]["name"],
+                "labels": p["metadata"]["labels"],
+                "ip": p["status"]["podIP"],
+                "node": p["spec"]["nodeName"],
+                "hostNetwork": False,
+                "ports": [],
+            }
+            for p in PODS
+        ],
+        "policies": [
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": {"namespace": p["metadata"]["namespace"], "name": p["metadata"]["name"]},
+                "spec": p["spec"],
+            }
+            for p in pols
+        ],
+        "probes": [{"port": port, "protocol": proto} for port, proto in PROBES],
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "netpolcheck.cli",
+            "expect",
+            "/dev/stdin",
+            "--profile",
+            "weave-2.8.1",
+            "--format",
+            "json",
+        ],
+        input=json.dumps(state),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return {
+        (r["from"], r["to"], r["port"], r["protocol"]): r["allowed"]
+        for r in json.loads(proc.stdout)["results"]
+    }
+
+
+def truth_tables(
+    want: dict[tuple[str, str, int, str], bool], got: dict[tuple[str, str, int, str], bool]
+) -> str:
+    names = sorted({k[0] for k in want})
+    lines = []
+    for port, proto in PROBES:
+        lines.append(
+            f"{proto} {port}: expected (model) | observed (dataplane); '.' allowed, 'X' denied, '!' differ"
+        )
+        for src in names:
+            row_want = "".join(
+                "-" if src == dst else ".X"[not want[(src, dst, port, proto)]] for dst in names
+            )
+            row_got = "".join("-" if src == dst else ".X"[not got[(src, dst, port, proto)]] for dst in names)
+            marks = "".join("!" if a != b else " " for a, b in zip(row_want, row_got, strict=True))
+            lines.append(f"  {src:<4} {row_want} | {row_got}  {marks}")
+        lines.append(f"  cols: {' '.join(names)}")
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def topo() -> Iterator[Topology]:
+    with Topology(world()) as topology:
+        yield topology
+
+
+@pytest.mark.netns
+@pytest.mark.slow
+def test_dataplane_agrees_with_the_model(topo: Topology) -> None:
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(pols=policies())
+    def check(pols: list[dict[str, Any]]) -> None:
+        nodes = Nodes(topo, FAULTS)
+        nodes.send(initial_events(pols))
+        nodes.send([Event("Namespace", "MODIFIED", (NAMESPACES[0],))])  # no-op event: nothing pending
+        got = topo.matrix(timeout=0.4)
+        want = expected(pols)
+        assert want.keys() == got.keys()
+        if want != got:
+            pytest.fail(
+                f"dataplane disagrees with the model for policies {json.dumps(pols)}\n"
+                + truth_tables(want, got)
+            )
+
+    check()

@@ -1,0 +1,156 @@
+"""On the embedded (hollow) cluster: every observed 2.8.1 state, served through the API, gives the same
+chains, sets and matrix as the real weave-npc 2.8.1; a restart of the controller rebuilds everything.
+
+The cluster runs `weave-net` with `--npc reference` (its weave-npc containers are `python -m
+netpolcheck.npc`, profile from the image tag 2.8.1). Its own namespaces (default, kube-system, ...) add
+their per-namespace sets and default rules; those are checked to be exactly the extra ones and removed
+before comparing with the observed files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netpolcheck.npc.shortname import set_name
+from tests.npc import dumps
+from tests.npc.expected import Dumps
+from tests.npc.hollowkit import Hollow
+from tests.npc.test_observed_dataplane import OBSERVED
+from tests.npc.waits import wait_until
+
+SCENARIOS = sorted(p.name for p in OBSERVED.iterdir() if (p / "matrix.json").exists())
+PROBES = [(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")]
+
+
+@pytest.fixture(scope="module")
+def hollow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hollow]:
+    cluster = Hollow(Path(tmp_path_factory.mktemp("npcref-hollow")))
+    try:
+        yield cluster.up()
+    finally:
+        cluster.down()
+
+
+def without_foreign_namespaces(got: Dumps, own: set[str]) -> Dumps:
+    """Drop the per-namespace rules and sets of the cluster's own namespaces (kube-system, ...)."""
+    rules, sets = got
+    comment_ns = re.compile(r'isolation for namespace: ([^"]+)"')
+    kept_rules = {
+        chain: [r for r in lines if not (m := comment_ns.search(r)) or m.group(1) in own]
+        for chain, lines in rules.items()
+    }
+    foreign = {m.group(1) for lines in rules.values() for r in lines if (m := comment_ns.search(r))} - own
+    foreign_sets = {
+        set_name(k)
+        for ns in foreign
+        for k in (f"{ns}:", f"ingress-default-allow:{ns}", f"egress-default-allow:{ns}")
+    }
+    if not foreign_sets <= sets.keys():
+        return rules, sets  # not settled yet (a namespace of the cluster has no sets): compare unfiltered
+    return kept_rules, {n: v for n, v in sets.items() if n not in foreign_sets}
+
+
+@pytest.mark.netns
+@pytest.mark.hollow
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_observed_state_on_hollow_cluster(hollow: Hollow, scenario: str) -> None:
+    state: dict[str, Any] = json.loads((OBSERVED / scenario / "state.json").read_text())
+    own = {ns["metadata"]["name"] for ns in state["namespaces"]}
+    hollow.restart_weave()  # a fresh controller per state, as in the observed runs
+    hollow.apply_state(state)
+    try:
+        for dump in sorted((OBSERVED / scenario).glob("iptables-save.*.txt")):
+            node = dump.name.split(".")[1]
+            want = (
+                dumps.npc_rules(dump.read_text()),
+                dumps.ipsets((OBSERVED / scenario / f"ipset.{node}.txt").read_text()),
+            )
+            last: list[Dumps] = []
+
+            def matches(node: str = node, want: Dumps = want, last: list[Dumps] = last) -> bool:
+                last[:] = [without_foreign_namespaces(hollow.dumps(node), own)]
+                return last[0] == want
+
+            try:
+                wait_until(
+                    matches, f"{node}'s WEAVE-NPC chains and sets to equal the observed ones", timeout=20
+                )
+            except TimeoutError:
+                assert last[0] == want  # shows the difference
+        observed = {
+            (c["from"], c["to"], c["port"], c["protocol"]): c["allowed"]
+            for c in json.loads((OBSERVED / scenario / "matrix.json").read_text())
+        }
+        got = probe_matrix(hollow, state)
+        wrong = sorted(
+            f"{k}: observed {observed[k]}, got {got.get(k)}" for k in observed if got.get(k) != observed[k]
+        )
+        assert wrong == []
+    finally:
+        hollow.delete_state(state)
+
+
+def probe_matrix(hollow: Hollow, state: dict[str, Any]) -> dict[tuple[str, str, int, str], bool]:
+    pods = [(p["metadata"]["namespace"], p["metadata"]["name"], p["status"]["podIP"]) for p in state["pods"]]
+    result = {}
+    for ns, name, _ in pods:
+        targets = [
+            {"id": f"{dns}/{dname}|{port}|{proto}", "ip": ip, "port": port, "protocol": proto}
+            for dns, dname, ip in pods
+            if (dns, dname) != (ns, name)
+            for port, proto in PROBES
+        ]
+        for target, verdict in zip(targets, hollow.probe(ns, name, targets), strict=True):
+            dst, port, proto = target["id"].split("|")
+            result[(f"{ns}/{name}", dst, int(port), proto)] = verdict == "allowed"
+    return result
+
+
+def settle(hollow: Hollow, node: str) -> Dumps:
+    """The node's dumps once two reads in a row agree and the namespaces' default rules are in."""
+    reads: list[Dumps] = []
+
+    def stable() -> bool:
+        reads.append(hollow.dumps(node))
+        return len(reads) > 1 and reads[-1] == reads[-2] and bool(reads[-1][0].get("WEAVE-NPC-DEFAULT"))
+
+    wait_until(stable, f"{node}'s dataplane to settle", timeout=20)
+    return reads[-1]
+
+
+@pytest.mark.netns
+@pytest.mark.hollow
+@pytest.mark.slow
+def test_restart_rebuilds_everything_and_blocked_lines_are_logged(hollow: Hollow) -> None:
+    state = json.loads((OBSERVED / "seed-1-deny" / "state.json").read_text())
+    hollow.restart_weave()
+    hollow.apply_state(state)
+    try:
+        settled = settle(hollow, "node1")
+        verdicts = hollow.probe(
+            "ns-1", "busybox", [{"id": "x", "ip": "10.32.0.10", "port": 80, "protocol": "TCP"}]
+        )
+        assert verdicts == ["dropped"]
+        wait_until(
+            lambda: "TCP connection from 10.32.0.11:" in hollow.npc_log("node1"),
+            "a 'blocked by Weave NPC' line in weave-npc's log on node1",
+            timeout=10,
+        )
+        hollow.restart_weave()
+        wait_until(
+            lambda: hollow.dumps("node1") == settled,
+            "node1's dataplane rebuilt after the restart",
+            timeout=20,
+        )
+        assert hollow.probe(
+            "ns-1", "busybox", [{"id": "x", "ip": "10.32.0.10", "port": 80, "protocol": "TCP"}]
+        ) == ["dropped"]
+    finally:
+        hollow.delete_state(state)

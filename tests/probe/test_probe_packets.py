@@ -1,0 +1,40 @@
+"""Packet building and the answers' fields, without the network."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+
+from netpolcheck.probe import packets
+
+
+@given(sport=st.integers(1, 65535), seq=st.integers(0, 2**32 - 1), dport=st.integers(1, 65535))
+def test_restamped_syn_is_byte_identical_to_a_scapy_build(sport: int, seq: int, dport: int) -> None:
+    template = packets.SynTemplate("10.251.0.2", "10.251.0.3", dport)
+    assert template.stamp(sport, seq) == packets.tcp_syn("10.251.0.2", "10.251.0.3", sport, dport, seq)
+
+
+def test_icmp_error_is_matched_through_the_header_it_quotes() -> None:
+    probe = IP(src="10.251.0.2", dst="10.251.0.3") / UDP(sport=40000, dport=81) / b"npcprobe 00\n"
+    error = bytes(IP(src="10.251.0.1", dst="10.251.0.2") / ICMP(type=3, code=13) / bytes(probe))
+    parsed = packets.parse_icmp_error(error)
+    assert parsed is not None
+    assert (parsed.src, parsed.type, parsed.code) == ("10.251.0.1", 3, 13)
+    assert (parsed.quoted_protocol, parsed.quoted_dst, parsed.quoted_sport, parsed.quoted_dport) == (
+        packets.IPPROTO_UDP,
+        "10.251.0.3",
+        40000,
+        81,
+    )
+
+
+def test_tcp_answer_fields() -> None:
+    answer = bytes(IP(src="10.251.0.3", dst="10.251.0.2") / TCP(sport=80, dport=40000, flags="SA", ack=1235))
+    assert packets.parse_tcp_answer(answer) == packets.TcpAnswer("10.251.0.3", 80, 40000, "SA", 1235)
+    assert packets.ports_of(answer) == ("10.251.0.3", 80, 40000)
+
+
+def test_not_an_unreachable_is_ignored() -> None:
+    echo_reply = bytes(IP(src="10.251.0.3", dst="10.251.0.2") / ICMP(type=0))
+    assert packets.parse_icmp_error(echo_reply) is None
