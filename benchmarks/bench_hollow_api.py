@@ -136,9 +136,9 @@ def main() -> int:
     pki = make_pki("bench")
     server = ApiServer(store, LocalRuntime(), "bench-token", pki)
     sock, port = server.listen_loopback(0)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-hollow-api-"))
+    tmp = tempfile.TemporaryDirectory(prefix="bench-hollow-api-")
     kubeconfig = write_kubeconfig(
-        tmp / "kubeconfig", f"https://127.0.0.1:{port}", pki.ca_cert_pem, "bench-token"
+        Path(tmp.name) / "kubeconfig", f"https://127.0.0.1:{port}", pki.ca_cert_pem, "bench-token"
     )
     api = config.new_client_from_config(str(kubeconfig))
     core = client.CoreV1Api(api)
@@ -208,6 +208,7 @@ def main() -> int:
         server.stop()
         sock.close()
         store.close()
+        tmp.cleanup()
 
     header = ("operation", "baseline", "base med ms", "https med ms", "https p95 ms", "n")
     print(f"{header[0]:30} {header[1]:16} {header[2]:>11} {header[3]:>12} {header[4]:>12} {header[5]:>5}")

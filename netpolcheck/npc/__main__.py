@@ -19,6 +19,7 @@ from pathlib import Path
 from netpolcheck.errors import UsageError
 from netpolcheck.npc import weavelog
 from netpolcheck.npc.faults import FAULTS, parse_faults
+from netpolcheck.npc.metrics import Metrics
 from netpolcheck.npc.profiles import PROFILES, Profile, profile_for
 
 DEFAULT_VERSION = "2.8.1"
@@ -79,8 +80,6 @@ def run(args: argparse.Namespace) -> int:
     # imported late so that `--help` and usage errors stay fast
     from netpolcheck.npc.controller import Controller
     from netpolcheck.npc.kubewatch import ApiClient, CollectionWatcher
-    from netpolcheck.npc.metrics import Metrics
-    from netpolcheck.npc.nflog import NflogReader
     from netpolcheck.npc.runner import Runner
 
     log = weavelog.setup(args.log_level)
@@ -97,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("Serving /metrics on %s", args.metrics_addr)
     controller = Controller(profile, node_name, faults, Runner(), log, metrics)
     controller.start()
-    start_blocked_logger(log, metrics, stop, NflogReader)
+    start_blocked_logger(log, metrics, stop)
 
     client = ApiClient(args.serviceaccount_dir)
     policies = (
@@ -116,18 +115,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def start_blocked_logger(
-    log: logging.Logger, metrics: object, stop: threading.Event, reader_cls: type
-) -> None:
+def start_blocked_logger(log: logging.Logger, metrics: Metrics, stop: threading.Event) -> None:
+    """Log NFLOG group 86 packets as weave-npc does; without the group (taken, no privilege) just say so."""
+    from netpolcheck.npc.nflog import Blocked, NflogReader
+
     try:
-        reader = reader_cls()
+        reader = NflogReader()
     except OSError as exc:
         log.error("cannot read NFLOG group 86, blocked connections will not be logged: %s", exc)
         return
 
-    def report(blocked: object) -> None:
-        log.warning(blocked.message())  # type: ignore[attr-defined]
-        metrics.count_blocked(blocked.protocol, blocked.dport)  # type: ignore[attr-defined]
+    def report(blocked: Blocked) -> None:
+        log.warning(blocked.message())
+        metrics.count_blocked(blocked.protocol, blocked.dport)
 
     threading.Thread(target=reader.run, args=(report, stop.is_set), name="nflog", daemon=True).start()
 

@@ -75,11 +75,6 @@ def test_exec_returns_output_and_exit_codes_and_the_pod_has_no_default_route(sha
     core.delete_namespaced_pod("exec-target", "default")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the API server compares the auth scheme case-sensitively: the Python "
-    "client's in-cluster config sends 'bearer <token>' and gets 401 (api/server.py _authenticate)",
-)
 def test_in_cluster_client_works_unchanged_inside_a_pod(shared_cluster: Cluster) -> None:
     core = shared_cluster.core
     core.create_namespaced_pod("default", echo_pod("incluster"))

@@ -269,6 +269,7 @@ def test_established_connection_survives_a_deny_on_hollow(world: World) -> None:
         )
     finally:
         report = _hold(world, "hold-stop", "--status", status)
+        Path(status).unlink(missing_ok=True)  # the pod's /tmp is this machine's /tmp
         world.revert()
     for flow in ("tcp", "udp"):
         assert report["flows"][flow]["lost"] == 0 and report["flows"][flow]["gaps"] == [], report["flows"][

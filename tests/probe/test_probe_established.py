@@ -156,7 +156,31 @@ def test_hold_reports_how_the_connection_ended(held: tuple[Lab, Pod, Pod, HeldCo
         lambda: (s := connection.read())["state"] == "ended" and s,
         within=10.0,
     )
+    # FIN, then RST for the next tick: which one the hold meets first depends on timing
     assert ended["ended"]["how"] in (
         "TCP connection closed by the peer",
         "TCP connection ended: Connection reset by peer",
+        "TCP connection ended: Broken pipe",
     ), ended
+
+
+def test_hold_that_cannot_connect_says_why(lab: Lab, tmp_path: Path) -> None:
+    client, server = lab.add_pod("client"), lab.add_pod("server")  # nothing listens on the server
+    status = tmp_path / "hold.json"
+    result = lab.run(
+        client,
+        *AGENT,
+        "hold",
+        "--background",
+        "--ip",
+        server.ip,
+        "--port",
+        "80",
+        "--status",
+        str(status),
+        check=False,
+    )
+    assert result.returncode == 1, result
+    report = json.loads(result.stdout)
+    assert report["state"] == "ended", report
+    assert report["ended"]["how"] == f"TCP connect to {server.ip}:80 failed: Connection refused", report

@@ -28,7 +28,7 @@ def pod() -> dict[str, Any]:
 
 
 def test_placeholders_are_exactly_the_documented_ones() -> None:
-    names = set(re.findall(r"\$\{(\w+)\}", TEMPLATE.read_text()))
+    names = set(re.findall(r"\$\{?(\w+)", TEMPLATE.read_text()))  # ${NAME} and $NAME alike
     assert names == {"POD_NAME", "NAMESPACE", "PROBE_IMAGE"}
     with pytest.raises(KeyError):
         render(POD_NAME="a", NAMESPACE="x")  # a missing value is an error, never an empty image

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .netlab import AGENT, Lab, wait_for_line
+from .netlab import AGENT, Lab, wait_for_line, wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -50,10 +50,16 @@ def test_journal_records_who_reached_the_pod(lab: Lab, tmp_path: Path) -> None:
     lab.serve(server, journal, tcp="80", udp="80")
     targets = [{"id": p, "ip": server.ip, "port": 80, "protocol": p} for p in ("TCP", "UDP")]
     assert {r["verdict"] for r in json.loads(lab.probe(client, json.dumps(targets)).stdout)} == {"allowed"}
-    shown = lab.run(server, *AGENT, "journal", "--journal", str(journal), "--peer", client.ip).stdout
-    events = {(r["event"], r["proto"], r["port"]) for r in map(json.loads, shown.splitlines())}
-    assert events == {("syn", "tcp", 80), ("datagram", "udp", 80)}, events
-    for line in shown.splitlines():
+
+    def shown() -> str:
+        return lab.run(server, *AGENT, "journal", "--journal", str(journal), "--peer", client.ip).stdout
+
+    def events() -> set[tuple[str, str, int]]:
+        return {(r["event"], r["proto"], r["port"]) for r in map(json.loads, shown().splitlines())}
+
+    wanted = {("syn", "tcp", 80), ("datagram", "udp", 80)}
+    wait_until("the SYN and the datagram in the journal", lambda: events() == wanted, within=5.0)
+    for line in shown().splitlines():
         record = json.loads(line)
         assert record["peer"].startswith(f"{client.ip}:") and isinstance(record["time"], float), record
 

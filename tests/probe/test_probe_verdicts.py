@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .netlab import AGENT, Lab, Pod
+from .netlab import AGENT, Lab, Pod, wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -218,18 +218,42 @@ def test_journal_tells_not_reached_from_reply_lost(pair: Pair, protocol: str) ->
     proto = protocol.lower()
     event = "syn" if protocol == "TCP" else "datagram"
 
-    def arrivals_during_probe() -> list[dict[str, object]]:
+    def arrivals_during_probe(expected: int) -> list[dict[str, object]]:
         seen = len(pair.journal_records())
         result = pair.probe([target(pair, protocol, 80)], "--timeout", "0.5", "--retries", "2")
         assert result[f"{protocol}-80"]["verdict"] == "dropped", result
-        new = pair.journal_records("--peer", pair.client.ip, "--proto", proto, "--port", "80")
-        return [r for r in pair.journal_records()[seen:] if r in new and r["event"] == event]
+
+        def arrivals() -> list[dict[str, object]]:
+            new = pair.journal_records("--peer", pair.client.ip, "--proto", proto, "--port", "80")
+            return [r for r in pair.journal_records()[seen:] if r in new and r["event"] == event]
+
+        if expected:  # give a loaded server time to write what it received
+            wait_until(f"{expected} {event} records in the journal", lambda: len(arrivals()) >= expected, 5.0)
+        return arrivals()
 
     pair.reset_rules()
     pair.lab.iptables(pair.server, "-A", "INPUT", "-p", proto, "--dport", "80", "-j", "DROP")
-    assert arrivals_during_probe() == []  # never reached the pod
+    assert arrivals_during_probe(0) == []  # never reached the pod
 
     pair.reset_rules()
     pair.lab.iptables(pair.server, "-A", "OUTPUT", "-p", proto, "--sport", "80", "-j", "DROP")
-    reached = arrivals_during_probe()
+    reached = arrivals_during_probe(3)
     assert len(reached) == 3, reached  # every attempt reached the pod; no reply got back
+
+
+def test_hundreds_of_targets_in_one_invocation(pair: Pair) -> None:
+    """400 targets from one process: 200 closed TCP ports (RST), 100 x TCP 80 and 100 x UDP 80 (open)."""
+    pair.reset_rules()
+    targets = [
+        {"id": f"closed-{p}", "ip": pair.server.ip, "port": p, "protocol": "TCP"} for p in range(1000, 1200)
+    ]
+    targets += [{"id": f"tcp-{i}", "ip": pair.server.ip, "port": 80, "protocol": "TCP"} for i in range(100)]
+    targets += [{"id": f"udp-{i}", "ip": pair.server.ip, "port": 80, "protocol": "UDP"} for i in range(100)]
+    results = pair.probe(targets)
+    assert len(results) == 400
+    wrong = [
+        r
+        for tid, r in results.items()
+        if r["verdict"] != ("refused" if tid.startswith("closed-") else "allowed")
+    ]
+    assert wrong == [], wrong[:5]

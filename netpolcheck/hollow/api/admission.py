@@ -358,7 +358,7 @@ def _default_daemonset(obj: dict[str, Any]) -> None:
     _default_pod_spec(template.setdefault("spec", {}))
 
 
-def _validate_daemonset(obj: dict[str, Any]) -> Causes:
+def _validate_daemonset(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Causes:
     from netpolcheck.hollow.api.selectors import match_label_selector_object
 
     causes: Causes = []
@@ -368,6 +368,8 @@ def _validate_daemonset(obj: dict[str, Any]) -> Causes:
         _required(causes, "spec.selector")
     else:
         validate_label_selector(causes, "spec.selector", selector)
+    if old is not None and selector and (old.get("spec") or {}).get("selector") not in (None, selector):
+        _bad(causes, "spec.selector", selector, "field is immutable")
     template = spec.get("template") or {}
     labels = (template.get("metadata") or {}).get("labels") or {}
     validate_labels(causes, "spec.template.metadata.labels", labels)
@@ -408,6 +410,6 @@ def admit(res: r.Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> N
     elif res is r.PODS:
         validate_pod_spec(causes, "spec", obj.get("spec"))
     elif res is r.DAEMONSETS:
-        causes += _validate_daemonset(obj)
+        causes += _validate_daemonset(obj, old)
     if causes:
         raise invalid(res.kind, obj["metadata"].get("name", ""), res.group, causes)

@@ -69,6 +69,8 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self.send_json(500, ApiError(f"internal error: {exc}").status())
             self.close_connection = True
         finally:
+            if self.api.stopping.is_set():
+                self.close_connection = True  # do not wait for another request on this connection
             if not self._streaming and not self.close_connection:
                 try:  # an unread request body would be parsed as the next request on this connection
                     self.body()
@@ -84,8 +86,9 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _authenticate(self) -> None:
         header = self.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            if hmac.compare_digest(header[7:].strip().encode(), self.api.token.encode()):
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() == "bearer":  # RFC 7235: the scheme is case-insensitive (the Python client sends "bearer")
+            if hmac.compare_digest(credentials.strip().encode(), self.api.token.encode()):
                 return
             raise Unauthorized("Unauthorized")
         if header or self.req_path not in PUBLIC_PATHS:

@@ -9,11 +9,10 @@ import urllib.request
 from typing import Any
 
 import pytest
+from apikit import Cluster, pod_body
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
-
-from conftest import Cluster, pod_body
 
 
 def raw(
@@ -283,3 +282,16 @@ def test_dynamic_client_and_appsv1(cluster: Cluster) -> None:
     assert patched.metadata.generation == 2
     assert patched.spec.template.spec.containers[0].image == "img:2"
     assert patched.spec.template.spec.containers[0].image_pull_policy == "IfNotPresent"
+    with pytest.raises(ApiException) as err:  # apps/v1 selectors are immutable
+        apps.patch_namespaced_daemon_set(
+            "ds",
+            "default",
+            {
+                "spec": {
+                    "selector": {"matchLabels": {"app": "d", "x": "y"}},
+                    "template": {"metadata": {"labels": {"app": "d", "x": "y"}}},
+                }
+            },
+        )
+    assert err.value.status == 422
+    assert [c["field"] for c in json.loads(err.value.body)["details"]["causes"]] == ["spec.selector"]

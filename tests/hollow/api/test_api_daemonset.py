@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 import yaml
+from apikit import KUBECTL, Cluster, ReadyMarker
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
-from conftest import KUBECTL, Cluster, ReadyMarker
 from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api.store import WatchEvent
 from netpolcheck.hollow.controllers.daemonset import HASH_LABEL, DaemonSetController, pod_ready
@@ -407,3 +407,42 @@ def test_node_eligibility_taints_and_max_unavailable_forms() -> None:
 
     assert [max_unavailable(ds(v), 10) for v in (1, 3, "25%", "0%")] == [1, 3, 3, 1]
     assert max_unavailable({"spec": {}}, 10) == 1
+
+
+def test_kubectl_apply_of_the_weave_manifests_as_upgrades(
+    cluster: Cluster, controller: DaemonSetController
+) -> None:
+    """2.0.5 -> 2.1.3 (the workshop's path) applies in place. 2.1.3 -> 2.8.1 does not, as on a real
+    server: the old extensions/v1beta1 DaemonSet got its selector defaulted from the template labels
+    (name + role.kubernetes.io/networking), apply keeps that immutable selector while dropping the role
+    label from the template, and validation refuses it. Deleting the DaemonSet first works."""
+    weave = Path(__file__).resolve().parents[3] / "manifests" / "weave"
+    if not (weave / "weave-2.0.5.yaml").exists():
+        pytest.skip(f"no Weave manifests in {weave}")
+
+    def apply_and_roll(version: str) -> None:
+        result = cluster.kubectl("apply", "-f", str(weave / f"weave-{version}.yaml"))
+        assert result.returncode == 0, f"{version}: {result.stderr}"
+        wait_for(
+            f"weave-net {version} rolled out",
+            lambda: (
+                rolled_out(cluster)
+                and all(
+                    c["image"].endswith(f":{version}")
+                    for p in ds_pods(cluster)
+                    for c in p["spec"]["containers"]
+                )
+            ),
+        )
+
+    apply_and_roll("2.0.5")
+    apply_and_roll("2.1.3")
+    refused = cluster.kubectl("apply", "-f", str(weave / "weave-2.8.1.yaml"))
+    assert refused.returncode == 1
+    assert "spec.template.metadata.labels" in refused.stderr and "does not match" in refused.stderr
+    deleted = cluster.kubectl("delete", "ds", "weave-net", "-n", "kube-system")
+    assert deleted.returncode == 0, deleted.stderr
+    wait_for("the old weave-net pods to go with their DaemonSet", lambda: ds_pods(cluster) == [])
+    apply_and_roll("2.8.1")
+    apply_and_roll("2.9.0")
+    assert len(ds_pods(cluster)) == len(NODES)

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import websocket
+from apikit import KUBECTL, Cluster, pod_body
 from kubernetes import client
-
-from conftest import KUBECTL, Cluster, pod_body
 
 POLICY = """apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy

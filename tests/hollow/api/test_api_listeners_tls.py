@@ -9,9 +9,9 @@ import threading
 import time
 
 import pytest
+from apikit import Cluster
 from cryptography import x509
 
-from conftest import Cluster
 from netpolcheck.hollow.api.tls import make_pki
 
 

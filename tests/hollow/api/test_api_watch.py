@@ -11,9 +11,9 @@ import urllib.parse
 from typing import Any
 
 import pytest
+from apikit import Cluster, pod_body
 from kubernetes import client, watch
 
-from conftest import Cluster, pod_body
 from netpolcheck.hollow.api import rest
 
 
