@@ -257,3 +257,15 @@ def test_hundreds_of_targets_in_one_invocation(pair: Pair) -> None:
         if r["verdict"] != ("refused" if tid.startswith("closed-") else "allowed")
     ]
     assert wrong == [], wrong[:5]
+
+
+def test_sctp_to_a_kernel_without_sctp_is_protocol_unreachable(pair: Pair) -> None:
+    """The INIT goes out (scapy); a kernel without SCTP answers ICMP protocol unreachable: `rejected`."""
+    if Path("/proc/net/sctp").exists():
+        pytest.skip("this kernel has SCTP: the INIT-ACK path applies instead, which this test does not cover")
+    pair.reset_rules()
+    result = pair.probe([target(pair, "SCTP", 80)])["SCTP-80"]
+    assert (result["verdict"], result["evidence"]) == (
+        "rejected",
+        f"ICMP type 3 code 2 from {pair.server.ip} (protocol unreachable)",
+    ), result

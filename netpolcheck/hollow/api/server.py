@@ -87,7 +87,8 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _authenticate(self) -> None:
         header = self.headers.get("Authorization", "")
         scheme, _, credentials = header.partition(" ")
-        if scheme.lower() == "bearer":  # RFC 7235: the scheme is case-insensitive (the Python client sends "bearer")
+        # RFC 7235: the scheme is case-insensitive; the Python client's in-cluster config sends "bearer".
+        if scheme.lower() == "bearer":
             if hmac.compare_digest(credentials.strip().encode(), self.api.token.encode()):
                 return
             raise Unauthorized("Unauthorized")
