@@ -6,7 +6,8 @@ the first attempt that saw the new verdict minus the time the change was stored.
 through namespace label, pod label and policy add/delete, each flipping the witness cell.
 
 World: the reference controller runs as `python -m netpolcheck.npc` in two node namespaces, watching
-the test HTTPS API (tests/npc/apiserver.py) over the in-cluster client; source and witness pods are real
+the project's API server (netpolcheck.hollow.api, in-process via tests/npc/nodeapi.py) over the
+in-cluster client; source and witness pods are real
 namespaces on different nodes (ingress decided on the witness's node). "large" = 100 pods in 10
 namespaces and 50 policies (the other 98 pods exist in the API only: they load the controller's sets
 and rules but get no namespace); the "small" 9-pod world is the baseline measured in the same run.
@@ -32,9 +33,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from netpolcheck.hollow.api.resources import NETWORKPOLICIES  # noqa: E402
 from netpolcheck.npc.world import World  # noqa: E402
-from tests.npc.apiserver import FakeApi  # noqa: E402
 from tests.npc.controller_proc import ControllerProcess  # noqa: E402
+from tests.npc.nodeapi import NodeApi  # noqa: E402
 from tests.npc.topology import Topology  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_npc.json"
@@ -205,7 +207,7 @@ def run_world(large: bool, changes: int) -> dict[str, Any]:
         for p in state["pods"]
         if (p["metadata"]["namespace"], p["metadata"]["name"]) in (("x", "a"), ("y", "a"))
     ]
-    api = FakeApi()
+    api = NodeApi()
     world = World.from_state({"namespaces": state["namespaces"], "pods": real_pods, "policies": []})
     try:
         with Topology(world) as topo:
@@ -227,14 +229,14 @@ def run_world(large: bool, changes: int) -> dict[str, Any]:
         api.close()
 
 
-def measure(api: FakeApi, prober: Prober, changes: int, n_pods: int, n_policies: int) -> dict[str, Any]:
+def measure(api: NodeApi, prober: Prober, changes: int, n_pods: int, n_policies: int) -> dict[str, Any]:
     prober.first_after(time.time(), "allowed", timeout=30)  # the initial state is programmed
     y_team = "blue"
     client = False
     has_blue = True
     cycle = ["namespace label", "pod label", "pod label", "namespace label", "policy", "policy"]
     samples: dict[str, list[float]] = {kind: [] for kind in dict.fromkeys(cycle)}
-    source = copy.deepcopy(api.objects["Pod"][("y", "a")])
+    source = api.get("Pod", "y", "a")
     for i in range(changes):
         kind = cycle[i % len(cycle)]
         t0 = time.time()
@@ -263,8 +265,8 @@ def measure(api: FakeApi, prober: Prober, changes: int, n_pods: int, n_policies:
     prober.first_after(time.time(), "dropped")
     time.sleep(0.35)
     t0 = time.time()
-    for key in list(api.objects["NetworkPolicy"]):
-        api.delete("NetworkPolicy", *key)
+    for pol in api.store.list(NETWORKPOLICIES)[0]:
+        api.delete("NetworkPolicy", pol["metadata"]["namespace"], pol["metadata"]["name"])
     delete_all = (prober.first_after(t0, "allowed") - t0) * 1e3
     every = [s for values in samples.values() for s in values]
     return {

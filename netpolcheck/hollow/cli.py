@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from netpolcheck.errors import UsageError
-from netpolcheck.hollow import cleanup
+from netpolcheck.hollow import cleanup, orphans
 from netpolcheck.hollow.fabric import new_prefix, overlapping_routes
 from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE
 from netpolcheck.hollow.ipam import DEFAULT_POD_CIDR, MAX_NODES, AddressError, parse_pod_cidr
@@ -42,8 +42,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     up.add_argument(
         "--npc",
-        default=NPC_NONE,
-        help="policy controller for weave-npc images: none (idle), reference, or a binary PATH",
+        default=NPC_REFERENCE,
+        help="policy controller run as the weave-npc container of the weave-net DaemonSet: reference "
+        "(python -m netpolcheck.npc, the default), none (no weave-net DaemonSet), or a binary PATH",
     )
     up.add_argument("--weave-version", default="2.8.1", help="Weave version of the weave-net DaemonSet")
     up.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR, help="pod range (default %(default)s)")
@@ -51,6 +52,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="remove everything the cluster created (idempotent)")
     down.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+    down.add_argument(
+        "--orphans",
+        action="store_true",
+        help="instead: remove every hollow cluster whose state dir or cluster.json is lost and whose "
+        "daemon is dead or lost it (found by the hw+6-hex prefix; live clusters are left alone)",
+    )
     down.set_defaults(func=cmd_down)
     status = sub.add_parser("status", help="show the cluster recorded in the state dir")
     status.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
@@ -118,6 +125,16 @@ def clean_leftovers(state_dir: Path) -> None:
         print(f"cleaned leftovers of crashed cluster {record.prefix}: {', '.join(removed)}", file=sys.stderr)
 
 
+def warn_about_orphans() -> None:
+    found = orphans.find_orphans()
+    if found:
+        print(
+            f"netpolcheck: warning: {len(found)} orphaned hollow cluster(s) on this machine: "
+            f"{'; '.join(o.describe() for o in found)}; remove them with `netpolcheck hollow down --orphans`",
+            file=sys.stderr,
+        )
+
+
 def api_answers(kubeconfig: Path) -> bool:
     """GET /version with the kubeconfig's CA and token answers 200."""
     try:
@@ -143,6 +160,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise UsageError(f"--state-dir {state_dir} exists and is not a directory")
     check_options(args)
     clean_leftovers(state_dir)
+    warn_about_orphans()
     check_pod_range_free(args.pod_cidr)
     started = time.monotonic()
     record = ClusterRecord(
@@ -151,6 +169,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         nodes=args.nodes,
         npc=args.npc,
         weave_version=args.weave_version,
+        up_pid=os.getpid(),
     )
     record.write(state_dir)
     env = dict(os.environ, **{cleanup.CLUSTER_ENV: record.prefix})
@@ -223,7 +242,22 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_down_orphans() -> int:
+    if os.geteuid() != 0:
+        raise UsageError("hollow down --orphans needs root (it removes network namespaces); run it as root")
+    found = orphans.find_orphans()
+    if not found:
+        print("no orphaned hollow clusters")
+        return 0
+    for orphan in found:
+        removed = orphans.remove(orphan)
+        print(f"removed orphaned hollow cluster {orphan.describe()}: {', '.join(removed) or 'nothing left'}")
+    return 0
+
+
 def cmd_down(args: argparse.Namespace) -> int:
+    if args.orphans:
+        return cmd_down_orphans()
     state_dir = Path(args.state_dir).resolve()
     record = ClusterRecord.read(state_dir)
     if record is None:

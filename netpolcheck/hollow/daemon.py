@@ -30,28 +30,15 @@ from netpolcheck.hollow.api.server import ApiServer
 from netpolcheck.hollow.api.store import Store
 from netpolcheck.hollow.api.tls import make_pki
 from netpolcheck.hollow.fabric import Fabric, RouteConflict
-from netpolcheck.hollow.images import NPC_NONE
+from netpolcheck.hollow.graceful import GracefulPodStore
+from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE
 from netpolcheck.hollow.ipam import PodAddresses, parse_pod_cidr
 from netpolcheck.hollow.kubelet import Kubelet
-from netpolcheck.hollow.state import KUBECONFIG_FILE, ClusterRecord
+from netpolcheck.hollow.state import KUBECONFIG_FILE, ClusterRecord, forget_registered
 
 log = logging.getLogger("hollow.daemon")
 
 IN_CLUSTER_PORT = 6443
-
-
-class RetiringSocket(socket.socket):
-    """A listening socket the API server may keep polling after the pod is gone: once retired,
-    accept() blocks until the server stops instead of failing in a loop."""
-
-    retired: threading.Event
-    server_stopping: threading.Event
-
-    def accept(self) -> tuple[socket.socket, Any]:
-        if self.retired.is_set():
-            self.server_stopping.wait()
-            raise OSError("listener retired")
-        return super().accept()
 
 
 def weave_images(version: str) -> tuple[str, str]:
@@ -175,7 +162,7 @@ class Daemon:
 
         pki = make_pki(self.fabric.prefix)
         token = secrets.token_urlsafe(32)
-        store = Store()
+        store = GracefulPodStore()
         self.teardown.append(store.close)
         sa_files = {"token": token, "ca.crt": pki.ca_cert_pem.decode()}
         request_log = open(self.state_dir / "api.log", "a")  # noqa: SIM115 - lives as long as the server
@@ -191,15 +178,12 @@ class Daemon:
         self.teardown.append(lambda: server.stop())
 
         def pod_listener(netns_name: str) -> Callable[[], None]:
-            sock = netns.in_netns(netns_name, lambda: RetiringSocket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.retired = threading.Event()
-            sock.server_stopping = server.stopping
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", IN_CLUSTER_PORT))
+            sock = netns.listening_socket(netns_name, "127.0.0.1", IN_CLUSTER_PORT)
             server.add_listener(sock)
 
             def close() -> None:
-                sock.retired.set()
+                # the accept thread ends before the socket closes, so nothing polls a dead pod's socket
+                server.remove_listener(sock)
                 sock.close()
 
             return close
@@ -214,6 +198,7 @@ class Daemon:
             listener_factory=pod_listener,
         )
         server.runtime = kubelet
+        store.runs_pod = kubelet.runs_pod
         # teardown runs in reverse: pods stop before the server and store close
         host_sock, port = server.listen_loopback(0)
         listeners.append(host_sock)
@@ -249,8 +234,11 @@ class Daemon:
                 log.exception("teardown step failed")
         self.teardown.clear()
         self.record.status = "stopped"
-        with contextlib.suppress(OSError):
-            self.record.write(self.state_dir)
+        if self.state_dir.is_dir():  # removed under us (down --orphans): do not make it again
+            with contextlib.suppress(OSError):
+                self.record.write(self.state_dir)
+        else:
+            forget_registered(self.record.prefix)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--nodes", type=int, default=3)
-    parser.add_argument("--npc", default=NPC_NONE)
+    parser.add_argument("--npc", default=NPC_REFERENCE)
     parser.add_argument("--weave-version", default="2.8.1")
     parser.add_argument("--pod-cidr", default="10.32.0.0/12")
     args = parser.parse_args(argv)

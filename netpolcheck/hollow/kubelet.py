@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netpolcheck.hollow import cleanup, containers, images, netns
+from netpolcheck.hollow import cleanup, containers, graceful, images, netns
 from netpolcheck.hollow.api.errors import ApiError, NotFound
 from netpolcheck.hollow.api.resources import NODES, PODS
 from netpolcheck.hollow.api.runtime import ExecError
@@ -158,6 +158,7 @@ class Kubelet:
         self._monitor = threading.Thread(target=self._monitor_loop, name="kubelet-monitor", daemon=True)
         self._scheduled: set[str] = set()
         self._pending: dict[str, str] = {}  # pod uid -> node it was just bound to
+        self._terminating: set[str] = set()  # uids of deleted pods being stopped
         self._schedule_lock = threading.Lock()
         self._ulogd_conf = state_dir / "ulogd.conf"
         self._ulogd_conf.write_text(containers.weave_ulogd_conf())
@@ -253,7 +254,40 @@ class Kubelet:
                 run.stopping = True
             self._pool.submit(self._stop_pod, run)
             return
+        if graceful.terminating(event.object):
+            self._terminate(key, str(meta.get("uid", "")))
+            return
         self._admit(event.object)
+
+    def _terminate(self, key: tuple[str, str], uid: str) -> None:
+        """A pod marked for deletion: stop it, then let its object go (graceful.GracefulPodStore)."""
+        with self._lock:
+            if uid in self._terminating:
+                return  # status writes while it stops arrive as more events
+            self._terminating.add(uid)
+            self._pending.pop(uid, None)
+            run = self._pods.get(key)
+            if run is not None and run.uid == uid:
+                run.stopping = True
+            else:
+                run = None  # never started here (or replaced): nothing to stop
+        self._pool.submit(self._stop_then_remove, key, uid, run)
+
+    def _stop_then_remove(self, key: tuple[str, str], uid: str, run: PodRun | None) -> None:
+        try:
+            if run is not None:
+                self._stop_pod(run)
+            if isinstance(self.store, graceful.GracefulPodStore):
+                self.store.remove_terminated(key[0], key[1], uid)
+        except Exception:  # the object stays Terminating: better visible than gone with leftovers
+            log.exception("stopping deleted pod %s/%s", *key)
+        finally:
+            with self._lock:
+                self._terminating.discard(uid)
+
+    def runs_pod(self, pod: dict[str, Any]) -> bool:
+        """This kubelet runs (or will run) the pod: it is bound to one of our nodes."""
+        return (pod.get("spec") or {}).get("nodeName") in self.node_names and not self._stop.is_set()
 
     def _admit(self, pod: dict[str, Any]) -> None:
         meta, spec = pod.get("metadata", {}), pod.get("spec", {})

@@ -1,7 +1,9 @@
 """DIR/cluster.json: what one cluster created, so `down` can remove it even after `kill -9`.
 
 The CLI writes it (prefix, pod range) before anything is created; the daemon adds its PID, the API
-address and the nodes once they exist.
+address and the nodes once they exist. Every write is mirrored to /run/netpolcheck-hollow/<prefix>.json
+(with the state dir), so `down --orphans` still knows a cluster's route when the state dir is lost;
+/run is a tmpfs, cleared at boot like the namespaces and routes it describes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 CLUSTER_FILE = "cluster.json"
 KUBECONFIG_FILE = "kubeconfig"
+REGISTRY_DIR = Path("/run/netpolcheck-hollow")
 
 
 @dataclass
@@ -29,12 +32,17 @@ class ClusterRecord:
     node_netns: list[str] = field(default_factory=list)
     status: str = "starting"  # starting | running | stopped
     route: str | None = None  # the `unreachable` route this cluster added (set just before adding it)
+    up_pid: int | None = None  # the `hollow up` process that is starting it
 
     def write(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = state_dir / (CLUSTER_FILE + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        os.replace(tmp, state_dir / CLUSTER_FILE)
+        _write_atomically(state_dir / CLUSTER_FILE, asdict(self))
+        if self.status == "stopped":
+            forget_registered(self.prefix)
+        else:
+            _write_atomically(
+                registry_path(self.prefix), {"state_dir": str(state_dir.resolve()), "record": asdict(self)}
+            )
 
     @classmethod
     def read(cls, state_dir: Path) -> ClusterRecord | None:
@@ -46,7 +54,42 @@ class ClusterRecord:
             return None
 
 
+def registry_path(prefix: str) -> Path:
+    return REGISTRY_DIR / f"{prefix}.json"
+
+
+def read_registered(prefix: str) -> tuple[Path, ClusterRecord] | None:
+    """(state dir, record) of a cluster from its /run mirror, or None."""
+    try:
+        data = json.loads(registry_path(prefix).read_text())
+        return Path(data["state_dir"]), ClusterRecord(**data["record"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def registered_prefixes() -> list[str]:
+    try:
+        return sorted(p.stem for p in REGISTRY_DIR.glob("*.json"))
+    except OSError:
+        return []
+
+
+def forget_registered(prefix: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        registry_path(prefix).unlink()
+
+
+def _write_atomically(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
 def remove_record(state_dir: Path) -> None:
+    record = ClusterRecord.read(state_dir)
+    if record is not None:
+        forget_registered(record.prefix)
     for name in (CLUSTER_FILE, KUBECONFIG_FILE, CLUSTER_FILE + ".tmp"):
         with contextlib.suppress(FileNotFoundError):
             (state_dir / name).unlink()

@@ -1,19 +1,22 @@
-"""`netpolcheck expect STATE.json [--profile NAME] [--format json|table]`."""
+"""`netpolcheck expect STATE.json [--profile NAME] [--format json|table] [--explain FROM TO [--port P]
+[--protocol PROTO]]`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn
 
 from netpolcheck.errors import UsageError
-from netpolcheck.model.profiles import PROFILES, get_profile
-from netpolcheck.model.results import expected_results
-from netpolcheck.model.state import parse_state
+from netpolcheck.model.objects import PROTOCOLS, Probe
+from netpolcheck.model.profiles import PROFILES, Profile, get_profile
+from netpolcheck.model.state import State, parse_state
 
 FORMATS = ("json", "table")
+EXIT_USAGE = 2
 
 
 def read_state_file(path: str) -> Any:
@@ -32,27 +35,42 @@ def read_state_file(path: str) -> Any:
         ) from None
 
 
-def write_document(document: dict[str, Any], out: TextIO) -> None:
-    """The JSON document with one result per line: readable, and fast (the C encoder) for 10^6 cells."""
-    head = {k: v for k, v in document.items() if k != "results"}
-    out.write(json.dumps(head)[:-1] + (', "results": [\n' if head else '{"results": [\n'))
-    results = document["results"]
-    for i, row in enumerate(results):
-        out.write(json.dumps(row) + (",\n" if i + 1 < len(results) else "\n"))
-    out.write("]}\n")
+def explain_probe(state: State, port: str | None, protocol: str | None) -> Probe:
+    """The probe `--explain` looks at: `--port`/`--protocol`, else the state's first matching probe."""
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise UsageError(f"--protocol: unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+    if port is None:
+        for probe in state.probes:
+            if protocol is None or probe.protocol == protocol:
+                return probe
+        return Probe(80, protocol or "TCP")
+    if port.isdigit():
+        number = int(port)
+        if not 1 <= number <= 65535:
+            raise UsageError(f"--port: {port}: port out of range 1-65535")
+        return Probe(number, protocol or "TCP")
+    if not port or port.startswith("-"):
+        raise UsageError(f"--port: {port!r}: not a port number or name")
+    return Probe(port, protocol or "TCP")
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.format not in FORMATS:
-        raise UsageError(f"--format: unknown format {args.format!r}; use one of {', '.join(FORMATS)}")
-    profile = get_profile(args.profile)
-    state = parse_state(read_state_file(args.state))
-    document = expected_results(state, profile)
-    if args.format == "json":
-        write_document(document, sys.stdout)
-        return 0
+def print_explanation(state: State, profile: Profile, cell: Sequence[str], probe: Probe) -> None:
+    from netpolcheck.model.explain import explain
+
+    known = {ep.key for ep in state.endpoints}
+    for key in cell:
+        if key not in known:
+            raise UsageError(f"--explain: {key}: no such pod (namespace/name) or external in the state")
+    if cell[0] == cell[1]:
+        raise UsageError(f"--explain: {cell[0]} -> {cell[1]}: a cell needs two different endpoints")
+    sys.stdout.write(explain(state, profile, cell[0], cell[1], probe).text() + "\n")
+
+
+def print_tables(state: State, profile: Profile) -> None:
+    from netpolcheck.model.results import expected_results
     from netpolcheck.report.truthtable import document_tables, render_plain, render_rich
 
+    document = expected_results(state, profile)
     tables = document_tables(document)
     if sys.stdout.isatty():
         from rich.console import Console
@@ -64,7 +82,45 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n".join(render_plain(table) for table in tables))
     for caution in document.get("cautions", []):
         sys.stdout.write(f"caution: {caution}\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.format not in FORMATS:
+        raise UsageError(f"--format: unknown format {args.format!r}; use one of {', '.join(FORMATS)}")
+    if args.explain is None and (args.port is not None or args.protocol is not None):
+        raise UsageError("--port and --protocol choose the cell of --explain FROM TO; give --explain too")
+    profile = get_profile(args.profile)
+    state = parse_state(read_state_file(args.state))
+    if args.explain is not None:
+        print_explanation(state, profile, args.explain, explain_probe(state, args.port, args.protocol))
+    elif args.format == "json":
+        from netpolcheck.model.results import write_expected_json
+
+        write_expected_json(state, profile, sys.stdout)
+    else:
+        print_tables(state, profile)
     return 0
+
+
+class _OneLineErrors:
+    """Makes argparse's own errors (missing STATE, unknown option) one line and exit 2, like ours."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+        self.parse_known_args = parser.parse_known_args
+
+    def error(self, message: str) -> NoReturn:
+        self.parser.exit(
+            EXIT_USAGE, f"netpolcheck: error: expect: {message} (see `netpolcheck expect --help`)\n"
+        )
+
+    def parse_known_args_strict(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
 
 
 def register(subparsers: Any) -> None:
@@ -84,4 +140,17 @@ def register(subparsers: Any) -> None:
         metavar="json|table",
         help="json (default) or a truth table per port and protocol",
     )
+    parser.add_argument(
+        "--explain",
+        nargs=2,
+        metavar=("FROM", "TO"),
+        help="explain one cell instead (endpoints as namespace/name, or an external's name)",
+    )
+    parser.add_argument(
+        "--port", help="with --explain: port number or name (default: the state's first probe)"
+    )
+    parser.add_argument("--protocol", help="with --explain: TCP, UDP or SCTP (default: TCP)")
+    one_line = _OneLineErrors(parser)
+    parser.error = one_line.error
+    parser.parse_known_args = one_line.parse_known_args_strict
     parser.set_defaults(func=run)

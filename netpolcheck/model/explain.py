@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from netpolcheck.model.caveats import unpredictable
 from netpolcheck.model.cell import CellVerdict, DirectionVerdict, Evaluator
 from netpolcheck.model.effective import EffectivePolicy
-from netpolcheck.model.engine import ExpectedMatrix
+from netpolcheck.model.engine import ExpectedMatrix, bits
 from netpolcheck.model.errors import StateError
 from netpolcheck.model.objects import Endpoint, Pod, Probe
 from netpolcheck.model.profiles import SPEC, Profile
@@ -93,6 +93,30 @@ class DeviationFinder:
         endpoints = self.state.endpoints
         verdict = self.matrix.verdict(s, d, p)
         return touched_deviations(self.matrix.evaluator, verdict, endpoints[s], endpoints[d])
+
+    def differing(self, s: int, p: int) -> int:
+        """Destinations whose verdict from source s differs from spec on probe p (a bitset)."""
+        return self.spec.probes[p].allowed[s] ^ self.matrix.probes[p].allowed[s]
+
+    def explain_row(self, s: int, p: int) -> dict[int, tuple[str, ...]]:
+        """`explain(s, d, p)` for every differing destination d of row s, with one bitset test per
+        deviation and row instead of per cell; counterfactual matrices are built only for rows that
+        differ."""
+        differ = self.differing(s, p)
+        if not differ:
+            return {}
+        spec_row = self.spec.probes[p].allowed[s]
+        flips = [
+            (dev.id, differ & ~(self._variant(dev.id).probes[p].allowed[s] ^ spec_row))
+            for dev in self.profile.deviations
+            if dev.modelled
+        ]
+        out: dict[int, tuple[str, ...]] = {}
+        interned: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for d in bits(differ):
+            ids = tuple(dev_id for dev_id, mask in flips if mask >> d & 1)
+            out[d] = interned.setdefault(ids, ids) if ids else self.explain(s, d, p)
+        return out
 
 
 def _policies_around(evaluator: Evaluator, endpoint: Endpoint) -> list[EffectivePolicy]:

@@ -1,14 +1,54 @@
-"""The `netpolcheck expect` JSON document: one result per probed ordered pair, spec differences named."""
+"""The `netpolcheck expect` JSON document: one result per probed ordered pair, spec differences named.
+
+`expected_results` builds the document in memory (tests, truth tables); `write_expected_json` streams
+the same document line by line, encoding each distinct key, reason and deviation list once, so the
+1,000-pod matrix (10^6 results) is written without holding them all.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from netpolcheck.model.caveats import unpredictable
+from netpolcheck.model.engine import bits
 from netpolcheck.model.explain import DeviationFinder
 from netpolcheck.model.profiles import Profile
-from netpolcheck.model.reasons import ReasonWriter
+from netpolcheck.model.reasons import RowReasons
 from netpolcheck.model.state import State
+
+# one result, in the order of the contract: from, to, port, protocol, allowed, ingress, egress, reason
+Cell = tuple[int, int, int, int | None, bool, bool, bool, str, tuple[str, ...] | None]
+
+
+def _cells(state: State, profile: Profile) -> Iterator[Cell]:
+    """(s, d, p, port, allowed, ingress, egress, reason, deviations or None when spec agrees) per cell."""
+    finder = DeviationFinder(state, profile)
+    matrix = finder.matrix
+    reasons = RowReasons(matrix)
+    endpoints = state.endpoints
+    for p, pm in enumerate(matrix.probes):
+        ports = [pm.probe.resolve(ep) for ep in endpoints]
+        for s in range(len(endpoints)):
+            row, allowed, ingress, egress = reasons.row(s, p), pm.allowed[s], pm.ingress[s], pm.egress[s]
+            explained = finder.explain_row(s, p)
+            for d in bits(pm.probed & ~(1 << s)):
+                yield (
+                    s,
+                    d,
+                    p,
+                    ports[d],
+                    bool(allowed >> d & 1),
+                    bool(ingress >> d & 1),
+                    bool(egress >> d & 1),
+                    row[d],
+                    explained.get(d),
+                )
+
+
+def _cautions(state: State, profile: Profile) -> list[str]:
+    return [f"{dev.id} ({why}): {dev.reason}" for dev, why in unpredictable(state, profile)]
 
 
 def expected_results(state: State, profile: Profile) -> dict[str, Any]:
@@ -18,32 +58,68 @@ def expected_results(state: State, profile: Profile) -> dict[str, Any]:
     from the spec's, `spec` (the spec verdict) and `deviations` (the profile deviations that explain
     it); top-level `cautions` for documented deviations this state triggers that cannot be predicted.
     """
-    finder = DeviationFinder(state, profile)
-    matrix = finder.matrix
-    reasons = ReasonWriter(matrix)
-    endpoints = state.endpoints
+    keys = [ep.key for ep in state.endpoints]
     results = []
-    for s, d, p in matrix.cells():
-        pm = matrix.probes[p]
-        port = pm.probe.resolve(endpoints[d])
+    for s, d, p, port, allowed, ingress, egress, reason, deviations in _cells(state, profile):
+        probe = state.probes[p]
         row: dict[str, Any] = {
-            "from": matrix.keys[s],
-            "to": matrix.keys[d],
+            "from": keys[s],
+            "to": keys[d],
             "port": port,
-            "protocol": pm.probe.protocol,
-            "allowed": bool(pm.allowed[s] >> d & 1),
-            "ingress": bool(pm.ingress[s] >> d & 1),
-            "egress": bool(pm.egress[s] >> d & 1),
-            "reason": reasons.reason(s, d, p),
+            "protocol": probe.protocol,
+            "allowed": allowed,
+            "ingress": ingress,
+            "egress": egress,
+            "reason": reason,
         }
-        if isinstance(pm.probe.port, str):
-            row["portName"] = pm.probe.port
-        if finder.differs(s, d, p):
-            row["spec"] = finder.spec_allowed(s, d, p)
-            row["deviations"] = list(finder.explain(s, d, p))
+        if isinstance(probe.port, str):
+            row["portName"] = probe.port
+        if deviations is not None:
+            row["spec"] = not allowed
+            row["deviations"] = list(deviations)
         results.append(row)
     document: dict[str, Any] = {"profile": profile.name, "results": results}
-    cautions = [f"{dev.id} ({why}): {dev.reason}" for dev, why in unpredictable(state, profile)]
+    cautions = _cautions(state, profile)
     if cautions:
         document["cautions"] = cautions
     return document
+
+
+def write_expected_json(state: State, profile: Profile, out: TextIO) -> int:
+    """Stream the document of `expected_results` to `out`, one result per line; returns the count.
+
+    The text parses to exactly `expected_results(state, profile)` (a test holds the two together).
+    """
+    head: dict[str, Any] = {"profile": profile.name}
+    cautions = _cautions(state, profile)
+    if cautions:
+        head["cautions"] = cautions
+    out.write(json.dumps(head)[:-1] + ', "results": [')
+    keys = [json.dumps(ep.key) for ep in state.endpoints]
+    probe_tails = [
+        f'"protocol": {json.dumps(pr.protocol)}'
+        + ("" if isinstance(pr.port, int) else f', "portName": {json.dumps(pr.port)}')
+        for pr in state.probes
+    ]
+    flags = {True: "true", False: "false"}
+    encoded: dict[str, str] = {}
+    explained: dict[tuple[str, ...], str] = {}
+    count = 0
+    for s, d, p, port, allowed, ingress, egress, reason, deviations in _cells(state, profile):
+        text = encoded.get(reason)
+        if text is None:
+            text = encoded[reason] = json.dumps(reason)
+        line = (
+            f'{"," if count else ""}\n{{"from": {keys[s]}, "to": {keys[d]}, "port": {port}, '
+            f'{probe_tails[p]}, "allowed": {flags[allowed]}, "ingress": {flags[ingress]}, '
+            f'"egress": {flags[egress]}, "reason": {text}'
+        )
+        if deviations is not None:
+            ids = explained.get(deviations)
+            if ids is None:
+                ids = explained[deviations] = json.dumps(list(deviations))
+            line += f', "spec": {flags[not allowed]}, "deviations": {ids}'
+        out.write(line + "}")
+        count += 1
+    out.write("\n]}\n")
+    return count

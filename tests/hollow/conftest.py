@@ -10,8 +10,10 @@ from clusterkit import SHARED_CIDR, Cluster, start_cluster, stop_cluster
 
 @pytest.fixture(scope="session")
 def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """One 3-node cluster (no policy controller) for the tests that only add pods and objects."""
-    cluster = start_cluster(tmp_path_factory.mktemp("hollow-shared"), "--nodes", "3", cidr=SHARED_CIDR)
+    """One 3-node cluster (`--npc none`: no weave-net DaemonSet) for tests that only add pods and objects."""
+    cluster = start_cluster(
+        tmp_path_factory.mktemp("hollow-shared"), "--nodes", "3", "--npc", "none", cidr=SHARED_CIDR
+    )
     try:
         yield cluster
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -118,7 +119,9 @@ def kill_everything(prefix: str) -> list[int]:
             except OSError:
                 continue
     for pid in pids:
-        os.kill(pid, signal.SIGKILL)
+        # short-lived children (e.g. the policy controller's iptables calls) may have exited meanwhile
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     return pids
 
 

@@ -17,9 +17,9 @@ WEAVE_CIDR = "10.243.0.0/16"
 
 @pytest.fixture(scope="module")
 def weave_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = start_cluster(
-        tmp_path_factory.mktemp("hollow-weave") / "state", "--nodes", "2", cidr=WEAVE_CIDR
-    )
+    # --npc none: `up` makes no weave-net DaemonSet of its own; the test creates the manifests' one
+    state_dir = tmp_path_factory.mktemp("hollow-weave") / "state"
+    cluster = start_cluster(state_dir, "--nodes", "2", "--npc", "none", cidr=WEAVE_CIDR)
     try:
         yield cluster
     finally:

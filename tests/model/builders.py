@@ -6,7 +6,7 @@ from typing import Any
 
 from netpolcheck.model.engine import ExpectedMatrix
 from netpolcheck.model.profiles import PROFILES, Profile
-from netpolcheck.model.reasons import ReasonWriter
+from netpolcheck.model.reasons import ReasonWriter, RowReasons
 from netpolcheck.model.state import State, parse_state
 
 
@@ -83,12 +83,15 @@ def matrix(doc: dict[str, Any] | State, profile: str | Profile = "spec") -> Cell
     prof = PROFILES[profile] if isinstance(profile, str) else profile
     m = ExpectedMatrix(state, prof)
     reasons = ReasonWriter(m)
+    rows = RowReasons(m)
+    row_reasons = {(s, p): rows.row(s, p) for p in range(len(m.probes)) for s in range(len(m.keys))}
     cells: Cells = {}
     for s, d, p in m.cells():
         verdict = m.verdict(s, d, p)
         fast = bool(m.probes[p].allowed[s] >> d & 1)
         assert fast == verdict.allowed, f"engine/evaluator disagree on {verdict} ({prof.name})"
         assert reasons.reason(s, d, p) == verdict.reason, f"reason differs on {verdict} ({prof.name})"
+        assert row_reasons[(s, p)][d] == verdict.reason, f"row reason differs on {verdict} ({prof.name})"
         cells[(verdict.source, verdict.destination, verdict.port, verdict.protocol)] = fast
     return cells
 

@@ -132,3 +132,108 @@ def test_json_is_one_result_per_line_and_carries_cautions(tmp_path: Path) -> Non
     assert doc["cautions"][0].startswith("ipset-name-clash (policies x/p1, y/p2)")
     empty = _run(_write(tmp_path, {"namespaces": []}, "empty.json"))
     assert json.loads(empty.stdout) == {"profile": "spec", "results": []}
+
+
+def test_streamed_json_equals_the_in_memory_document(tmp_path: Path) -> None:
+    """The command streams its JSON; it must parse to exactly `expected_results`, extensions included."""
+    from netpolcheck.model.profiles import PROFILES
+    from netpolcheck.model.results import expected_results
+    from netpolcheck.model.state import parse_state
+
+    doc = world(
+        [
+            netpol(
+                "x/p", {"podSelector": sel(pod="a"), "ingress": [{"from": [{"podSelector": sel(pod="b")}]}]}
+            ),
+            netpol(
+                "y/e",
+                {
+                    "podSelector": {},
+                    "egress": [{"ports": [{"port": "http"}]}],
+                    "policyTypes": ["Egress"],
+                },
+            ),
+        ],
+        probes=[{"port": 80}, {"port": "http"}, {"port": 81, "protocol": "UDP"}],
+    )
+    path = _write(tmp_path, doc)
+    for profile in ("spec", "weave-2.0.5", "weave-2.1.3", "weave-2.8.1"):
+        proc = _run(path, "--profile", profile)
+        assert proc.returncode == 0, proc.stderr
+        streamed = json.loads(proc.stdout)
+        assert streamed == expected_results(parse_state(doc), PROFILES[profile])
+        assert streamed["results"], profile
+    differing = [
+        r for r in json.loads(_run(path, "--profile", "weave-2.1.3").stdout)["results"] if "spec" in r
+    ]
+    assert differing and all(r["deviations"] for r in differing)
+
+
+def test_explain_prints_the_story_of_one_cell() -> None:
+    proc = _run(
+        str(SEED / "1-deny-all.json"),
+        "--profile",
+        "weave-2.0.5",
+        "--explain",
+        "ns-1/busybox",
+        "ns-1/http-echo",
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "ns-1/busybox -> ns-1/http-echo TCP/80 under weave-2.0.5: allowed (not isolated)"
+    assert "  - ns-1/deny-all-by-default is enforced with deviations: legacy-isolation" in lines
+    assert any(line.startswith("spec says: denied (") for line in lines)
+    assert any(line.startswith("deviation legacy-isolation (<2.1.0; weave-npc.md §0") for line in lines)
+    spec = _run(
+        str(SEED / "2-allow-unlabelled.json"), "--explain", "ns-1/busybox", "ns-1/http-echo", "--port", "80"
+    )
+    assert spec.returncode == 0, spec.stderr
+    assert spec.stdout.splitlines()[0].startswith("ns-1/busybox -> ns-1/http-echo TCP/80 under spec: denied")
+    assert spec.stdout.splitlines()[1:] == [
+        "egress: allowed",
+        "  no policy isolates ns-1/busybox for egress: not isolated",
+        "ingress: DENIED",
+        "  isolated by: ns-1/allow",
+        "  - ns-1/allow ingress[0] does not match (peer differ)",
+    ]
+    assert "spec says" not in spec.stdout  # spec has no deviations to compare with
+
+
+def test_explain_named_port_and_protocol(tmp_path: Path) -> None:
+    doc = world([netpol("x/p", {"podSelector": sel(pod="a"), "ingress": [{"ports": [{"port": "http"}]}]})])
+    path = _write(tmp_path, doc)
+    named = _run(path, "--profile", "weave-2.8.1", "--explain", "x/b", "x/a", "--port", "http")
+    assert named.returncode == 0, named.stderr
+    assert named.stdout.startswith("x/b -> x/a TCP/80 under weave-2.8.1: allowed")
+    assert "skipped (named-port-policy-skipped)" in named.stdout
+    udp = _run(path, "--explain", "x/b", "x/a", "--port", "80", "--protocol", "UDP")
+    assert udp.returncode == 0, udp.stderr
+    assert udp.stdout.startswith("x/b -> x/a UDP/80 under spec: denied")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "netpolcheck: error: expect: the following arguments are required: STATE.json"),
+        (["{state}", "--bogus"], "netpolcheck: error: expect: unrecognized arguments: --bogus"),
+        (["{state}", "extra.json"], "netpolcheck: error: expect: unrecognized arguments: extra.json"),
+        (
+            ["{state}", "--explain", "x/a"],
+            "netpolcheck: error: expect: argument --explain: expected 2 arguments",
+        ),
+        (["{state}", "--explain", "x/a", "x/zz"], "netpolcheck: error: --explain: x/zz: no such pod"),
+        (["{state}", "--explain", "x/a", "x/a"], "a cell needs two different endpoints"),
+        (["{state}", "--explain", "x/b", "x/a", "--port", "70000"], "--port: 70000: port out of range"),
+        (["{state}", "--explain", "x/b", "x/a", "--protocol", "ICMP"], "--protocol: unknown protocol 'ICMP'"),
+        (["{state}", "--port", "80"], "give --explain too"),
+        (["{state}", "--explain", "world", "x/a", "--port", "nope"], "x/a has no port for this probe"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    path = _write(tmp_path, world(externals=[{"name": "world", "ip": "203.0.113.7"}]))
+    proc = _run(*(path if a == "{state}" else a for a in args))
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert message in lines[0]

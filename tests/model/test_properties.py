@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netpolcheck.model.cell import Evaluator
-from netpolcheck.model.engine import ExpectedMatrix
+from netpolcheck.model.engine import ExpectedMatrix, bits
 from netpolcheck.model.explain import DeviationFinder, explaining_deviations
 from netpolcheck.model.objects import Pod
 from netpolcheck.model.profiles import PROFILES, SPEC
@@ -129,3 +129,7 @@ def test_every_difference_from_spec_is_explained_by_a_deviation(doc: dict[str, A
             )
             assert ids and set(ids) <= prof.ids
             assert finder.explain(s, d, p) == ids  # the matrix-based finder gives the same answer
+            assert finder.explain_row(s, p)[d] == ids  # and so does its row-at-a-time form
+    for p, pm in enumerate(here.probes):
+        for s in range(len(here.keys)):
+            assert set(finder.explain_row(s, p)) == set(bits(pm.allowed[s] ^ spec.probes[p].allowed[s]))

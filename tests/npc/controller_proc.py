@@ -1,4 +1,4 @@
-"""Runs `python -m netpolcheck.npc` inside a node namespace against the test API; stops it by PID."""
+"""Runs `python -m netpolcheck.npc` in a node namespace against tests/npc/nodeapi.py; stops it by PID."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from tests.npc.apiserver import FakeApi
+from tests.npc.nodeapi import NodeApi
 
 
 class ControllerProcess:
@@ -17,7 +17,7 @@ class ControllerProcess:
         self,
         netns: str,
         node: str,
-        api: FakeApi,
+        api: NodeApi,
         version: str = "2.8.1",
         faults: tuple[str, ...] = (),
         extra: tuple[str, ...] = (),

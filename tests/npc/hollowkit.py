@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from tests.npc.waits import wait_until
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 PROBE_IMAGE = "netpolcheck/netpolcheck-probe:dev"
 IP_ANNOTATION = "hollow.netpolcheck.io/ip"
+RANGE_WAIT_SECONDS = 180  # how long `up` waits for 10.32.0.0/12 if another cluster holds it
 
 
 class Hollow:
@@ -46,9 +48,15 @@ class Hollow:
             "--weave-version",
             self.version,
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        if proc.returncode != 0:
-            raise RuntimeError(f"hollow up failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+        deadline = time.monotonic() + RANGE_WAIT_SECONDS
+        while True:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            if proc.returncode == 0:
+                break
+            # another cluster (a parallel engineer's) holds the pod range: wait for it, bounded
+            if "overlaps existing route" not in proc.stderr or time.monotonic() > deadline:
+                raise RuntimeError(f"hollow up failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+            time.sleep(2)  # poll period of the bounded wait for the pod range above
         self.record = json.loads((self.state_dir / "cluster.json").read_text())
         api = config.new_client_from_config(str(self.state_dir / "kubeconfig"))
         # typed as Any: the tests pass plain dicts, which the client serialises as they are

@@ -1,31 +1,32 @@
-"""Differential test: random policies, the controller's real dataplane against the model (`netpolcheck
-expect --profile weave-2.8.1`). Bounded (NPCREF_EXAMPLES, default 20, no shrinking); any disagreement
-fails with truth tables of the expected and observed cells. NPCREF_DIFF_FAULTS=a,b runs it with faults.
+"""Differential test on the hollow cluster: random policies created through the API, probed by the probe
+agent inside every source pod (one exec per source pod for its whole row), against the model
+(`netpolcheck expect --profile weave-2.8.1`). Bounded (NPCREF_EXAMPLES, default 12, no shrinking); each
+example waits up to SETTLE seconds for the matrix to match, then fails with truth tables of the expected
+and observed cells. Denied cells must be dropped, not rejected. The world is reverted between examples.
 
 The controller never imports the model; this test only runs the model's command-line contract.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from netpolcheck.npc.kubewatch import Event
-from tests.npc.semantics import NAMESPACES, PODS, Nodes, initial_events, world
-from tests.npc.topology import Topology
+from tests.npc.hollowworld import SETTLE, HollowWorld
+from tests.npc.semantics import NAMESPACES, PODS
+from tests.npc.waits import wait_until
 
 PROBES = [(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")]
-EXAMPLES = int(os.environ.get("NPCREF_EXAMPLES", "20"))
-# e.g. NPCREF_DIFF_FAULTS=ports-ignored: run the controller broken, to see what a disagreement looks like
-FAULTS = frozenset(f for f in os.environ.get("NPCREF_DIFF_FAULTS", "").split(",") if f)
+Cell = tuple[str, str, int, str]
+EXAMPLES = int(os.environ.get("NPCREF_EXAMPLES", "12"))
 
 pod_selectors = st.sampled_from(
     [
@@ -174,15 +175,32 @@ def truth_tables(
     return "\n".join(lines)
 
 
-@pytest.fixture(scope="module")
-def topo() -> Iterator[Topology]:
-    with Topology(world()) as topology:
-        yield topology
+def observed(world: HollowWorld) -> tuple[dict[Cell, bool], list[Cell]]:
+    """The whole matrix, one probe-agent exec per source pod; also the cells answered `rejected`."""
+    got: dict[Cell, bool] = {}
+    rejected: list[Cell] = []
+    names = [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in PODS]
+    for src in names:
+        cells = [(src, dst, port, proto) for dst in names if dst != src for port, proto in PROBES]
+        namespace, pod = src.split("/")
+        targets = [
+            {"id": str(i), "ip": world.ips[c[1]], "port": c[2], "protocol": c[3]} for i, c in enumerate(cells)
+        ]
+        for cell, verdict in zip(
+            cells, world.hollow.probe(namespace, pod, targets, timeout=0.4), strict=True
+        ):
+            got[cell] = verdict == "allowed"
+            if verdict == "rejected":
+                rejected.append(cell)
+    return got, rejected
 
 
 @pytest.mark.netns
+@pytest.mark.hollow
 @pytest.mark.slow
-def test_dataplane_agrees_with_the_model(topo: Topology) -> None:
+def test_dataplane_agrees_with_the_model(hollow_world: HollowWorld) -> None:
+    world = hollow_world
+
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
@@ -192,12 +210,27 @@ def test_dataplane_agrees_with_the_model(topo: Topology) -> None:
     )
     @given(pols=policies())
     def check(pols: list[dict[str, Any]]) -> None:
-        nodes = Nodes(topo, FAULTS)
-        nodes.send(initial_events(pols))
-        nodes.send([Event("Namespace", "MODIFIED", (NAMESPACES[0],))])  # no-op event: nothing pending
-        got = topo.matrix(timeout=0.4)
         want = expected(pols)
+        got: dict[Cell, bool] = {}
+        rejected: list[Cell] = []
+
+        def agrees() -> bool:
+            got.clear()
+            rejected.clear()
+            matrix, refused = observed(world)
+            got.update(matrix)
+            rejected.extend(refused)
+            return got == want and not rejected
+
+        try:
+            for pol in pols:
+                world.put("NetworkPolicy", pol)
+            with contextlib.suppress(TimeoutError):  # a disagreement is reported below as truth tables
+                wait_until(agrees, "the probed matrix to match the model", timeout=SETTLE, interval=0.1)
+        finally:
+            world.revert()
         assert want.keys() == got.keys()
+        assert not rejected, f"denied cells were rejected, not dropped: {rejected}"
         if want != got:
             pytest.fail(
                 f"dataplane disagrees with the model for policies {json.dumps(pols)}\n"
