@@ -1,11 +1,13 @@
 """Hollow cluster timings: `hollow up` (3 nodes), 30 pods Running, `hollow down`.
 
-Run as root: `.venv/bin/python benchmarks/bench_hollow.py [--rounds 3] [--pods 30]`.
+Run as root: `.venv/bin/python benchmarks/bench_hollow.py [--rounds 3] [--pods 30] [--npc reference]`.
 Prints a table and writes benchmarks/results/bench_hollow.json.
 
 Baseline in the same run: the same 30 pods started sequentially (create one, wait until it is
 Running and Ready, then the next), against all 30 created at once (the kubelet starts them on its
-worker pool). Goals from issue #4: up within 5 s, 30 pods Running within 10 s.
+worker pool). Goals from issue #4: up within 5 s, 30 pods Running within 10 s. Also measured: deleting
+the namespace of the sequential pods until every pod object is gone (graceful deletion: an object goes
+only once its processes and netns are gone).
 """
 
 from __future__ import annotations
@@ -78,39 +80,56 @@ def start_pods(
     elapsed = time.monotonic() - start
     if keep:
         return elapsed
-    core.delete_namespace(namespace)
-    wait_until(lambda: not core.list_namespaced_pod(namespace).items, 30, f"pods of {namespace} deleted")
     return elapsed
 
 
-def one_round(pods: int, index: int) -> dict[str, float]:
+def delete_pods(core: client.CoreV1Api, namespace: str) -> float:
+    """Delete the namespace; seconds until no pod object of it is left."""
+    start = time.monotonic()
+    core.delete_namespace(namespace)
+    wait_until(lambda: not core.list_namespaced_pod(namespace).items, 30, f"pods of {namespace} deleted")
+    return time.monotonic() - start
+
+
+def one_round(pods: int, index: int, npc: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-hollow-") as tmp:
         state = Path(tmp) / "state"
-        up = hollow("up", "--nodes", "3", "--state-dir", str(state), "--pod-cidr", POD_CIDR)
+        up = hollow("up", "--nodes", "3", "--state-dir", str(state), "--pod-cidr", POD_CIDR, "--npc", npc)
         try:
             api = config.new_client_from_config(str(state / "kubeconfig"))
             core = client.CoreV1Api(api)
             sequential = start_pods(core, f"bench-sequential-{index}", pods, sequential=True)
+            delete = delete_pods(core, f"bench-sequential-{index}")
             # the concurrent pods stay: `down` is measured with them running
             concurrent = start_pods(core, f"bench-concurrent-{index}", pods, sequential=False, keep=True)
             api.close()
         finally:
             down = hollow("down", "--state-dir", str(state))
-    return {"up_s": up, "pods_concurrent_s": concurrent, "pods_sequential_s": sequential, "down_s": down}
+    return {
+        "up_s": up,
+        "pods_concurrent_s": concurrent,
+        "pods_sequential_s": sequential,
+        "delete_pods_s": delete,
+        "down_s": down,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pods", type=int, default=30)
+    parser.add_argument("--npc", default="reference", help="hollow up --npc (default: reference, as up's)")
     args = parser.parse_args()
-    rounds = [one_round(args.pods, i) for i in range(args.rounds)]
-    keys = ["up_s", "pods_concurrent_s", "pods_sequential_s", "down_s"]
+    rounds = [one_round(args.pods, i, args.npc) for i in range(args.rounds)]
+    keys = ["up_s", "pods_concurrent_s", "pods_sequential_s", "delete_pods_s", "down_s"]
     summary = {
         k: {"median": statistics.median(r[k] for r in rounds), "max": max(r[k] for r in rounds)} for k in keys
     }
     goals = {"up_s": 5.0, "pods_concurrent_s": 10.0}
-    print(f"hollow cluster, 3 nodes, {args.pods} pods, {args.rounds} rounds (kernel {platform.release()})")
+    print(
+        f"hollow cluster, 3 nodes, --npc {args.npc}, {args.pods} pods, {args.rounds} rounds "
+        f"(kernel {platform.release()})"
+    )
     print(f"{'measure':<22}{'median s':>10}{'max s':>10}{'goal s':>8}")
     for k in keys:
         goal = goals.get(k)
@@ -126,6 +145,7 @@ def main() -> int:
                 "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "machine": {"kernel": platform.release(), "cpus": __import__("os").cpu_count()},
                 "nodes": 3,
+                "npc": args.npc,
                 "pods": args.pods,
                 "rounds": rounds,
                 "summary": summary,

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from netpolcheck.errors import UsageError
 
@@ -23,8 +24,20 @@ SUBCOMMANDS: dict[str, str] = {
 EXIT_USAGE = 2
 
 
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse with our error style: one line naming the command, exit 2, no usage dump.
+
+    Subparsers inherit the class (argparse passes `type(self)` as their parser_class).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("netpolcheck").strip()
+        where = f"{command}: " if command else ""
+        self.exit(EXIT_USAGE, f"netpolcheck: error: {where}{message} (see `{self.prog} --help`)\n")
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="netpolcheck", description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="netpolcheck", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     wanted = next((a for a in argv if not a.startswith("-")), None)
@@ -41,7 +54,11 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(args_list)
-    args = parser.parse_args(args_list)
+    args, extras = parser.parse_known_args(args_list)
+    if extras:
+        # blame the subcommand that was given the extra words, as its own parser would
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:

@@ -9,6 +9,7 @@ merge patches. It is the API server's PodRuntime (exec and log_path).
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import ipaddress
 import logging
@@ -124,7 +125,8 @@ class PodRun:
     stopping: bool = False
     close_listener: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    last_status: dict[str, Any] | None = None
+    last_status: dict[str, Any] | None = None  # last computed status, without transition times
+    last_written: dict[str, Any] | None = None  # last status written, with them
     pod_dir: Path | None = None
     mount_service_account: bool = True
 
@@ -753,15 +755,19 @@ class Kubelet:
             status["reason"] = "HollowSetupError"
         if status == run.last_status:
             return
+        # compared without transition times (a shallow copy would share the condition dicts, get
+        # the times added below, and then never equal the next computed status)
+        run.last_status = copy.deepcopy(status)
+        previous = run.last_written
         # transition times change only with the status itself
         for c in status["conditions"]:
-            c["lastTransitionTime"] = t
-        previous = run.last_status
-        run.last_status = {k: v for k, v in status.items()}
-        if previous is not None:
-            for c, old in zip(status["conditions"], previous["conditions"], strict=True):
-                if old["status"] == c["status"] and "lastTransitionTime" in old:
-                    c["lastTransitionTime"] = old["lastTransitionTime"]
+            old = (
+                next((o for o in previous["conditions"] if o["type"] == c["type"]), None)
+                if previous
+                else None
+            )
+            c["lastTransitionTime"] = old["lastTransitionTime"] if old and old["status"] == c["status"] else t
+        run.last_written = status
         try:
             self.store.merge_patch(PODS, run.namespace, run.name, {"status": status}, status=True)
         except NotFound:

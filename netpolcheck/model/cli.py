@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from netpolcheck.errors import UsageError
 from netpolcheck.model.objects import PROTOCOLS, Probe
@@ -96,31 +97,16 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "json":
         from netpolcheck.model.results import write_expected_json
 
-        write_expected_json(state, profile, sys.stdout)
+        try:
+            write_expected_json(state, profile, sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # the reader stopped early (`| head`): no traceback; stdout is closed quietly at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
     else:
         print_tables(state, profile)
     return 0
-
-
-class _OneLineErrors:
-    """Makes argparse's own errors (missing STATE, unknown option) one line and exit 2, like ours."""
-
-    def __init__(self, parser: argparse.ArgumentParser) -> None:
-        self.parser = parser
-        self.parse_known_args = parser.parse_known_args
-
-    def error(self, message: str) -> NoReturn:
-        self.parser.exit(
-            EXIT_USAGE, f"netpolcheck: error: expect: {message} (see `netpolcheck expect --help`)\n"
-        )
-
-    def parse_known_args_strict(
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        parsed, extras = self.parse_known_args(args, namespace)
-        if extras:
-            self.error(f"unrecognized arguments: {' '.join(extras)}")
-        return parsed, extras
 
 
 def register(subparsers: Any) -> None:
@@ -150,7 +136,4 @@ def register(subparsers: Any) -> None:
         "--port", help="with --explain: port number or name (default: the state's first probe)"
     )
     parser.add_argument("--protocol", help="with --explain: TCP, UDP or SCTP (default: TCP)")
-    one_line = _OneLineErrors(parser)
-    parser.error = one_line.error
-    parser.parse_known_args = one_line.parse_known_args_strict
     parser.set_defaults(func=run)

@@ -3,6 +3,7 @@ which profile deviation makes the implementation's verdict differ from the Kuber
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from netpolcheck.model.caveats import unpredictable
@@ -67,6 +68,7 @@ class DeviationFinder:
         self.matrix = matrix or ExpectedMatrix(state, profile)
         self.spec = self.matrix if not profile.deviations else ExpectedMatrix(state, SPEC)
         self._without: dict[str, ExpectedMatrix] = {}
+        self._around: dict[str, list[EffectivePolicy]] = {}
 
     def spec_allowed(self, s: int, d: int, p: int) -> bool:
         return bool(self.spec.probes[p].allowed[s] >> d & 1)
@@ -92,7 +94,15 @@ class DeviationFinder:
             return flipping
         endpoints = self.state.endpoints
         verdict = self.matrix.verdict(s, d, p)
-        return touched_deviations(self.matrix.evaluator, verdict, endpoints[s], endpoints[d])
+        return touched_deviations(
+            self.matrix.evaluator, verdict, endpoints[s], endpoints[d], self._policies_around
+        )
+
+    def _policies_around(self, endpoint: Endpoint) -> list[EffectivePolicy]:
+        found = self._around.get(endpoint.key)
+        if found is None:
+            found = self._around[endpoint.key] = _policies_around(self.matrix.evaluator, endpoint)
+        return found
 
     def differing(self, s: int, p: int) -> int:
         """Destinations whose verdict from source s differs from spec on probe p (a bitset)."""
@@ -129,9 +139,17 @@ def _policies_around(evaluator: Evaluator, endpoint: Endpoint) -> list[Effective
 
 
 def touched_deviations(
-    evaluator: Evaluator, verdict: CellVerdict, source: Endpoint, destination: Endpoint
+    evaluator: Evaluator,
+    verdict: CellVerdict,
+    source: Endpoint,
+    destination: Endpoint,
+    around: Callable[[Endpoint], list[EffectivePolicy]] | None = None,
 ) -> tuple[str, ...]:
-    """Every deviation that changed something on the way to this verdict."""
+    """Every deviation that changed something on the way to this verdict.
+
+    `around(endpoint)` may supply `_policies_around` from a cache (a matrix asks it per endpoint many times).
+    """
+    policies_of = around or (lambda ep: _policies_around(evaluator, ep))
     found: list[str] = []
     if verdict.override:
         found.append(verdict.override)
@@ -139,7 +157,7 @@ def touched_deviations(
         found += direction.deviations
         for check in direction.checks:
             found += check.deviations
-    for policy in _policies_around(evaluator, source) + _policies_around(evaluator, destination):
+    for policy in policies_of(source) + policies_of(destination):
         found += policy.deviations
         if policy.skipped_by:
             found.append(policy.skipped_by)

@@ -132,7 +132,8 @@ class RowReasons:
         self._halves: list[tuple[bool, str]] = []  # decision id -> (isolated, text)
         self._half_ids: dict[tuple[bool, str], int] = {}
         self._joined: dict[int, str] = {}
-        self._ingress_rows: dict[int, list[list[int]]] = {}  # probe -> [source][destination] decision ids
+        # [source][destination] ingress decision ids of the probe last asked for (n^2 ids: one probe kept)
+        self._ingress_rows: dict[int, list[list[int]]] = {}
 
     def _half(self, isolated: bool, text: str) -> int:
         key = (isolated, text)
@@ -190,7 +191,7 @@ class RowReasons:
                         for s in bits(hit):
                             rows[s][d] = decision
                         remaining ^= hit
-        self._ingress_rows[p] = rows
+        self._ingress_rows = {p: rows}
         return rows
 
     def _egress(self, s: int, p: int) -> list[int]:

@@ -86,40 +86,65 @@ def expected_results(state: State, profile: Profile) -> dict[str, Any]:
 
 
 def write_expected_json(state: State, profile: Profile, out: TextIO) -> int:
-    """Stream the document of `expected_results` to `out`, one result per line; returns the count.
+    """Stream the document of `expected_results` to `out`, one result per line, one write per row of
+    the matrix; returns the number of results.
 
-    The text parses to exactly `expected_results(state, profile)` (a test holds the two together).
+    Every key, reason, deviation list and flag combination is encoded once. The text parses to exactly
+    `expected_results(state, profile)` (a test holds the two together).
     """
     head: dict[str, Any] = {"profile": profile.name}
     cautions = _cautions(state, profile)
     if cautions:
         head["cautions"] = cautions
     out.write(json.dumps(head)[:-1] + ', "results": [')
-    keys = [json.dumps(ep.key) for ep in state.endpoints]
-    probe_tails = [
-        f'"protocol": {json.dumps(pr.protocol)}'
-        + ("" if isinstance(pr.port, int) else f', "portName": {json.dumps(pr.port)}')
-        for pr in state.probes
+    finder = DeviationFinder(state, profile)
+    matrix = finder.matrix
+    reasons = RowReasons(matrix)
+    endpoints = state.endpoints
+    sources = [f'\n{{"from": {json.dumps(ep.key)}, "to": ' for ep in endpoints]
+    flags = [
+        f'"allowed": {json.dumps(bool(a))}, "ingress": {json.dumps(bool(i))}, "egress": {json.dumps(bool(e))}'
+        for a in (0, 1)
+        for i in (0, 1)
+        for e in (0, 1)
     ]
-    flags = {True: "true", False: "false"}
+    spec_flags = {True: ', "spec": true, "deviations": ', False: ', "spec": false, "deviations": '}
     encoded: dict[str, str] = {}
     explained: dict[tuple[str, ...], str] = {}
     count = 0
-    for s, d, p, port, allowed, ingress, egress, reason, deviations in _cells(state, profile):
-        text = encoded.get(reason)
-        if text is None:
-            text = encoded[reason] = json.dumps(reason)
-        line = (
-            f'{"," if count else ""}\n{{"from": {keys[s]}, "to": {keys[d]}, "port": {port}, '
-            f'{probe_tails[p]}, "allowed": {flags[allowed]}, "ingress": {flags[ingress]}, '
-            f'"egress": {flags[egress]}, "reason": {text}'
-        )
-        if deviations is not None:
-            ids = explained.get(deviations)
-            if ids is None:
-                ids = explained[deviations] = json.dumps(list(deviations))
-            line += f', "spec": {flags[not allowed]}, "deviations": {ids}'
-        out.write(line + "}")
-        count += 1
+    for p, pm in enumerate(matrix.probes):
+        probe = pm.probe
+        named = "" if isinstance(probe.port, int) else f', "portName": {json.dumps(probe.port)}'
+        destinations = [
+            f'{json.dumps(ep.key)}, "port": {port}, "protocol": {json.dumps(probe.protocol)}{named}, '
+            if (port := probe.resolve(ep)) is not None
+            else ""
+            for ep in endpoints
+        ]
+        for s in range(len(endpoints)):
+            row = reasons.row(s, p)
+            allowed, ingress, egress = pm.allowed[s], pm.ingress[s], pm.egress[s]
+            differing = finder.explain_row(s, p)
+            lines = []
+            for d in bits(pm.probed & ~(1 << s)):
+                reason = row[d]
+                text = encoded.get(reason)
+                if text is None:
+                    text = encoded[reason] = json.dumps(reason)
+                a = allowed >> d & 1
+                line = (
+                    f"{sources[s]}{destinations[d]}"
+                    f'{flags[a << 2 | (ingress >> d & 1) << 1 | (egress >> d & 1)]}, "reason": {text}'
+                )
+                deviations = differing.get(d)
+                if deviations is not None:
+                    ids = explained.get(deviations)
+                    if ids is None:
+                        ids = explained[deviations] = json.dumps(list(deviations))
+                    line += spec_flags[not a] + ids
+                lines.append(line + "}")
+            if lines:
+                out.write(("," if count else "") + ",".join(lines))
+                count += len(lines)
     out.write("\n]}\n")
     return count

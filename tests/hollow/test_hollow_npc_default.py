@@ -65,8 +65,15 @@ def test_default_up_runs_the_reference_controller_as_weave_npc_of_weave_net(defa
         pid = int(npc.container_id.removeprefix("hollow://"))
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         assert argv[1:3] == [b"-m", b"netpolcheck.npc"], argv
-        log = default_cluster.kubectl("logs", "-n", "kube-system", pod.metadata.name, "-c", "weave-npc")
-        assert "Starting Weaveworks NPC 2.8.1" in log.stdout, log.stdout + log.stderr
+        name = pod.metadata.name
+        wait_until(
+            lambda name=name: (
+                "Starting Weaveworks NPC 2.8.1"
+                in default_cluster.kubectl("logs", "-n", "kube-system", name, "-c", "weave-npc").stdout
+            ),
+            10,
+            f"`kubectl logs {name} -c weave-npc` to show the reference controller's start line",
+        )
 
 
 def connect(cluster: Cluster, namespace: str, source: str, ip: str) -> tuple[int, str, str]:

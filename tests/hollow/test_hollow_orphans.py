@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clusterkit import REPO, Cluster, hollow, leftovers, start_cluster, stop_cluster
+from clusterkit import REPO, Cluster, hollow, leftovers, start_cluster
 from podtools import echo_pod, wait_running
 
 from netpolcheck.hollow.waits import wait_until

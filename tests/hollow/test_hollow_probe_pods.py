@@ -34,9 +34,9 @@ def test_probe_pods_get_ready_through_their_exec_readiness_probe_and_probe_each_
         core.create_namespaced_pod("probes", probe_pod("b", "node3"))
         wait_running(core, "probes", "a")
         b = wait_running(core, "probes", "b")
-        # the emptyDir at /var/run/netpolcheck holds the file the readiness probe checks
-        code, out, err = pod_exec(core, "probes", "b", ["ls", "/var/run/netpolcheck"])
-        assert code == 0 and "journal.jsonl.ready" in out.split(), out + err
+        # the emptyDir at /tmp holds the journal and the `.ready` file the readiness probe checks
+        code, out, err = pod_exec(core, "probes", "b", ["ls", "/tmp/netpolcheck-probe"])
+        assert code == 0 and "journal-b.jsonl.ready" in out.split(), out + err
         targets = [
             {"id": "tcp80", "ip": b.status.pod_ip, "port": 80, "protocol": "TCP"},
             {"id": "tcp82", "ip": b.status.pod_ip, "port": 82, "protocol": "TCP"},

@@ -1,4 +1,4 @@
-"""Pure parts of the hollow cluster: addressing, image table, router hook lists."""
+"""Pure parts of the hollow cluster: addressing, image table, router hook lists, orphan name patterns."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from netpolcheck.hollow import images
+from netpolcheck.hollow import images, orphans
 from netpolcheck.hollow.ipam import AddressError, PodAddresses, parse_pod_cidr
 from netpolcheck.hollow.weave_router import forward_rules, input_rules, parse_version
 
@@ -84,3 +84,31 @@ def test_router_hooks_follow_the_version() -> None:
     assert new[0] == ["-i", "weave", "-j", "WEAVE-NPC-EGRESS"] and new[1:] == old
     assert input_rules(parse_version("2.3.0")) == []
     assert input_rules(parse_version("2.4.0")) == [["-i", "weave", "-j", "WEAVE-NPC-EGRESS"]]
+
+
+@pytest.mark.parametrize(
+    ("name", "prefix"),
+    [
+        ("hw0a1b2c-fab", "hw0a1b2c"),
+        ("hw0a1b2c-node12", "hw0a1b2c"),
+        ("hw0a1b2c-pod7", "hw0a1b2c"),
+        ("hw0rphan-node1", None),  # not hex
+        ("hw12345-pod1", None),  # 5 digits
+        ("hwabc1234-node1", None),  # 7 digits
+        ("xhwabc123-fab", None),
+        ("hw0a1b2c-other", None),
+        ("hw0a1b2c-node", None),
+    ],
+)
+def test_orphan_netns_names_match_only_the_cluster_pattern(name: str, prefix: str | None) -> None:
+    match = orphans.NETNS_NAME.fullmatch(name)
+    assert (match.group(1) if match else None) == prefix
+
+
+@pytest.mark.parametrize(
+    ("name", "prefix"),
+    [("hw0a1b2cf1", "hw0a1b2c"), ("hw0a1b2cv30", "hw0a1b2c"), ("hw0a1b2cx1", None), ("eth0", None)],
+)
+def test_orphan_link_names_match_only_the_fabric_veth_pattern(name: str, prefix: str | None) -> None:
+    match = orphans.LINK_NAME.fullmatch(name)
+    assert (match.group(1) if match else None) == prefix

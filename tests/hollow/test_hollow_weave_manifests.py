@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from clusterkit import REPO, Cluster, start_cluster, stop_cluster
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
@@ -41,7 +42,26 @@ def apply(cluster: Cluster, verb: str, manifest: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_seed_upgrade_213_to_281_changes_the_router_hooks_on_every_node(weave_cluster: Cluster) -> None:
+def keeping_selector(cluster: Cluster, manifest: Path, tmp_path: Path) -> Path:
+    """`manifest` with the weave-net DaemonSet's selector (and template labels) of the running one.
+
+    A DaemonSet's selector is immutable, and 2.1.3's (defaulted from its template labels, which carry
+    role.kubernetes.io/networking) differs from 2.8.1's, so a real API server rejects a plain replace
+    as well; an in-place upgrade keeps the old selector, as here."""
+    stored = cluster.apps.read_namespaced_daemon_set("weave-net", "kube-system").spec.selector.match_labels
+    docs = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
+    for doc in docs:
+        if doc.get("kind") == "DaemonSet":
+            doc["spec"]["selector"] = {"matchLabels": dict(stored)}
+            doc["spec"]["template"]["metadata"].setdefault("labels", {}).update(stored)
+    out = tmp_path / manifest.name
+    out.write_text(yaml.safe_dump_all(docs))
+    return out
+
+
+def test_seed_upgrade_213_to_281_changes_the_router_hooks_on_every_node(
+    weave_cluster: Cluster, tmp_path: Path
+) -> None:
     apply(weave_cluster, "create", MANIFESTS / "weave-2.1.3.yaml")
     status = weave_cluster.kubectl(
         "rollout", "status", "-n", "kube-system", "ds/weave-net", "--timeout=60s", timeout=90
@@ -50,7 +70,7 @@ def test_seed_upgrade_213_to_281_changes_the_router_hooks_on_every_node(weave_cl
     for node in ("node1", "node2"):
         rules = forward_rules(weave_cluster, node)
         assert rules[0] == "-A FORWARD -o weave -j WEAVE-NPC" and not any("EGRESS" in r for r in rules), rules
-    apply(weave_cluster, "replace", MANIFESTS / "weave-2.8.1.yaml")
+    apply(weave_cluster, "replace", keeping_selector(weave_cluster, MANIFESTS / "weave-2.8.1.yaml", tmp_path))
     status = weave_cluster.kubectl(
         "rollout", "status", "-n", "kube-system", "ds/weave-net", "--timeout=60s", timeout=90
     )

@@ -237,3 +237,25 @@ def test_usage_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], messa
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert message in lines[0]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`netpolcheck expect BIG | head`: exit 1 quietly once the pipe closes, no traceback."""
+    doc = {
+        "namespaces": [{"name": "x"}],
+        "pods": [{"namespace": "x", "name": f"p{i}", "ip": f"10.0.0.{i + 1}"} for i in range(60)],
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netpolcheck.cli", "expect", _write(tmp_path, doc)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith('{"profile": "spec", "results": [')
+    proc.stdout.close()
+    try:
+        assert proc.wait(timeout=60) == 1
+    finally:
+        proc.kill()
+    assert proc.stderr.read() == ""

@@ -252,3 +252,17 @@ def test_externals_are_not_isolated_and_reached_only_through_ip_blocks() -> None
 
 def _all() -> list[str]:
     return [f"{n}/{p}" for n in "xyz" for p in "abc"]
+
+
+def test_bits_lists_every_set_bit_lowest_first_for_dense_and_sparse_masks() -> None:
+    from random import Random
+
+    from netpolcheck.model.engine import bits
+
+    rnd = Random(3)
+    masks = [0, 1, 1 << 999, (1 << 1000) - 1, 0b1011000] + [
+        rnd.getrandbits(rnd.randrange(1, 1500)) for _ in range(300)
+    ]
+    masks += [(1 << rnd.randrange(1500)) | (1 << rnd.randrange(1500)) for _ in range(100)]
+    for mask in masks:
+        assert list(bits(mask)) == [i for i in range(mask.bit_length()) if mask >> i & 1]

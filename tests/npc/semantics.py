@@ -1,4 +1,5 @@
-"""Semantic checks, one per area, through the real dataplane of in-process controllers (one per node).
+"""Semantic checks, one per area, run on the hollow cluster (tests/npc/hollowworld.py) and checked
+against the model (test_checks_vs_model.py).
 
 One small world: namespaces x (team=red) and y (team=blue); pods x/a, y/a on node1 and x/b, y/b on node2
 (y/b has role=client). Each check applies policies and steps as watch events and compares a few witness
@@ -7,20 +8,11 @@ cells with what Kubernetes NetworkPolicy (and weave-npc 2.8.1, which agrees on t
 
 from __future__ import annotations
 
-import copy
-import logging
-import subprocess
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from netpolcheck.npc.controller import Controller
 from netpolcheck.npc.kubewatch import Event
-from netpolcheck.npc.profiles import profile_for
-from netpolcheck.npc.runner import Runner
 from netpolcheck.npc.world import World
-from tests.npc.topology import HELPERS, Topology
 
 
 def _ns(name: str, team: str) -> dict[str, Any]:
@@ -342,99 +334,9 @@ def world() -> World:
     return World.from_state({"namespaces": NAMESPACES, "pods": PODS, "policies": []})
 
 
-class Nodes:
-    """One in-process controller per node namespace of a topology, fed with watch events."""
-
-    def __init__(self, topo: Topology, faults: frozenset[str], version: str = "2.8.1") -> None:
-        quiet = logging.getLogger("npcref.quiet")
-        quiet.disabled = True
-        self.controllers = [
-            Controller(profile_for(version), node, faults, Runner(ns), quiet)
-            for node, ns in topo.nodes.items()
-        ]
-        for controller in self.controllers:
-            controller.start()
-
-    def send(self, events: list[Event]) -> None:
-        for controller in self.controllers:
-            controller.handle([copy.deepcopy(e) for e in events])
-
-
 def initial_events(policies: list[dict[str, Any]]) -> list[Event]:
     return [
         Event("Namespace", "SYNC", tuple(NAMESPACES)),
         Event("Pod", "SYNC", tuple(PODS)),
         Event("NetworkPolicy", "SYNC", tuple(policies)),
     ]
-
-
-def run_check(topo: Topology, check: Check, faults: frozenset[str]) -> dict[Cell, tuple[str, str]]:
-    """Program, apply the steps, probe; the cells whose verdict differs: cell -> (expected, got)."""
-    nodes = Nodes(topo, faults)
-    nodes.send(initial_events(check.policies))
-    holder = _start_hold(topo, check.hold) if check.hold else None
-    try:
-        for kind, verb, obj in check.steps:
-            nodes.send([Event(kind, verb, (obj,))])
-        cells = list(check.expect)
-        got = {}
-        for src in dict.fromkeys(c[0] for c in cells):
-            source_ns = topo.nodes[src] if src in topo.nodes else topo.pods[src]
-            targets = [(c[1], c[2], c[3]) for c in cells if c[0] == src]
-            for (dst, port, proto), verdict in topo.verdicts(source_ns, targets, timeout=0.4).items():
-                got[(src, dst, port, proto)] = verdict
-        wrong = {c: (check.expect[c], got[c]) for c in cells if got[c] != check.expect[c]}
-        if holder is not None:
-            survived = _hold_survived(holder)
-            if not survived:
-                assert check.hold is not None
-                wrong[check.hold] = ("held connection survives", "held connection broken")
-        return wrong
-    finally:
-        if holder is not None:
-            _stop(holder)
-
-
-def _start_hold(topo: Topology, cell: Cell) -> subprocess.Popen[str]:
-    src, dst, port, _ = cell
-    proc = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            topo.pods[src],
-            sys.executable,
-            str(HELPERS),
-            "hold",
-            topo.ips[dst],
-            str(port),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    if proc.stdout.readline().strip() != "CONNECTED" or proc.stdout.readline().strip() != "ok":
-        _stop(proc)
-        raise RuntimeError(f"could not hold a connection {cell}")
-    return proc
-
-
-def _hold_survived(proc: subprocess.Popen[str]) -> bool:
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write("mark\n")
-    proc.stdin.flush()
-    readline: Callable[[], str] = proc.stdout.readline
-    while readline().strip() not in ("MARK", ""):
-        pass
-    return [readline().strip() for _ in range(5)] == ["ok"] * 5
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.stdin:
-        proc.stdin.close()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)

@@ -7,6 +7,7 @@ not). 2.0.5: a v1 deny-all policy isolates nothing; only the namespace annotatio
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ EGRESS_ONLY = _pol(
 )
 
 
+@contextlib.contextmanager
 def world_at(version: str, tmp: Path) -> Iterator[HollowWorld]:
     cluster = Hollow(tmp, nodes=2, version=version)
     try:
@@ -55,7 +57,7 @@ def settles(world: HollowWorld, expect: dict[tuple[str, str, int, str], str], wh
 def test_egress_only_policy_isolates_ingress_only_under_2_1_3(
     tmp_path: Path, version: str, into_x_a: str
 ) -> None:
-    for world in world_at(version, tmp_path):
+    with world_at(version, tmp_path) as world:
         world.put("NetworkPolicy", EGRESS_ONLY)
         settles(
             world,
@@ -67,7 +69,7 @@ def test_egress_only_policy_isolates_ingress_only_under_2_1_3(
 @pytest.mark.netns
 @pytest.mark.hollow
 def test_2_0_5_isolates_only_by_namespace_annotation(tmp_path: Path) -> None:
-    for world in world_at("2.0.5", tmp_path):
+    with world_at("2.0.5", tmp_path) as world:
         world.put("NetworkPolicy", DENY_X)
         settles(
             world, {("y/a", "x/a", 80, "TCP"): "allowed"}, "2.0.5: a deny-all policy alone blocks nothing"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,15 @@ FULL_TABLE = os.environ.get("NPCREF_FAULT_TABLE") == "full"
 @pytest.fixture
 def world(hollow_world: HollowWorld) -> HollowWorld:
     return hollow_world
+
+
+@pytest.fixture(scope="module")
+def faulty(hollow_world: HollowWorld) -> Iterator[HollowWorld]:
+    """The world for the fault tests, which switch faults one after another; no fault afterwards."""
+    try:
+        yield hollow_world
+    finally:
+        hollow_world.hollow.set_npc_args([])
 
 
 @pytest.mark.netns
@@ -105,24 +115,22 @@ def test_established_connection_survives_a_deny_on_hollow(world: HollowWorld) ->
 @pytest.mark.hollow
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_fault_is_caught_on_hollow(world: HollowWorld, fault: str) -> None:
+def test_fault_is_caught_on_hollow(faulty: HollowWorld, fault: str) -> None:
     """Checks run under the fault until one fails (all of them, and the held-connection check too, with
     NPCREF_FAULT_TABLE=full, which prints this fault's full row of the table)."""
-    world.hollow.set_npc_args(["--fault", fault])
-    try:
-        failing: dict[str, int] = {}
-        for check in HOLLOW_CHECKS:
-            wrong = run_hollow_check(world, check)
-            if wrong:
-                failing[check.name] = len(wrong)
-                if not FULL_TABLE:
-                    break
-        if FULL_TABLE or not failing:
-            held = held_connection_problems(world)
-            if held:
-                failing["established-survives-deny"] = len(held)
-        row = ", ".join(f"{n} ({c})" for n, c in failing.items()) or "NOT CAUGHT"
-        print(f"\nHOLLOW FAULT {fault}: {row}")
-        assert failing, f"fault {fault} was not caught by any check on the hollow cluster"
-    finally:
-        world.hollow.set_npc_args([])
+    world = faulty
+    world.hollow.set_npc_args(["--fault", fault])  # one rollout per fault; `faulty` restores at the end
+    failing: dict[str, int] = {}
+    for check in HOLLOW_CHECKS:
+        wrong = run_hollow_check(world, check)
+        if wrong:
+            failing[check.name] = len(wrong)
+            if not FULL_TABLE:
+                break
+    if FULL_TABLE or not failing:
+        held = held_connection_problems(world)
+        if held:
+            failing["established-survives-deny"] = len(held)
+    row = ", ".join(f"{n} ({c})" for n, c in failing.items()) or "NOT CAUGHT"
+    print(f"\nHOLLOW FAULT {fault}: {row}")
+    assert failing, f"fault {fault} was not caught by any check on the hollow cluster"
