@@ -652,7 +652,9 @@ class Kubelet:
             cmdline = Path(f"/proc/{cr.proc.pid}/cmdline").read_bytes()
         except OSError:
             return False
-        cr.setup_done = SETUP_MODULE not in cmdline
+        # empty while an execve is still loading the image (Popen returns once exec has begun, before
+        # container_init's own arguments are in place): not set up yet
+        cr.setup_done = bool(cmdline) and SETUP_MODULE not in cmdline
         return cr.setup_done
 
     @staticmethod

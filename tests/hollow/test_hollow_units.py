@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from netpolcheck.hollow import images, orphans
 from netpolcheck.hollow.ipam import AddressError, PodAddresses, parse_pod_cidr
+from netpolcheck.hollow.kubelet import ContainerRun, Kubelet
+from netpolcheck.hollow.waits import wait_until
 from netpolcheck.hollow.weave_router import forward_rules, input_rules, parse_version
 
 
@@ -112,3 +116,39 @@ def test_orphan_netns_names_match_only_the_cluster_pattern(name: str, prefix: st
 def test_orphan_link_names_match_only_the_fabric_veth_pattern(name: str, prefix: str | None) -> None:
     match = orphans.LINK_NAME.fullmatch(name)
     assert (match.group(1) if match else None) == prefix
+
+
+def zombie_state(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def has_cmdline(pid: int) -> bool:
+    return Path(f"/proc/{pid}/cmdline").read_bytes() != b""
+
+
+def test_a_container_counts_as_set_up_only_with_its_own_program_in_cmdline(tmp_path: Path) -> None:
+    """/proc/PID/cmdline is empty while an exec is loading (and for a zombie): not set up yet."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def container(argv: list[str]) -> tuple[ContainerRun, int]:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        started.append(proc)
+        cr = ContainerRun({"name": "c"}, images.Program(argv, "command"), {}, tmp_path, proc=proc)
+        return cr, proc.pid
+
+    try:
+        in_setup, in_setup_pid = container(
+            [sys.executable, "-c", "import time; time.sleep(30)", "netpolcheck.hollow.container_init"]
+        )
+        running, running_pid = container(["sleep", "30"])
+        exited, exited_pid = container(["true"])
+        wait_until(lambda: zombie_state(exited_pid), 5, "`true` to exit (left unreaped)")
+        wait_until(lambda: has_cmdline(running_pid), 5, "sleep to finish its exec")
+        wait_until(lambda: has_cmdline(in_setup_pid), 5, "python to finish its exec")
+        assert not Kubelet._set_up(exited)
+        assert Kubelet._set_up(running)
+        assert not Kubelet._set_up(in_setup)
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait(timeout=5)

@@ -116,9 +116,12 @@ class Hollow:
         return len(netns) == len(pods)
 
     def set_npc_args(self, args: list[str]) -> None:
-        """Give the DaemonSet's weave-npc container these args and wait until every node runs them."""
+        """Give the DaemonSet's weave-npc container these args and wait until every node runs them.
+        The rollout replaces every node's pod at once (maxUnavailable = node count): the fault tests
+        switch controllers, they do not test rollouts (tests/hollow does)."""
         apps: Any = client.AppsV1Api(self.core.api_client)
         ds = apps.read_namespaced_daemon_set("weave-net", "kube-system")
+        ds.spec.update_strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": self.nodes}}
         for container in ds.spec.template.spec.containers:
             if container.name == "weave-npc":
                 if list(container.args or []) == args:

@@ -2,7 +2,8 @@
 agent inside every source pod (one exec per source pod for its whole row), against the model
 (`netpolcheck expect --profile weave-2.8.1`). Bounded (NPCREF_EXAMPLES, default 12, no shrinking); each
 example waits up to SETTLE seconds for the matrix to match, then fails with truth tables of the expected
-and observed cells. Denied cells must be dropped, not rejected. The world is reverted between examples.
+and observed cells (NPCREF_DIFF_FAULTS=a,b runs the controllers with faults). Denied cells must be
+dropped, not rejected. The world is reverted between examples.
 
 The controller never imports the model; this test only runs the model's command-line contract.
 """
@@ -26,6 +27,8 @@ from tests.npc.waits import wait_until
 
 PROBES = [(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")]
 Cell = tuple[str, str, int, str]
+# e.g. NPCREF_DIFF_FAULTS=ports-ignored: run the controllers broken, to see what a disagreement looks like
+FAULTS = [f for f in os.environ.get("NPCREF_DIFF_FAULTS", "").split(",") if f]
 EXAMPLES = int(os.environ.get("NPCREF_EXAMPLES", "12"))
 
 pod_selectors = st.sampled_from(
@@ -237,4 +240,10 @@ def test_dataplane_agrees_with_the_model(hollow_world: HollowWorld) -> None:
                 + truth_tables(want, got)
             )
 
-    check()
+    if FAULTS:
+        world.hollow.set_npc_args([arg for fault in FAULTS for arg in ("--fault", fault)])
+    try:
+        check()
+    finally:
+        if FAULTS:
+            world.hollow.set_npc_args([])

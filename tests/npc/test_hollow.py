@@ -144,11 +144,20 @@ def test_restart_rebuilds_everything_and_blocked_lines_are_logged(hollow: Hollow
             timeout=10,
         )
         hollow.restart_weave()
-        wait_until(
-            lambda: hollow.dumps("node1") == settled,
-            "node1's dataplane rebuilt after the restart",
-            timeout=20,
-        )
+        try:
+            wait_until(
+                lambda: hollow.dumps("node1") == settled,
+                "node1's dataplane rebuilt after the restart",
+                timeout=20,
+            )
+        except TimeoutError:
+            rules, sets = hollow.dumps("node1")
+            chains = {c: (settled[0].get(c), r) for c, r in rules.items() if settled[0].get(c) != r}
+            setdiff = {n: (settled[1].get(n), m) for n, m in sets.items() if settled[1].get(n) != m}
+            missing = sorted(set(settled[1]) - set(sets))
+            pytest.fail(
+                f"node1 after restart: chains (before, now) {chains}; sets {setdiff}; missing {missing}"
+            )
         assert hollow.probe(
             "ns-1", "busybox", [{"id": "x", "ip": "10.32.0.10", "port": 80, "protocol": "TCP"}]
         ) == ["dropped"]
