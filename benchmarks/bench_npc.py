@@ -5,16 +5,26 @@ TCP connect (0.3 s timeout) to the witness pod every 5 ms; the latency of a chan
 the first attempt that saw the new verdict minus the time the change was stored. The changes cycle
 through namespace label, pod label and policy add/delete, each flipping the witness cell.
 
-World: the reference controller runs as `python -m netpolcheck.npc` in two node namespaces, watching
+Two modes (`--cluster`):
+
+inprocess (default, the baseline): the reference controller runs as `python -m netpolcheck.npc` in two node namespaces, watching
 the project's API server (netpolcheck.hollow.api, in-process via tests/npc/nodeapi.py) over the
 in-cluster client; source and witness pods are real
 namespaces on different nodes (ingress decided on the witness's node). "large" = 100 pods in 10
 namespaces and 50 policies (the other 98 pods exist in the API only: they load the controller's sets
 and rules but get no namespace); the "small" 9-pod world is the baseline measured in the same run.
-The embedded (hollow) cluster is not used: this measures the controller with our own API server.
 
-Usage (root): .venv/bin/python benchmarks/bench_npc.py [--changes 50]
-Writes benchmarks/results/bench_npc.json and prints a table.
+hollow: on the embedded cluster, `netpolcheck hollow up --nodes 3 --pod-cidr 10.96.0.0/12` (the
+reference controller is the weave-npc container of the weave-net DaemonSet, profile 2.8.1), driven with
+tests/npc/hollowkit.py (Hollow) and hollowworld.py (HollowWorld.put/delete). Every pod is a real probe
+pod (`serve --tcp 80,81`) at a fixed annotation IP, spread over the 3 nodes; objects go through the
+kubernetes client with the kubeconfig; the connect loop is a python script `kubectl exec`'d in the
+source pod, streaming (start, verdict) per attempt. Latency is counted from the API write returning.
+The 9-pod world is the baseline on the same cluster, then deleted; then the 100-pod / 50-policy world.
+`hollow down` always runs at the end. The range 10.96.0.0/12 keeps clear of the default 10.32.0.0/12.
+
+Usage (root): .venv/bin/python benchmarks/bench_npc.py [--changes 50] [--cluster inprocess|hollow]
+Writes its mode's keys of benchmarks/results/bench_npc.json (the other mode's are kept) and prints a table.
 """
 
 from __future__ import annotations
@@ -22,10 +32,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
 import threading
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,17 +49,26 @@ sys.path.insert(0, str(ROOT))
 from netpolcheck.hollow.api.resources import NETWORKPOLICIES  # noqa: E402
 from netpolcheck.npc.world import World  # noqa: E402
 from tests.npc.controller_proc import ControllerProcess  # noqa: E402
+from tests.npc.hollowkit import KUBECTL, Hollow  # noqa: E402
+from tests.npc.hollowworld import HollowWorld  # noqa: E402
 from tests.npc.nodeapi import NodeApi  # noqa: E402
 from tests.npc.topology import Topology  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_npc.json"
 WEAVE_2_8_1_MEDIAN_MS = 14.0  # reference/weave-npc-2.8.1-observed/changes-3node (9-pod world)
 WEAVE_2_8_1_DELETE_ALL_MS = 113.0
+HOLLOW_POD_CIDR = "10.96.0.0/12"  # not the default 10.32.0.0/12, which other runs may hold
+HOLLOW_NET = "10.96"
 
 PROBER = r"""
-import socket, sys, threading, time
+import os, socket, sys, threading, time
 ip, port = sys.argv[1], int(sys.argv[2])
 lock = threading.Lock()
+def watch_stdin():
+    sys.stdin.read()
+    os._exit(0)
+if len(sys.argv) > 3:
+    threading.Thread(target=watch_stdin, daemon=True).start()
 def attempt(start):
     try:
         with socket.create_connection((ip, port), timeout=0.3):
@@ -101,19 +123,21 @@ ALLOW_CLIENT = pol(
 )
 
 
-def build_state(large: bool) -> dict[str, Any]:
-    """Witness x/a on node1 (10.32.1.20), source y/a on node2 (10.32.1.21); namespace y starts team=blue."""
+def build_state(large: bool, net: str = "10.32", nodes: int = 2) -> dict[str, Any]:
+    """Witness x/a on node1 (NET.1.20), source y/a on node2 (NET.1.21); namespace y starts team=blue.
+    The other pods go round-robin over `nodes` nodes (1 and 2 in the in-process mode)."""
     namespaces = [ns("x", "red"), ns("y", "blue"), ns("z", "red")]
-    pods = [pod("x", "a", "node1", "10.32.1.20"), pod("y", "a", "node2", "10.32.1.21")]
+    pods = [pod("x", "a", "node1", f"{net}.1.20"), pod("y", "a", "node2", f"{net}.1.21")]
     policies = [DENY_X, ALLOW_BLUE, ALLOW_CLIENT]
     if not large:
         ip = 30
         for namespace in ("x", "y", "z"):
             for name in ("b", "c"):
                 if (namespace, name) != ("y", "a"):
-                    pods.append(pod(namespace, name, "node1" if name == "b" else "node2", f"10.32.1.{ip}"))
+                    node = f"node{ip % nodes + 1}" if nodes > 2 else ("node1" if name == "b" else "node2")
+                    pods.append(pod(namespace, name, node, f"{net}.1.{ip}"))
                     ip += 1
-        pods.append(pod("z", "a", "node1", f"10.32.1.{ip}"))
+        pods.append(pod("z", "a", "node1" if nodes == 2 else "node3", f"{net}.1.{ip}"))
         return {"namespaces": namespaces, "pods": pods, "policies": policies}
     namespaces += [ns(f"team-{i}", "red" if i % 2 else "green") for i in range(7)]
     ip = 0
@@ -123,8 +147,8 @@ def build_state(large: bool) -> dict[str, Any]:
             pod(
                 namespace,
                 f"p{ip}",
-                "node1" if ip % 2 else "node2",
-                f"10.32.2.{ip + 10}",
+                f"node{ip % nodes + 1}" if nodes > 2 else ("node1" if ip % 2 else "node2"),
+                f"{net}.2.{ip + 10}",
                 app=f"app{ip % 5}",
                 tier="web" if ip % 3 else "db",
             )
@@ -160,11 +184,9 @@ def build_state(large: bool) -> dict[str, Any]:
 class Prober:
     """The source pod's connect loop; remembers (start, verdict) of every attempt."""
 
-    def __init__(self, netns: str, ip: str) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-c", PROBER, ip, "80"],
-            stdout=subprocess.PIPE,
-            text=True,
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
         self.seen: list[tuple[float, str]] = []
         self.cond = threading.Condition()
@@ -196,8 +218,62 @@ class Prober:
                 self.cond.wait(min(remaining, 0.05))
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=5)
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()  # the in-pod script exits on stdin EOF
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            self.proc.wait(timeout=5)
+
+
+class InProcessOps:
+    """The changes, written to the in-process API server (tests/npc/nodeapi.py)."""
+
+    def __init__(self, api: NodeApi) -> None:
+        self.api = api
+
+    def namespace(self, obj: dict[str, Any]) -> None:
+        self.api.put("Namespace", obj)
+
+    def pod_labels(self, namespace: str, name: str, labels: dict[str, str]) -> None:
+        source = self.api.get("Pod", namespace, name)
+        source["metadata"]["labels"] = labels
+        self.api.put("Pod", copy.deepcopy(source))
+
+    def put_policy(self, obj: dict[str, Any]) -> None:
+        self.api.put("NetworkPolicy", copy.deepcopy(obj))
+
+    def delete_policy(self, namespace: str, name: str) -> None:
+        self.api.delete("NetworkPolicy", namespace, name)
+
+    def policies(self) -> list[tuple[str, str]]:
+        return [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in self.api.store.list(NETWORKPOLICIES)[0]]
+
+
+class HollowOps:
+    """The changes, written through the kubernetes client (tests/npc/hollowworld.py HollowWorld.put)."""
+
+    def __init__(self, world: HollowWorld, namespaces: list[str]) -> None:
+        self.world, self.namespaces = world, namespaces
+
+    def namespace(self, obj: dict[str, Any]) -> None:
+        self.world.put("Namespace", obj)
+
+    def pod_labels(self, namespace: str, name: str, labels: dict[str, str]) -> None:
+        self.world.put("Pod", {"metadata": {"namespace": namespace, "name": name, "labels": labels}})
+
+    def put_policy(self, obj: dict[str, Any]) -> None:
+        self.world.put("NetworkPolicy", copy.deepcopy(obj))
+
+    def delete_policy(self, namespace: str, name: str) -> None:
+        self.world.delete("NetworkPolicy", {"metadata": {"namespace": namespace, "name": name}})
+
+    def policies(self) -> list[tuple[str, str]]:
+        net = self.world.hollow.net
+        return [
+            (n, p.metadata.name) for n in self.namespaces for p in net.list_namespaced_network_policy(n).items
+        ]
 
 
 def run_world(large: bool, changes: int) -> dict[str, Any]:
@@ -216,9 +292,11 @@ def run_world(large: bool, changes: int) -> dict[str, Any]:
                 api.listen_in(node_ns)
             controllers = [ControllerProcess(topo.nodes[n], n, api).start() for n in ("node1", "node2")]
             try:
-                prober = Prober(topo.pods["y/a"], "10.32.1.20")
+                prober = Prober(["ip", "netns", "exec", topo.pods["y/a"], sys.executable, "-c", PROBER, "10.32.1.20", "80"])
                 try:
-                    return measure(api, prober, changes, len(state["pods"]), len(state["policies"]))
+                    return measure(
+                        InProcessOps(api), prober, changes, len(state["pods"]), len(state["policies"])
+                    )
                 finally:
                     prober.stop()
             finally:
@@ -229,44 +307,52 @@ def run_world(large: bool, changes: int) -> dict[str, Any]:
         api.close()
 
 
-def measure(api: NodeApi, prober: Prober, changes: int, n_pods: int, n_policies: int) -> dict[str, Any]:
-    prober.first_after(time.time(), "allowed", timeout=30)  # the initial state is programmed
+def measure(
+    ops: InProcessOps | HollowOps,
+    prober: Prober,
+    changes: int,
+    n_pods: int,
+    n_policies: int,
+    from_write_return: bool = False,
+) -> dict[str, Any]:
+    """Latency per change: from the write's start (in-process, as before) or from it returning (hollow)."""
+    prober.first_after(time.time(), "allowed", timeout=60)  # the initial state is programmed
     y_team = "blue"
     client = False
     has_blue = True
     cycle = ["namespace label", "pod label", "pod label", "namespace label", "policy", "policy"]
     samples: dict[str, list[float]] = {kind: [] for kind in dict.fromkeys(cycle)}
-    source = api.get("Pod", "y", "a")
+    writes: list[float] = []
     for i in range(changes):
         kind = cycle[i % len(cycle)]
         t0 = time.time()
         if kind == "namespace label":
             y_team = "green" if y_team == "blue" else "blue"
-            api.put("Namespace", ns("y", y_team))
+            ops.namespace(ns("y", y_team))
         elif kind == "pod label":
             client = not client
-            labels = {"pod": "a", **({"role": "client"} if client else {})}
-            source["metadata"]["labels"] = labels
-            api.put("Pod", copy.deepcopy(source))
+            ops.pod_labels("y", "a", {"pod": "a", **({"role": "client"} if client else {})})
         elif has_blue:
-            api.delete("NetworkPolicy", "x", "allow-blue")
+            ops.delete_policy("x", "allow-blue")
             has_blue = False
         else:
-            api.put("NetworkPolicy", copy.deepcopy(ALLOW_BLUE))
+            ops.put_policy(ALLOW_BLUE)
             has_blue = True
+        t1 = time.time()
+        writes.append((t1 - t0) * 1e3)
+        start = t1 if from_write_return else t0
         want = "allowed" if (has_blue and y_team == "blue") or client else "dropped"
-        samples[kind].append((prober.first_after(t0, want) - t0) * 1e3)
+        samples[kind].append((prober.first_after(start, want) - start) * 1e3)
         time.sleep(0.35)  # let attempts started before this change drain (they time out after 0.3 s)
     # every policy deleted at once, from a state where the witness is dropped: x/a becomes open
     if client:
-        source["metadata"]["labels"] = {"pod": "a"}
-        api.put("Pod", copy.deepcopy(source))
-    api.put("Namespace", ns("y", "green"))
+        ops.pod_labels("y", "a", {"pod": "a"})
+    ops.namespace(ns("y", "green"))
     prober.first_after(time.time(), "dropped")
     time.sleep(0.35)
     t0 = time.time()
-    for pol in api.store.list(NETWORKPOLICIES)[0]:
-        api.delete("NetworkPolicy", pol["metadata"]["namespace"], pol["metadata"]["name"])
+    for namespace, name in ops.policies():
+        ops.delete_policy(namespace, name)
     delete_all = (prober.first_after(t0, "allowed") - t0) * 1e3
     every = [s for values in samples.values() for s in values]
     return {
@@ -280,6 +366,8 @@ def measure(api: NodeApi, prober: Prober, changes: int, n_pods: int, n_policies:
             for k, v in samples.items()
         },
         "delete_all_policies_ms": delete_all,
+        "write_ms_median": statistics.median(writes),
+        "write_ms_worst": max(writes),
         "samples_ms": every,
     }
 

@@ -30,7 +30,6 @@ from netpolcheck.hollow.api.server import ApiServer
 from netpolcheck.hollow.api.store import Store
 from netpolcheck.hollow.api.tls import make_pki
 from netpolcheck.hollow.fabric import Fabric, RouteConflict
-from netpolcheck.hollow.graceful import GracefulPodStore
 from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE
 from netpolcheck.hollow.ipam import PodAddresses, parse_pod_cidr
 from netpolcheck.hollow.kubelet import Kubelet
@@ -162,7 +161,7 @@ class Daemon:
 
         pki = make_pki(self.fabric.prefix)
         token = secrets.token_urlsafe(32)
-        store = GracefulPodStore()
+        store = Store()
         self.teardown.append(store.close)
         sa_files = {"token": token, "ca.crt": pki.ca_cert_pem.decode()}
         request_log = open(self.state_dir / "api.log", "a")  # noqa: SIM115 - lives as long as the server
@@ -198,7 +197,7 @@ class Daemon:
             listener_factory=pod_listener,
         )
         server.runtime = kubelet
-        store.runs_pod = kubelet.runs_pod
+        store.deletion_gate = kubelet.deletion_grace
         # teardown runs in reverse: pods stop before the server and store close
         host_sock, port = server.listen_loopback(0)
         listeners.append(host_sock)

@@ -26,13 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netpolcheck.hollow import cleanup, containers, graceful, images, netns
+from netpolcheck.hollow import cleanup, containers, images, netns
 from netpolcheck.hollow.api.errors import ApiError, NotFound
-from netpolcheck.hollow.api.resources import NODES, PODS
+from netpolcheck.hollow.api.resources import NODES, PODS, Resource
 from netpolcheck.hollow.api.runtime import ExecError
-from netpolcheck.hollow.api.store import Store, WatchEvent
+from netpolcheck.hollow.api.store import Store, WatchEvent, terminating
 from netpolcheck.hollow.fabric import Fabric
 from netpolcheck.hollow.ipam import IP_ANNOTATION, AddressError
+
+# The grace period a deleted pod reports (deletionGracePeriodSeconds); containers.stop's default.
+STOP_GRACE_SECONDS = 2
 
 log = logging.getLogger(__name__)
 
@@ -256,13 +259,13 @@ class Kubelet:
                 run.stopping = True
             self._pool.submit(self._stop_pod, run)
             return
-        if graceful.terminating(event.object):
+        if terminating(event.object):
             self._terminate(key, str(meta.get("uid", "")))
             return
         self._admit(event.object)
 
     def _terminate(self, key: tuple[str, str], uid: str) -> None:
-        """A pod marked for deletion: stop it, then let its object go (graceful.GracefulPodStore)."""
+        """A pod marked for deletion: stop it, then let its object go (Store.deletion_gate)."""
         with self._lock:
             if uid in self._terminating:
                 return  # status writes while it stops arrive as more events
@@ -279,8 +282,7 @@ class Kubelet:
         try:
             if run is not None:
                 self._stop_pod(run)
-            if isinstance(self.store, graceful.GracefulPodStore):
-                self.store.remove_terminated(key[0], key[1], uid)
+            self.store.finish_deletion(PODS, key[0], key[1], uid)
         except Exception:  # the object stays Terminating: better visible than gone with leftovers
             log.exception("stopping deleted pod %s/%s", *key)
         finally:
@@ -290,6 +292,12 @@ class Kubelet:
     def runs_pod(self, pod: dict[str, Any]) -> bool:
         """This kubelet runs (or will run) the pod: it is bound to one of our nodes."""
         return (pod.get("spec") or {}).get("nodeName") in self.node_names and not self._stop.is_set()
+
+    def deletion_grace(self, res: Resource, obj: dict[str, Any]) -> int | None:
+        """Store.deletion_gate: a pod this kubelet runs stays Terminating until it has stopped."""
+        if res.key == PODS.key and self.runs_pod(obj):
+            return STOP_GRACE_SECONDS
+        return None
 
     def _admit(self, pod: dict[str, Any]) -> None:
         meta, spec = pod.get("metadata", {}), pod.get("spec", {})

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-OBSERVED = Path(__file__).resolve().parents[1] / "data" / "observed"
+# A verbatim copy of ../shared/reference/weave-npc-2.8.1-observed (CI gets shared/ read-only).
+OBSERVED = Path(__file__).resolve().parents[1] / "data" / "observed-2.8.1"
 
 
 def load(path: Path) -> Any:

@@ -29,7 +29,7 @@ def test_every_scenario_was_copied() -> None:
 @pytest.mark.parametrize("scenario", scenarios())
 @pytest.mark.parametrize("profile", ["weave-2.8.1", "weave-2.9.0"])
 def test_profile_predicts_the_observed_matrix(scenario: str, profile: str) -> None:
-    cells = load(OBSERVED / scenario / "matrix.json.gz")
+    cells = load(OBSERVED / scenario / "matrix.json")
     assert len(cells) >= 8
     assert _mismatches(load(OBSERVED / scenario / "state.json"), cells, profile) == []
 
@@ -37,13 +37,13 @@ def test_profile_predicts_the_observed_matrix(scenario: str, profile: str) -> No
 @pytest.mark.parametrize("scenario", ["m-endport", "m-named-port"])
 def test_spec_disagrees_where_weave_deviates(scenario: str) -> None:
     """The deviation scenarios really differ from spec, so the test above is not vacuous."""
-    cells = load(OBSERVED / scenario / "matrix.json.gz")
+    cells = load(OBSERVED / scenario / "matrix.json")
     assert _mismatches(load(OBSERVED / scenario / "state.json"), cells, "spec") != []
 
 
 def test_changes_3node_every_step_predicted() -> None:
     steps = load(OBSERVED / "changes-3node" / "steps.json")
-    results = load(OBSERVED / "changes-3node" / "results.json.gz")
+    results = load(OBSERVED / "changes-3node" / "results.json")
     assert len(steps) == len(results) == 9
     for step, result in zip(steps, results, strict=True):
         assert step["name"] == result["name"]

@@ -28,8 +28,11 @@ RANGE_WAIT_SECONDS = 180  # how long `up` waits for 10.32.0.0/12 if another clus
 
 
 class Hollow:
-    def __init__(self, state_dir: Path, nodes: int = 3, version: str = "2.8.1") -> None:
+    def __init__(
+        self, state_dir: Path, nodes: int = 3, version: str = "2.8.1", pod_cidr: str | None = None
+    ) -> None:
         self.state_dir, self.nodes, self.version = state_dir, nodes, version
+        self.pod_cidr = pod_cidr  # None: the cluster's default range (10.32.0.0/12)
         self.record: dict[str, Any] = {}
 
     def up(self) -> Hollow:
@@ -47,6 +50,7 @@ class Hollow:
             "reference",
             "--weave-version",
             self.version,
+            *(["--pod-cidr", self.pod_cidr] if self.pod_cidr else []),
         ]
         deadline = time.monotonic() + RANGE_WAIT_SECONDS
         while True:

@@ -20,7 +20,7 @@ from netpolcheck.npc.world import World
 from tests.npc import dumps
 from tests.npc.netns import install_router_hooks, netns, run
 
-OBSERVED = Path(__file__).parent / "data" / "observed-2.8.1"
+OBSERVED = Path(__file__).resolve().parents[1] / "data" / "observed-2.8.1"
 CASES = sorted(
     (scenario.name, dump.name.split(".")[1])
     for scenario in OBSERVED.iterdir()

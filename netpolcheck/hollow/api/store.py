@@ -67,6 +67,15 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+# Given an object being deleted, its grace period in seconds, or None to delete it at once.
+DeletionGate = Callable[[Resource, dict[str, Any]], int | None]
+
+
+def terminating(obj: Mapping[str, Any]) -> bool:
+    """Marked for graceful deletion and not yet removed."""
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -176,6 +185,10 @@ class Store:
         self._dispatcher: threading.Thread | None = None
         self._admit = admit
         self._closed = False
+        # Graceful deletion, as a kubelet asks of a real API server: when the gate returns a grace
+        # period for an object, `delete` only marks it (deletionTimestamp, a MODIFIED event: kubectl
+        # shows Terminating) and it stays until its owner calls `finish_deletion`. None: delete now.
+        self.deletion_gate: DeletionGate | None = None
         if bootstrap:
             for name in BOOTSTRAP_NAMESPACES:
                 self.create(NAMESPACES, {"metadata": {"name": name}})
@@ -279,27 +292,57 @@ class Store:
             return self._update(res, patched, status_only=status)
 
     def delete(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any]:
-        """Delete now (no graceful period); also deletes a namespace's objects and owned objects."""
+        """Delete now, or mark for graceful deletion (see `deletion_gate`); deleting a namespace also
+        deletes its objects, and deleting an object its owned objects."""
         with self._lock:
             key = (self._ns(res, namespace), name)
             obj = self._objects[res.key].get(key)
             if obj is None:
                 raise not_found(res.group, res.plural, name)
-            if res is NAMESPACES:
-                for other in STORED:
-                    if other.namespaced:
-                        for ns, child in sorted(self._objects[other.key]):
-                            # an earlier deletion may already have collected this one (ownerReferences)
-                            if ns == name and (ns, child) in self._objects[other.key]:
-                                self.delete(other, ns, child)
-            obj = self._objects[res.key][key]
-            final = deep_copy(obj)
-            final["metadata"]["deletionTimestamp"] = _now()
-            if res is NAMESPACES:
-                final.setdefault("status", {})["phase"] = "Terminating"
-            self._commit(res, key, "DELETED", final, obj)
-            self._collect_garbage(final["metadata"]["uid"])
-            return deep_copy(final)
+            grace = self.deletion_gate(res, obj) if self.deletion_gate is not None else None
+            if grace is not None:
+                return self._mark_terminating(res, key, obj, grace)
+            return self._remove(res, key)
+
+    def finish_deletion(self, res: Resource, namespace: str | None, name: str, uid: str) -> bool:
+        """The owner of a gracefully deleted object is done with it: remove it now. False when it is
+        already gone or the name now belongs to another object."""
+        with self._lock:
+            key = (self._ns(res, namespace), name)
+            obj = self._objects[res.key].get(key)
+            if obj is None or obj["metadata"].get("uid") != uid:
+                return False
+            self._remove(res, key)
+            return True
+
+    def _mark_terminating(
+        self, res: Resource, key: tuple[str, str], obj: dict[str, Any], grace: int
+    ) -> dict[str, Any]:
+        if terminating(obj):
+            return deep_copy(obj)  # already on its way out: deleting again changes nothing
+        marked = deep_copy(obj)
+        marked["metadata"]["deletionTimestamp"] = _now()
+        marked["metadata"]["deletionGracePeriodSeconds"] = grace
+        self._commit(res, key, "MODIFIED", marked, obj)
+        return deep_copy(marked)
+
+    def _remove(self, res: Resource, key: tuple[str, str]) -> dict[str, Any]:
+        name = key[1]
+        if res is NAMESPACES:
+            for other in STORED:
+                if other.namespaced:
+                    for ns, child in sorted(self._objects[other.key]):
+                        # an earlier deletion may already have collected this one (ownerReferences)
+                        if ns == name and (ns, child) in self._objects[other.key]:
+                            self.delete(other, ns, child)
+        obj = self._objects[res.key][key]
+        final = deep_copy(obj)
+        final["metadata"].setdefault("deletionTimestamp", _now())
+        if res is NAMESPACES:
+            final.setdefault("status", {})["phase"] = "Terminating"
+        self._commit(res, key, "DELETED", final, obj)
+        self._collect_garbage(final["metadata"]["uid"])
+        return deep_copy(final)
 
     # ---- watch -------------------------------------------------------------------------------
 
