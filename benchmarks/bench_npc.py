@@ -7,12 +7,12 @@ through namespace label, pod label and policy add/delete, each flipping the witn
 
 Two modes (`--cluster`):
 
-inprocess (default, the baseline): the reference controller runs as `python -m netpolcheck.npc` in two node namespaces, watching
-the project's API server (netpolcheck.hollow.api, in-process via tests/npc/nodeapi.py) over the
-in-cluster client; source and witness pods are real
-namespaces on different nodes (ingress decided on the witness's node). "large" = 100 pods in 10
-namespaces and 50 policies (the other 98 pods exist in the API only: they load the controller's sets
-and rules but get no namespace); the "small" 9-pod world is the baseline measured in the same run.
+inprocess (default, the baseline): the reference controller runs as `python -m netpolcheck.npc` in
+two node namespaces, watching the project's API server (netpolcheck.hollow.api, in-process via
+tests/npc/nodeapi.py) over the in-cluster client; source and witness pods are real namespaces on
+different nodes (ingress decided on the witness's node). "large" = 100 pods in 10 namespaces and 50
+policies (the other 98 pods exist in the API only: they load the controller's sets and rules but get
+no namespace); the "small" 9-pod world is the baseline measured in the same run.
 
 hollow: on the embedded cluster, `netpolcheck hollow up --nodes 3 --pod-cidr 10.96.0.0/12` (the
 reference controller is the weave-npc container of the weave-net DaemonSet, profile 2.8.1), driven with
@@ -37,8 +37,8 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -185,9 +185,7 @@ class Prober:
     """The source pod's connect loop; remembers (start, verdict) of every attempt."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-        )
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.seen: list[tuple[float, str]] = []
         self.cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
@@ -248,7 +246,10 @@ class InProcessOps:
         self.api.delete("NetworkPolicy", namespace, name)
 
     def policies(self) -> list[tuple[str, str]]:
-        return [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in self.api.store.list(NETWORKPOLICIES)[0]]
+        return [
+            (p["metadata"]["namespace"], p["metadata"]["name"])
+            for p in self.api.store.list(NETWORKPOLICIES)[0]
+        ]
 
 
 class HollowOps:
@@ -292,7 +293,19 @@ def run_world(large: bool, changes: int) -> dict[str, Any]:
                 api.listen_in(node_ns)
             controllers = [ControllerProcess(topo.nodes[n], n, api).start() for n in ("node1", "node2")]
             try:
-                prober = Prober(["ip", "netns", "exec", topo.pods["y/a"], sys.executable, "-c", PROBER, "10.32.1.20", "80"])
+                prober = Prober(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        topo.pods["y/a"],
+                        sys.executable,
+                        "-c",
+                        PROBER,
+                        "10.32.1.20",
+                        "80",
+                    ]
+                )
                 try:
                     return measure(
                         InProcessOps(api), prober, changes, len(state["pods"]), len(state["policies"])
@@ -305,6 +318,106 @@ def run_world(large: bool, changes: int) -> dict[str, Any]:
                     controller.log_path.unlink(missing_ok=True)
     finally:
         api.close()
+
+
+def hollow_world(hollow: Hollow, large: bool, changes: int) -> dict[str, Any]:
+    """One world on the running cluster: create it, measure, delete it (namespaces and their pods)."""
+    state = build_state(large, net=HOLLOW_NET, nodes=hollow.nodes)
+    for p in state["pods"]:
+        p["spec"]["containers"] = [{"name": "c"}]
+    world = HollowWorld(hollow)
+    names = [n["metadata"]["name"] for n in state["namespaces"]]
+    t_create = time.monotonic()
+    try:
+        hollow.apply_state({"namespaces": state["namespaces"], "pods": [], "policies": []})
+        for i in range(0, len(state["pods"]), 20):  # apply_state waits 60 s for its pods: batches of 20
+            hollow.apply_state({"namespaces": [], "pods": state["pods"][i : i + 20], "policies": []})
+        for pol in state["policies"]:
+            world.put("NetworkPolicy", pol)
+        created_s = time.monotonic() - t_create
+        witness = state["pods"][0]["status"]["podIP"]
+        env = {**os.environ, "KUBECONFIG": str(hollow.state_dir / "kubeconfig")}
+        argv = [
+            KUBECTL,
+            "exec",
+            "-i",
+            "-n",
+            "y",
+            "a",
+            "--",
+            "python",
+            "-u",
+            "-c",
+            PROBER,
+            witness,
+            "80",
+            "stdin",
+        ]
+        prober = Prober(argv, env)
+        try:
+            result = measure(
+                HollowOps(world, names),
+                prober,
+                changes,
+                len(state["pods"]),
+                len(state["policies"]),
+                from_write_return=True,
+            )
+        finally:
+            prober.stop()
+        result["create_world_s"] = created_s
+        return result
+    finally:
+        try:
+            hollow.delete_state(state)
+        except TimeoutError as exc:  # reported, not raised over the result; `hollow down` still cleans up
+            print(f"warning: {exc}", file=sys.stderr)
+
+
+def run_hollow(changes: int) -> dict[str, Any]:
+    state_dir = Path(tempfile.mkdtemp(prefix="npcbench-hollow-"))
+    hollow = Hollow(state_dir, nodes=3, pod_cidr=HOLLOW_POD_CIDR)
+    t_up = time.monotonic()
+    try:
+        hollow.up()
+        up_s = time.monotonic() - t_up
+        small = hollow_world(hollow, False, changes)
+        large = hollow_world(hollow, True, changes)
+    finally:
+        hollow.down()
+        shutil.rmtree(state_dir, ignore_errors=True)
+    return {
+        "method": "store -> enforced on `netpolcheck hollow up --nodes 3 --pod-cidr 10.96.0.0/12` "
+        "(reference controller = weave-npc container of weave-net, 2.8.1 profile); real probe pods; "
+        "changes through the kubernetes client; latency from the API write returning to the start of the "
+        "first new TCP connect (every 5 ms, 0.3 s timeout, a script kubectl-exec'd in the source pod) "
+        "that saw the new verdict; delete-all counted from the first of the deletes",
+        "cluster_prefix": hollow.record.get("prefix"),
+        "hollow_up_s": up_s,
+        "baseline_small": small,
+        "large": large,
+    }
+
+
+def print_table(results: dict[str, Any], title: str) -> None:
+    print(title)
+    print(
+        f"{'world':<22}{'pods':>5}{'pols':>5}{'n':>4}{'median ms':>11}{'worst ms':>10}{'delete-all ms':>15}"
+    )
+    for name in ("baseline_small", "large"):
+        r = results[name]
+        print(
+            f"{name:<22}{r['pods']:>5}{r['policies']:>5}{r['changes']:>4}{r['median_ms']:>11.1f}"
+            f"{r['worst_ms']:>10.1f}{r['delete_all_policies_ms']:>15.1f}"
+        )
+        for kind, k in r["by_kind"].items():
+            print(f"  {kind:<20}{'':>10}{k['n']:>4}{k['median_ms']:>11.1f}{k['worst_ms']:>10.1f}")
+    print(
+        f"{'weave-npc 2.8.1 (ref)':<22}{9:>5}{'':>5}{7:>4}{WEAVE_2_8_1_MEDIAN_MS:>11.1f}{21.0:>10.1f}"
+        f"{WEAVE_2_8_1_DELETE_ALL_MS:>15.1f}"
+    )
+    large = results["large"]["median_ms"]
+    print(f"large median / weave 2.8.1 median = {large / WEAVE_2_8_1_MEDIAN_MS:.2f}x (goal <= 2x)")
 
 
 def measure(
@@ -375,36 +488,35 @@ def measure(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=50)
+    parser.add_argument(
+        "--cluster",
+        choices=["inprocess", "hollow"],
+        default="inprocess",
+        help="inprocess: controllers + in-process API server in bare node namespaces (baseline); "
+        "hollow: a 3-node `netpolcheck hollow up` cluster with real probe pods",
+    )
     args = parser.parse_args()
-    results: dict[str, Any] = {
-        "method": "store -> enforced, seen by a new TCP connect every 5 ms from inside the source pod; "
-        "reference controller processes + test HTTPS API in network namespaces (not hollow)",
-        "reference_weave_2_8_1": {
-            "median_ms": WEAVE_2_8_1_MEDIAN_MS,
-            "delete_all_policies_ms": WEAVE_2_8_1_DELETE_ALL_MS,
-        },
-        "baseline_small": run_world(False, args.changes),
-        "large": run_world(True, args.changes),
+    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["reference_weave_2_8_1"] = {
+        "median_ms": WEAVE_2_8_1_MEDIAN_MS,
+        "delete_all_policies_ms": WEAVE_2_8_1_DELETE_ALL_MS,
     }
+    if args.cluster == "inprocess":
+        results.update(
+            {
+                "method": "store -> enforced, seen by a new TCP connect every 5 ms from inside the source "
+                "pod; reference controller processes + test HTTPS API in network namespaces (not hollow)",
+                "baseline_small": run_world(False, args.changes),
+                "large": run_world(True, args.changes),
+            }
+        )
+        shown = results
+    else:
+        results["hollow"] = shown = run_hollow(args.changes)
+        shown["load_at_end"] = os.getloadavg()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1))
-    print(
-        f"{'world':<22}{'pods':>5}{'pols':>5}{'n':>4}{'median ms':>11}{'worst ms':>10}{'delete-all ms':>15}"
-    )
-    for name in ("baseline_small", "large"):
-        r = results[name]
-        print(
-            f"{name:<22}{r['pods']:>5}{r['policies']:>5}{r['changes']:>4}{r['median_ms']:>11.1f}"
-            f"{r['worst_ms']:>10.1f}{r['delete_all_policies_ms']:>15.1f}"
-        )
-        for kind, k in r["by_kind"].items():
-            print(f"  {kind:<20}{'':>10}{k['n']:>4}{k['median_ms']:>11.1f}{k['worst_ms']:>10.1f}")
-    print(
-        f"{'weave-npc 2.8.1 (ref)':<22}{9:>5}{'':>5}{7:>4}{WEAVE_2_8_1_MEDIAN_MS:>11.1f}{21.0:>10.1f}"
-        f"{WEAVE_2_8_1_DELETE_ALL_MS:>15.1f}"
-    )
-    large = results["large"]["median_ms"]
-    print(f"large median / weave 2.8.1 median = {large / WEAVE_2_8_1_MEDIAN_MS:.2f}x (goal <= 2x)")
+    print_table(shown, f"--cluster {args.cluster}")
     print(f"written {RESULTS.relative_to(ROOT)}")
     return 0
 
