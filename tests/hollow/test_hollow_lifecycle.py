@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from clusterkit import Cluster, hollow, leftovers, start_cluster, stop_cluster
+from clusterkit import WITHOUT_PRIVILEGE, Cluster, hollow, leftovers, start_cluster, stop_cluster
 from podtools import echo_pod, wait_running
 
 from netpolcheck.hollow.waits import wait_until
@@ -60,10 +60,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_created(
 def test_not_root_is_refused(tmp_path: Path) -> None:
     result = subprocess.run(
         [
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
+            *WITHOUT_PRIVILEGE,
             sys.executable,
             "-m",
             "netpolcheck.cli",

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clusterkit import REPO, Cluster, hollow, leftovers, start_cluster
+from clusterkit import REPO, WITHOUT_PRIVILEGE, Cluster, hollow, leftovers, start_cluster
 from podtools import echo_pod, wait_running
 
 from netpolcheck.hollow.waits import wait_until
@@ -138,9 +138,8 @@ def test_a_running_cluster_whose_state_dir_was_removed_is_an_orphan(tmp_path: Pa
 
 
 def test_down_orphans_needs_root() -> None:
-    setpriv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     result = subprocess.run(
-        [*setpriv, sys.executable, "-m", "netpolcheck.cli", "hollow", "down", "--orphans"],
+        [*WITHOUT_PRIVILEGE, sys.executable, "-m", "netpolcheck.cli", "hollow", "down", "--orphans"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -22,7 +22,7 @@ from typing import TypeVar
 import tenacity
 
 ROOT = Path(__file__).resolve().parents[2]
-PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
+PYTHON = sys.executable
 AGENT = [PYTHON, "-m", "netpolcheck.probe"]
 SUBNET = "10.251.0"
 _counter = itertools.count()
