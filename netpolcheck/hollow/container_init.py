@@ -48,9 +48,40 @@ def enter(spec: dict[str, object]) -> None:
         netns.mount("tmpfs", "/var/log", "tmpfs", 0, "mode=0755,size=16m")
         os.mkfifo(ULOGD_FIFO, 0o600)
         netns.mount(str(spec["ulogd_conf"]), ULOGD_CONF, None, MS_BIND)
-    for source, target in spec.get("mounts") or []:  # type: ignore[attr-defined]
-        mount_volume(str(source), str(target))
+    mounts = [(str(source), str(target)) for source, target in spec.get("mounts") or []]  # type: ignore[attr-defined]
+    if mounts:
+        mount_volumes(mounts, runtime_paths([str(a) for a in spec["argv"]]))  # type: ignore[attr-defined]
     os.chdir("/")
+
+
+# The machine's file system as it was before any volume was mounted, on this container's own /run.
+HOST_VIEW = "/run/hollow-host"
+
+
+def runtime_paths(argv: list[str]) -> list[str]:
+    """What the container's program needs from the machine: the interpreter and its environment, the
+    project's package, the program's directory. A volume mounted over a parent of one of them (an
+    emptyDir at /tmp while the checkout or its venv lives under /tmp) must not hide it."""
+    import netpolcheck
+
+    paths = {sys.prefix, sys.base_prefix, str(Path(netpolcheck.__file__).resolve().parents[1])}
+    if os.path.isabs(argv[0]):
+        paths.add(os.path.dirname(argv[0]))
+    return sorted({os.path.realpath(p) for p in paths})
+
+
+def mount_volumes(mounts: list[tuple[str, str]], keep: list[str]) -> None:
+    """Bind each emptyDir, then bind back any path of `keep` that a volume now hides."""
+    os.makedirs(HOST_VIEW)
+    netns.mount("/", HOST_VIEW, None, MS_BIND | MS_REC)
+    targets = [Path(os.path.realpath(target)) for _, target in mounts]
+    for source, target in mounts:
+        # from the saved view: an earlier volume may hide the source's own path
+        mount_volume(HOST_VIEW + os.path.realpath(source), target)
+    for path in keep:
+        if any(t == Path(path) or t in Path(path).parents for t in targets):
+            os.makedirs(path, exist_ok=True)  # inside the volume: this pod's own directory
+            netns.mount(HOST_VIEW + path, path, None, MS_BIND | MS_REC)
 
 
 def mount_volume(source: str, target: str) -> None:
