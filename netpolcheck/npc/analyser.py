@@ -343,81 +343,21 @@ class Analyser:
                     out.sets[name].members[str(pod_ip(pod))] = pod_comment(pod)
 
     def _default_chain_rules(self, out: Dataplane, ns: str, ns_obj: Mapping[str, Any]) -> None:
+        """The namespace's default-allow rules, per version: 2.0.x all its pods unless the namespace is
+        DefaultDeny; 2.1-2.3 the one default-allow set; 2.4+ the ingress default-allow set, and the egress
+        default-allow set in WEAVE-NPC-EGRESS-DEFAULT (mark, then RETURN)."""
         sets = self._default_allow_sets(ns)
         if self.profile.legacy:
             if not _legacy_default_deny(ns_obj):
-                comment = f"DefaultAllow isolation for namespace: {ns}"
-                out.add_rule(
-                    dp.DEFAULT,
-                    (
-                        "-m",
-                        "set",
-                        "--match-set",
-                        set_name(f"{ns}:"),
-                        "dst",
-                        "-m",
-                        "comment",
-                        "--comment",
-                        comment,
-                        "-j",
-                        "ACCEPT",
-                    ),
-                )
+                out.add_rule(dp.DEFAULT, _default_allow(set_name(f"{ns}:"), "dst", "isolation", ns, "ACCEPT"))
             return
         if not self.profile.egress:
-            comment = f"DefaultAllow isolation for namespace: {ns}"
-            out.add_rule(
-                dp.DEFAULT,
-                (
-                    "-m",
-                    "set",
-                    "--match-set",
-                    sets[INGRESS],
-                    "dst",
-                    "-m",
-                    "comment",
-                    "--comment",
-                    comment,
-                    "-j",
-                    "ACCEPT",
-                ),
-            )
+            out.add_rule(dp.DEFAULT, _default_allow(sets[INGRESS], "dst", "isolation", ns, "ACCEPT"))
             return
-        comment = f"DefaultAllow ingress isolation for namespace: {ns}"
-        out.add_rule(
-            dp.DEFAULT,
-            (
-                "-m",
-                "set",
-                "--match-set",
-                sets[INGRESS],
-                "dst",
-                "-m",
-                "comment",
-                "--comment",
-                comment,
-                "-j",
-                "ACCEPT",
-            ),
-        )
-        comment = f"DefaultAllow egress isolation for namespace: {ns}"
+        out.add_rule(dp.DEFAULT, _default_allow(sets[INGRESS], "dst", "ingress isolation", ns, "ACCEPT"))
         for target in (dp.EGRESS_ACCEPT, "RETURN"):
-            out.add_rule(
-                dp.EGRESS_DEFAULT,
-                (
-                    "-m",
-                    "set",
-                    "--match-set",
-                    sets[EGRESS],
-                    "src",
-                    "-m",
-                    "comment",
-                    "--comment",
-                    comment,
-                    "-j",
-                    target,
-                ),
-            )
+            rule = _default_allow(sets[EGRESS], "src", "egress isolation", ns, target)
+            out.add_rule(dp.EGRESS_DEFAULT, rule)
 
     def _static_chains(self, out: Dataplane, egress_drop: bool) -> None:
         stateless = "no-established-accept" in self.faults
@@ -467,3 +407,9 @@ def _legacy_default_deny(ns_obj: Mapping[str, Any]) -> bool:
         return json.loads(raw).get("ingress", {}).get("isolation") == "DefaultDeny"
     except (ValueError, AttributeError):
         return False
+
+
+def _default_allow(ipset: str, direction: str, what: str, ns: str, target: str) -> Rule:
+    """`-m set --match-set SET src|dst -m comment "DefaultAllow WHAT for namespace: NS" -j TARGET`."""
+    comment = f"DefaultAllow {what} for namespace: {ns}"
+    return ("-m", "set", "--match-set", ipset, direction, "-m", "comment", "--comment", comment, "-j", target)
