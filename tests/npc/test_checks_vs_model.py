@@ -7,15 +7,13 @@ Cells probed from a node (host -> local pod) are outside the model's endpoints a
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from netpolcheck.npc.kubewatch import Event
 from netpolcheck.npc.store import WorldStore
+from tests.npc.model_cli import expected_allowed
 from tests.npc.semantics import CHECKS, PODS, Check, initial_events
 
 ORIGINAL_IPS = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p["status"]["podIP"] for p in PODS}
@@ -61,28 +59,7 @@ def final_world(check: Check) -> dict[str, Any]:
 @pytest.mark.parametrize("check", CHECKS, ids=[c.name for c in CHECKS])
 def test_expected_cells_match_the_model(check: Check) -> None:
     state = final_world(check)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "netpolcheck.cli",
-            "expect",
-            "/dev/stdin",
-            "--profile",
-            "weave-2.8.1",
-            "--format",
-            "json",
-        ],
-        input=json.dumps(state),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    model = {
-        (r["from"], r["to"], r["port"], r["protocol"]): r["allowed"]
-        for r in json.loads(proc.stdout)["results"]
-    }
+    model = expected_allowed(state)
     ip_owner = {p["ip"]: f"{p['namespace']}/{p['name']}" for p in state["pods"]}
     compared = 0
     for (src, dst, port, proto), verdict in check.expect.items():

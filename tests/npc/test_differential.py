@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.npc.hollowworld import SETTLE, HollowWorld
+from tests.npc.model_cli import expected_allowed
 from tests.npc.semantics import NAMESPACES, PODS
 from tests.npc.waits import wait_until
 
@@ -134,28 +133,7 @@ def expected(pols: list[dict[str, Any]]) -> dict[tuple[str, str, int, str], bool
         ],
         "probes": [{"port": port, "protocol": proto} for port, proto in PROBES],
     }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "netpolcheck.cli",
-            "expect",
-            "/dev/stdin",
-            "--profile",
-            "weave-2.8.1",
-            "--format",
-            "json",
-        ],
-        input=json.dumps(state),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return {
-        (r["from"], r["to"], r["port"], r["protocol"]): r["allowed"]
-        for r in json.loads(proc.stdout)["results"]
-    }
+    return expected_allowed(state)
 
 
 def truth_tables(
