@@ -23,7 +23,7 @@ from typing import Any
 from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api.errors import ApiError, Conflict, NotFound
 from netpolcheck.hollow.api.store import Store, WatchEvent, deep_copy
-from netpolcheck.hollow.controllers.revisions import ensure_revision, prune_revisions
+from netpolcheck.hollow.controllers.revisions import ensure_revision, owner_reference, prune_revisions
 
 log = logging.getLogger(__name__)
 
@@ -281,16 +281,7 @@ class DaemonSetController:
                 "namespace": meta["namespace"],
                 "labels": labels,
                 "annotations": dict(pod_meta.get("annotations") or {}),
-                "ownerReferences": [
-                    {
-                        "apiVersion": "apps/v1",
-                        "kind": "DaemonSet",
-                        "name": meta["name"],
-                        "uid": meta["uid"],
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
+                "ownerReferences": [owner_reference(ds)],
             },
             "spec": pod_spec,
         }

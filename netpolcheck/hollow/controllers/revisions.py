@@ -16,6 +16,19 @@ from netpolcheck.hollow.api.store import Store, deep_copy
 HASH_LABEL = "controller-revision-hash"
 
 
+def owner_reference(ds: dict[str, Any]) -> dict[str, Any]:
+    """The controller reference a DaemonSet puts on what it creates (pods, ControllerRevisions)."""
+    meta = ds["metadata"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
 def _owned(store: Store, ds: dict[str, Any]) -> list[dict[str, Any]]:
     items, _ = store.list(r.CONTROLLERREVISIONS, ds["metadata"]["namespace"])
     uid = ds["metadata"]["uid"]
@@ -50,16 +63,7 @@ def ensure_revision(store: Store, ds: dict[str, Any], template_hash: str) -> int
                     "name": name,
                     "namespace": meta["namespace"],
                     "labels": labels,
-                    "ownerReferences": [
-                        {
-                            "apiVersion": "apps/v1",
-                            "kind": "DaemonSet",
-                            "name": meta["name"],
-                            "uid": meta["uid"],
-                            "controller": True,
-                            "blockOwnerDeletion": True,
-                        }
-                    ],
+                    "ownerReferences": [owner_reference(ds)],
                 },
                 "data": {"spec": {"template": template}},
                 "revision": newest + 1,
