@@ -20,6 +20,7 @@ from netpolcheck.npc.runner import Runner
 from netpolcheck.npc.store import WorldStore
 
 KINDS = ("Namespace", "Pod", "NetworkPolicy")
+SYNCED_MESSAGE = "Initial listing programmed:"
 
 
 class Controller:
@@ -75,6 +76,18 @@ class Controller:
         if not self.synced.issuperset(KINDS) or (ready_before and not changed):
             return None
         changes = self.reconcile()
+        if not ready_before:
+            world = self.store.world
+            # Not a weave-npc line: it tells whoever waits for a restarted controller (tests, the suite)
+            # that the previous controller's rules are gone and this one's are in. A weave-npc pod is
+            # Ready before that: Weave's manifests give the container no readiness probe.
+            self.log.info(
+                "%s %d namespaces, %d pods, %d network policies",
+                SYNCED_MESSAGE,
+                len(world.namespaces),
+                len(world.pods),
+                len(world.policies),
+            )
         if not changes.empty:
             self.log.debug(
                 "programmed %d event(s) in %.1f ms", len(batch), (time.perf_counter() - started) * 1e3

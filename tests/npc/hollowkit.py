@@ -18,6 +18,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from netpolcheck.npc.controller import SYNCED_MESSAGE
 from tests.npc.expected import Dumps, current_dumps
 from tests.npc.waits import wait_until
 
@@ -98,6 +99,21 @@ class Hollow:
             )
 
         wait_until(ready, f"{self.nodes} weave-net pods Running and ready", timeout=60, interval=0.2)
+        self.wait_controllers_synced()
+
+    def wait_controllers_synced(self) -> None:
+        """Wait until the controller of every current weave-net pod has programmed its first listing.
+
+        A replacement pod is Ready before its controller has flushed the previous one's rules and
+        programmed its own (the weave-npc container has no readiness probe), so checks made in between
+        would see the old controller's dataplane."""
+        nodes = [f"node{i}" for i in range(1, self.nodes + 1)]
+        wait_until(
+            lambda: all(SYNCED_MESSAGE in self.npc_log(node) for node in nodes),
+            f"weave-npc on {', '.join(nodes)} to log {SYNCED_MESSAGE!r}",
+            timeout=60,
+            interval=0.2,
+        )
 
     def restart_weave(self) -> None:
         """Delete every weave-net pod; the DaemonSet starts fresh controllers (flush + rebuild)."""
@@ -144,6 +160,7 @@ class Hollow:
             )
 
         wait_until(rolled_out, f"weave-net rolled out with weave-npc args {args}", timeout=90, interval=0.2)
+        self.wait_controllers_synced()
 
     def npc_log(self, node: str) -> str:
         """weave-npc's log on `node`, read from the kubelet's log files (DIR/pods/<ns>_<pod>_<uid>/...)."""

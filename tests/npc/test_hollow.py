@@ -56,6 +56,36 @@ def without_foreign_namespaces(got: Dumps, own: set[str]) -> Dumps:
     return kept_rules, {n: v for n, v in sets.items() if n not in foreign_sets}
 
 
+def observed_nodes(scenario: str) -> list[str]:
+    """The nodes whose iptables-save and ipset dumps were recorded for `scenario`."""
+    return [d.name.split(".")[1] for d in sorted((OBSERVED / scenario).glob("iptables-save.*.txt"))]
+
+
+def wait_for_observed_dumps(hollow: Hollow, scenario: str, node: str, own: set[str]) -> Dumps:
+    """Wait until `node`'s WEAVE-NPC chains and sets, less the cluster's own namespaces, equal what the
+    real weave-npc 2.8.1 programmed for `scenario`; returns the node's whole dumps at that moment.
+
+    Equality with the observed dumps, not "two reads in a row agree", is what proves the controller has
+    processed the state: a replacement weave-npc pod is Ready before its controller has flushed and
+    reprogrammed (Weave's manifest has no readiness probe for it), so until then the dumps are the
+    previous controller's and stable."""
+    want = (
+        dumps.npc_rules((OBSERVED / scenario / f"iptables-save.{node}.txt").read_text()),
+        dumps.ipsets((OBSERVED / scenario / f"ipset.{node}.txt").read_text()),
+    )
+    last: list[Dumps] = []
+
+    def matches() -> bool:
+        last[:] = [hollow.dumps(node)]
+        return without_foreign_namespaces(last[0], own) == want
+
+    try:
+        wait_until(matches, f"{node}'s WEAVE-NPC chains and sets to equal the observed ones", timeout=20)
+    except TimeoutError:
+        assert without_foreign_namespaces(last[0], own) == want  # shows the difference
+    return last[0]
+
+
 @pytest.mark.netns
 @pytest.mark.hollow
 @pytest.mark.slow
@@ -66,24 +96,8 @@ def test_observed_state_on_hollow_cluster(hollow: Hollow, scenario: str) -> None
     hollow.restart_weave()  # a fresh controller per state, as in the observed runs
     hollow.apply_state(state)
     try:
-        for dump in sorted((OBSERVED / scenario).glob("iptables-save.*.txt")):
-            node = dump.name.split(".")[1]
-            want = (
-                dumps.npc_rules(dump.read_text()),
-                dumps.ipsets((OBSERVED / scenario / f"ipset.{node}.txt").read_text()),
-            )
-            last: list[Dumps] = []
-
-            def matches(node: str = node, want: Dumps = want, last: list[Dumps] = last) -> bool:
-                last[:] = [without_foreign_namespaces(hollow.dumps(node), own)]
-                return last[0] == want
-
-            try:
-                wait_until(
-                    matches, f"{node}'s WEAVE-NPC chains and sets to equal the observed ones", timeout=20
-                )
-            except TimeoutError:
-                assert last[0] == want  # shows the difference
+        for node in observed_nodes(scenario):
+            wait_for_observed_dumps(hollow, scenario, node, own)
         observed = {
             (c["from"], c["to"], c["port"], c["protocol"]): c["allowed"]
             for c in json.loads((OBSERVED / scenario / "matrix.json").read_text())
@@ -113,27 +127,16 @@ def probe_matrix(hollow: Hollow, state: dict[str, Any]) -> dict[tuple[str, str, 
     return result
 
 
-def settle(hollow: Hollow, node: str) -> Dumps:
-    """The node's dumps once two reads in a row agree and the namespaces' default rules are in."""
-    reads: list[Dumps] = []
-
-    def stable() -> bool:
-        reads.append(hollow.dumps(node))
-        return len(reads) > 1 and reads[-1] == reads[-2] and bool(reads[-1][0].get("WEAVE-NPC-DEFAULT"))
-
-    wait_until(stable, f"{node}'s dataplane to settle", timeout=20)
-    return reads[-1]
-
-
 @pytest.mark.netns
 @pytest.mark.hollow
 @pytest.mark.slow
 def test_restart_rebuilds_everything_and_blocked_lines_are_logged(hollow: Hollow) -> None:
     state = json.loads((OBSERVED / "seed-1-deny" / "state.json").read_text())
+    own = {ns["metadata"]["name"] for ns in state["namespaces"]}
     hollow.restart_weave()
     hollow.apply_state(state)
     try:
-        settled = settle(hollow, "node1")
+        settled = wait_for_observed_dumps(hollow, "seed-1-deny", "node1", own)
         verdicts = hollow.probe(
             "ns-1", "busybox", [{"id": "x", "ip": "10.32.0.10", "port": 80, "protocol": "TCP"}]
         )
@@ -144,6 +147,13 @@ def test_restart_rebuilds_everything_and_blocked_lines_are_logged(hollow: Hollow
             timeout=10,
         )
         hollow.restart_weave()
+        # Until the new controller has flushed and reprogrammed, the dumps are still the old one's:
+        # first wait for the new controller's own log to show it programmed the state's namespace.
+        wait_until(
+            lambda: "DefaultAllow ingress isolation for namespace: ns-1" in hollow.npc_log("node1"),
+            "the restarted weave-npc on node1 to program namespace ns-1 (its log)",
+            timeout=20,
+        )
         try:
             wait_until(
                 lambda: hollow.dumps("node1") == settled,
