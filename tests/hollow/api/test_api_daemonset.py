@@ -365,7 +365,7 @@ def test_apply_seed_upgrade_manifest_through_the_python_client(
     assert again.metadata.generation == generation
     role = client.RbacAuthorizationV1Api(cluster.api_client).read_namespaced_role("weave-net", "kube-system")
     assert role.rules
-    # Server-side apply (what tooling.md recommends) goes through the same storage.
+    # Server-side apply (what docs/tooling.md#kubernetes-client recommends) goes through the same storage.
     daemon = next(o for o in objects if o["kind"] == "DaemonSet")
     res = dyn.resources.get(api_version=daemon["apiVersion"], kind="DaemonSet")
     applied = dyn.server_side_apply(
