@@ -1,4 +1,4 @@
-"""Root conftest: command-line options and plugin registration only (see DESIGN.md).
+"""Root conftest: command-line options and plugin registration only (see docs/design.md#layout).
 
 The fixtures live in `fixtures/` and are registered here as plugins as the suites that need them land.
 """

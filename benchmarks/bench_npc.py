@@ -1,6 +1,6 @@
 """Time from a change being stored in the API to being enforced, seen from inside the source pod.
 
-Method (as reference/weave-npc-2.8.1-observed/changes-3node describes it): the source pod starts a new
+Method (as docs/weave-facts.md#change-latency describes it): the source pod starts a new
 TCP connect (0.3 s timeout) to the witness pod every 5 ms; the latency of a change is the start time of
 the first attempt that saw the new verdict minus the time the change was stored. The changes cycle
 through namespace label, pod label and policy add/delete, each flipping the witness cell.
@@ -55,7 +55,7 @@ from tests.npc.nodeapi import NodeApi  # noqa: E402
 from tests.npc.topology import Topology  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_npc.json"
-WEAVE_2_8_1_MEDIAN_MS = 14.0  # reference/weave-npc-2.8.1-observed/changes-3node (9-pod world)
+WEAVE_2_8_1_MEDIAN_MS = 14.0  # docs/weave-facts.md#change-latency (9-pod world)
 WEAVE_2_8_1_DELETE_ALL_MS = 113.0
 HOLLOW_POD_CIDR = "10.96.0.0/12"  # not the default 10.32.0.0/12, which other runs may hold
 HOLLOW_NET = "10.96"

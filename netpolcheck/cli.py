@@ -1,4 +1,4 @@
-"""The `netpolcheck` command: a thin dispatcher over subcommands owned by the subpackages.
+"""The `netpolcheck` command: one front end; each subcommand is owned by its subpackage.
 
 Each subcommand module exposes `register(subparsers)` which adds its parser and sets
 `func` (a callable taking the parsed namespace and returning an exit code).  Modules are
@@ -11,24 +11,73 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, NoReturn
 
 from netpolcheck.errors import UsageError
 
-# subcommand name -> module providing `register(subparsers)`
-SUBCOMMANDS: dict[str, str] = {
-    "expect": "netpolcheck.model.cli",
-    "hollow": "netpolcheck.hollow.cli",
+# subcommand name -> (module providing `register(subparsers)`, what the command is for)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "expect": (
+        "netpolcheck.model.cli",
+        "compute what a cluster state should allow: the expected reachability matrix of a STATE "
+        "file under the Kubernetes spec or a Weave Net version's profile, as JSON, truth tables, "
+        "or the story of one cell",
+    ),
+    "hollow": (
+        "netpolcheck.hollow.cli",
+        "start, inspect and remove the embedded cluster (network namespaces, a real HTTPS API "
+        "server, Weave's dataplane; root, no Docker)",
+    ),
 }
 
+DESCRIPTION = """\
+netpolcheck proves how a Kubernetes cluster running Weave Net enforces NetworkPolicy.
+This command computes what a cluster state should allow and runs the embedded cluster;
+the conformance suite itself runs through pytest (tox)."""
+
+EPILOG = """\
+other entry points:
+  python -m netpolcheck.probe   the probe agent inside probe pods (serve, probe, hold)
+  python -m netpolcheck.npc     the reference Weave-style policy controller for one node
+  tox -e lint,unit,netns        the project's tests (netns needs root)
+
+Run `netpolcheck COMMAND --help` for a command's options. Design and contracts: docs/design.md.
+"""
+
 EXIT_USAGE = 2
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default (unless its help already says it or there is none to show);
+    descriptions and epilogs written with line breaks are printed as written, others are wrapped."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "default" in text
+            or action.default in (None, False, argparse.SUPPRESS)
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
     """argparse with our error style: one line naming the command, exit 2, no usage dump.
 
-    Subparsers inherit the class (argparse passes `type(self)` as their parser_class).
+    Subparsers inherit the class (argparse passes `type(self)` as their parser_class), and with it
+    the help formatter that shows defaults.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("netpolcheck").strip()
@@ -36,15 +85,25 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"netpolcheck: error: {where}{message} (see `{self.prog} --help`)\n")
 
 
+def package_version() -> str:
+    try:
+        return version("netpolcheck")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed; run `pip install -e .`)"
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    parser = OneLineArgumentParser(prog="netpolcheck", description=__doc__.splitlines()[0])
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = OneLineArgumentParser(prog="netpolcheck", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument(
+        "--version", action="version", version=f"netpolcheck {package_version()}", help="print the version"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     subparsers.required = True
     wanted = next((a for a in argv if not a.startswith("-")), None)
-    for name, module_name in SUBCOMMANDS.items():
+    for name, (module_name, purpose) in SUBCOMMANDS.items():
         if wanted != name:
             # keep `--help` listing every command without importing them all
-            subparsers.add_parser(name, help=f"see `netpolcheck {name} --help`")
+            subparsers.add_parser(name, help=purpose)
             continue
         module = importlib.import_module(module_name)
         module.register(subparsers)

@@ -32,26 +32,55 @@ ULOGD = "/usr/sbin/ulogd"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("hollow", help="the embedded cluster (netns kubelet, HTTPS API server)")
+    parser = subparsers.add_parser(
+        "hollow",
+        help="the embedded cluster (netns kubelet, HTTPS API server)",
+        description="The embedded cluster: nodes and pods are network namespaces, containers are processes, "
+        "a real HTTPS API server serves kubectl and the Kubernetes client. Needs root, no Docker.",
+    )
     sub = parser.add_subparsers(dest="hollow_command", metavar="ACTION")
     sub.required = True
-    up = sub.add_parser("up", help="start a cluster; returns when its API answers")
+    up = sub.add_parser(
+        "up",
+        help="start a cluster; returns when its API answers",
+        description="Start a cluster in the background and return when its API answers; "
+        "then `export KUBECONFIG=STATE_DIR/kubeconfig`.",
+    )
     up.add_argument("--nodes", type=int, default=3, help=f"number of nodes, 1..{MAX_NODES} (default 3)")
     up.add_argument(
-        "--state-dir", default=DEFAULT_STATE_DIR, help="where kubeconfig, logs and cluster.json go"
+        "--state-dir",
+        default=DEFAULT_STATE_DIR,
+        help="where kubeconfig, logs and cluster.json (what was created, for cleanup) go",
     )
     up.add_argument(
         "--npc",
         default=NPC_REFERENCE,
         help="policy controller run as the weave-npc container of the weave-net DaemonSet: reference "
-        "(python -m netpolcheck.npc, the default), none (no weave-net DaemonSet), or a binary PATH",
+        "(python -m netpolcheck.npc, the default), none (no weave-net DaemonSet), or the PATH of an "
+        "executable such as a real weave-npc",
     )
-    up.add_argument("--weave-version", default="2.8.1", help="Weave version of the weave-net DaemonSet")
-    up.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR, help="pod range (default %(default)s)")
+    up.add_argument(
+        "--weave-version",
+        default="2.8.1",
+        help="image tag of the weave-net DaemonSet; the router hooks and the reference controller follow it",
+    )
+    up.add_argument(
+        "--pod-cidr",
+        default=DEFAULT_POD_CIDR,
+        help="pod range (default %(default)s, Weave's IPALLOC_RANGE); refused if it overlaps a route "
+        "of this machine",
+    )
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the API (default 60)")
     up.set_defaults(func=cmd_up)
-    down = sub.add_parser("down", help="remove everything the cluster created (idempotent)")
-    down.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+    down = sub.add_parser(
+        "down",
+        help="remove everything the cluster created (idempotent)",
+        description="Remove everything the cluster recorded in the state dir created; "
+        "also after a crash or kill -9.",
+    )
+    down.add_argument(
+        "--state-dir", default=DEFAULT_STATE_DIR, help="the state dir `hollow up` was given"
+    )
     down.add_argument(
         "--orphans",
         action="store_true",
@@ -59,8 +88,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "daemon is dead or lost it (found by the hw+6-hex prefix; live clusters are left alone)",
     )
     down.set_defaults(func=cmd_down)
-    status = sub.add_parser("status", help="show the cluster recorded in the state dir")
-    status.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+    status = sub.add_parser(
+        "status",
+        help="show the cluster recorded in the state dir",
+        description="Show the cluster recorded in the state dir; exits 1 unless its API answers.",
+    )
+    status.add_argument(
+        "--state-dir", default=DEFAULT_STATE_DIR, help="the state dir `hollow up` was given"
+    )
     status.set_defaults(func=cmd_status)
 
 

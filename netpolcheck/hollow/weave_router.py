@@ -2,7 +2,7 @@
 
 `python -m netpolcheck.hollow.weave_router --version V` runs in a node's network namespace (the
 `weave` container of the weave-net DaemonSet), installs the hooks Weave's router installs for
-version V (reference/weave-npc.md section 1.2), prints READY and idles until SIGTERM.
+version V (docs/weave-facts.md#router-hooks), prints READY and idles until SIGTERM.
 
 - before 2.2: FORWARD rules appended (kube-proxy's rules can come first: issue #3209);
 - from 2.2: the FORWARD block inserted at the top, re-inserted whole if any rule is missing;

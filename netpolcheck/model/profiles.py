@@ -1,6 +1,6 @@
 """Implementation profiles: `spec`, and one per Weave Net version, each a list of documented deviations.
 
-Every deviation cites the section of reference/weave-npc.md (shared/reference) it comes from, and the
+Every deviation cites its section of docs/weave-facts.md (anchor = deviation id), and the
 versions it applies to ([since, before)). The engine applies a profile by deviation id.
 """
 
@@ -66,58 +66,58 @@ WEAVE_DEVIATIONS: tuple[Deviation, ...] = (
         LEGACY_ISOLATION,
         "isolation only through the namespace annotation "
         "net.beta.kubernetes.io/network-policy DefaultDeny; policies only add allows",
-        "weave-npc.md §0, §1.3 (WEAVE-NPC-DEFAULT 2.0.x), §2 2.0.0/2.0.5",
+        "docs/weave-facts.md#legacy-isolation",
         before="2.1.0",
     ),
     Deviation(
         LEGACY_EMPTY_LISTS,
         "legacy semantics: `from: []` or `ports: []` matches nothing",
-        "weave-npc.md §1.7 Empty vs missing fields",
+        "docs/weave-facts.md#legacy-empty-lists-match-nothing",
         before="2.1.0",
     ),
     Deviation(
         EGRESS_IGNORED,
         "egress rules and policyTypes are not enforced before 2.4.0",
-        "weave-npc.md §1.7 policyTypes, §2 2.4.0",
+        "docs/weave-facts.md#egress-ignored",
         before="2.4.0",
     ),
     Deviation(
         EGRESS_ONLY_ISOLATES_INGRESS,
         "every policy isolates its targets for ingress, so an egress-only policy denies all ingress",
-        "weave-npc.md §1.7 policyTypes",
+        "docs/weave-facts.md#egress-only-policy-isolates-ingress",
         since="2.1.0",
         before="2.4.0",
     ),
     Deviation(
         RULES_IGNORE_POLICY_TYPES,
         "ingress/egress rules are programmed whatever policyTypes says; only isolation follows policyTypes",
-        "weave-npc.md §1.7 policyTypes",
+        "docs/weave-facts.md#rules-ignore-policytypes",
         since="2.4.0",
     ),
     Deviation(
         INGRESS_IPBLOCK_ALLOWS_ALL,
         "an ingress ipBlock peer leaves the source empty: it allows every source",
-        "weave-npc.md §1.7 ipBlock, §2 2.5.0",
+        "docs/weave-facts.md#ingress-ipblock-allows-all",
         before="2.5.0",
     ),
     Deviation(
         INGRESS_IPBLOCK_WITH_PORTS_ALLOWS_ALL,
         "an ingress ipBlock rule with ports allows every source on those ports",
-        "weave-npc.md §1.7 ipBlock, §2 2.6.0",
+        "docs/weave-facts.md#ingress-ipblock-with-ports-allows-all",
         since="2.5.0",
         before="2.6.0",
     ),
     Deviation(
         NAMESPACE_SELECTOR_WINS,
         "a peer with podSelector and namespaceSelector is read as its namespaceSelector alone",
-        "weave-npc.md §1.7 Peers",
+        "docs/weave-facts.md#pod-and-namespace-selector-as-namespace-selector",
         before="2.1.0",
     ),
     Deviation(
         POD_SELECTOR_WINS,
         "a peer with podSelector and namespaceSelector is read as its "
         "podSelector alone, in the policy's namespace",
-        "weave-npc.md §1.7 Peers, §2 2.6.0",
+        "docs/weave-facts.md#pod-and-namespace-selector-as-pod-selector",
         since="2.1.0",
         before="2.6.0",
     ),
@@ -125,41 +125,41 @@ WEAVE_DEVIATIONS: tuple[Deviation, ...] = (
         NAMED_PORT_UNMODELLED,
         "named ports go to iptables as /etc/services names (<2.5) or crash "
         "weave-npc (2.5.0-2.6.2): the verdict cannot be predicted",
-        "weave-npc.md §1.7 Named ports",
+        "docs/weave-facts.md#named-port-unpredictable",
         before="2.6.3",
         modelled=False,
     ),
     Deviation(
         NAMED_PORT_POLICY_SKIPPED,
         "a policy with a named port is rejected and skipped entirely: its targets stay open (fail open)",
-        "weave-npc.md §1.7 Named ports, §2 2.6.3; weave-npc-2.8.1-observed/m-named-port",
+        "docs/weave-facts.md#named-port-policy-skipped; observed: tests/data/observed-2.8.1/m-named-port",
         since="2.6.3",
     ),
     Deviation(
         ENDPORT_IGNORED,
         "endPort is ignored: only `port` is enforced",
-        "weave-npc.md §1.7 endPort; weave-npc-2.8.1-observed/m-endport",
+        "docs/weave-facts.md#endport-ignored; observed: tests/data/observed-2.8.1/m-endport",
     ),
     Deviation(
         MULTICAST_ALLOWED,
         "destinations in 224.0.0.0/4 are always accepted (--allow-mcast)",
-        "weave-npc.md §1.3 rule 2, §1.4 rule 4, §1.7 Multicast",
+        "docs/weave-facts.md#multicast-always-allowed",
     ),
     Deviation(
         HOST_TO_LOCAL_POD,
         "host-network processes reach pods on their own node without policy",
-        "weave-npc.md §0, §1.8 Host -> pod",
+        "docs/weave-facts.md#host-to-local-pod-allowed",
     ),
     Deviation(
         EGRESS_TO_OWN_NODE,
         "egress from a pod to its own node's addresses is never filtered",
-        "weave-npc.md §1.4 rule 3, §1.8 Egress",
+        "docs/weave-facts.md#egress-to-own-node-allowed",
         since="2.5.1",
     ),
     Deviation(
         SAME_SELECTOR_NO_ISOLATION,
         "a policy whose from.podSelector equals its podSelector isolates nothing",
-        "weave-npc.md §1.7 Same source and target selector, §2 2.2.1",
+        "docs/weave-facts.md#same-source-and-target-selector-isolates-nothing",
         since="2.1.0",
         before="2.2.1",
     ),
@@ -167,14 +167,14 @@ WEAVE_DEVIATIONS: tuple[Deviation, ...] = (
         IPSET_NAME_CLASH,
         "peers {namespaceSelector: {}} and {namespaceSelector: {}, podSelector: {}} hash to one ipset "
         "name; whichever policy weave-npc sees second is not enforced",
-        "weave-npc.md §1.7 Possible ipset name clash; weave-npc-2.8.1-observed/README.md",
+        "docs/weave-facts.md#ipset-name-clash; observed: tests/data/observed-2.8.1/README.md",
         since="2.6.0",
         modelled=False,
     ),
     Deviation(
         DENIALS_DROPPED,
         "denied packets are dropped (client times out), never rejected",
-        "weave-npc.md §0, §1.3",
+        "docs/weave-facts.md#denials-dropped-not-rejected",
     ),
 )
 

@@ -52,7 +52,7 @@ def _cautions(state: State, profile: Profile) -> list[str]:
 
 
 def expected_results(state: State, profile: Profile) -> dict[str, Any]:
-    """`{"profile": NAME, "results": [...]}` as DESIGN.md fixes it.
+    """`{"profile": NAME, "results": [...]}` as docs/design.md#contract-expect fixes it.
 
     Compatible extensions: `portName` when the probe named its port; when the profile's verdict differs
     from the spec's, `spec` (the spec verdict) and `deviations` (the profile deviations that explain

@@ -1,4 +1,4 @@
-"""The STATE document of `netpolcheck expect` (DESIGN.md), parsed and validated into a `State`."""
+"""The STATE document of `netpolcheck expect` (docs/design.md#contract-expect), parsed into a `State`."""
 
 from __future__ import annotations
 

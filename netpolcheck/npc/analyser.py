@@ -1,6 +1,6 @@
 """Pure analyser: the cluster as the controller knows it -> the dataplane weave-npc would program.
 
-Written from reference/weave-npc.md (sections 1.3-1.7) and weave's npc/analyser.go, selector.go,
+Written from docs/weave-facts.md (enforcement and deviations) and weave's npc/analyser.go, selector.go,
 rule.go, ipblock.go and namespace.go at v2.8.1/v2.1.3/v2.0.5 (facts only). No I/O.
 """
 
@@ -159,7 +159,7 @@ class Analyser:
                     "named ports in network policies is not supported yet. Rejecting network policy: "
                     f"{policy_name} from further processing. named port {value} in network policy"
                 )
-            # endPort is ignored in every version (weave-npc.md 1.7)
+            # endPort is ignored in every version (docs/weave-facts.md#endport-ignored)
             result.append((str(port.get("protocol") or "TCP"), "0:65535" if value is None else str(value)))
         return result
 
@@ -282,7 +282,7 @@ class Analyser:
         return {INGRESS: set_name(f"default-allow:{ns}")}
 
     def _claim_sets(self, out: Dataplane, plan: PolicyPlan) -> None:
-        """Create the policy's sets; a name already taken with another type rejects the policy (§1.7)."""
+        """Create its sets; a name of another type rejects it (docs/weave-facts.md#ipset-name-clash)."""
         wanted = [(s.set_name, s.set_type) for s in plan.selectors]
         wanted += [(b.except_set, "hash:net") for b in plan.ipblocks if b.except_set]
         for name, kind in wanted:

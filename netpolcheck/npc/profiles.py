@@ -1,4 +1,4 @@
-"""Version profiles: which weave-npc behaviour the reference controller reproduces (weave-npc.md §1-2)."""
+"""Version profiles: the weave-npc behaviour the reference controller reproduces (docs/weave-facts.md)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ PROFILES: dict[str, Profile] = {
         physdev=True,
         named_port_rejected=True,
     ),
-    # the rajch fork: same policy code as 2.8.1 (weave-npc.md §2)
+    # the rajch fork: same policy code as 2.8.1 (docs/weave-facts.md#fork)
     "2.9.0": Profile(
         "2.9.0",
         legacy=False,

@@ -1,6 +1,6 @@
 """Weave's ipset naming: `weave-` + SHA-1 of a key, written in an 85-symbol alphabet.
 
-Facts from weave-npc.md section 1.6 (npc/shortname.go at v2.8.1): the digest is read as a big-endian
+Facts from docs/weave-facts.md#ipset-names (npc/shortname.go at v2.8.1): the digest is read as a big-endian
 integer and written least-significant digit first, so names stay within ipset's 31-character limit.
 """
 

@@ -14,7 +14,7 @@ from netpolcheck.hollow.waits import wait_until
 
 pytestmark = pytest.mark.netns
 
-# FORWARD and INPUT hooks of node1 in reference/weave-npc-2.8.1-observed/m-endport/iptables-save.node1.txt
+# FORWARD and INPUT hooks of node1 in tests/data/observed-2.8.1/m-endport/iptables-save.node1.txt
 OBSERVED_281 = [
     "-A INPUT -i weave -j WEAVE-NPC-EGRESS",
     "-A FORWARD -i weave -j WEAVE-NPC-EGRESS",

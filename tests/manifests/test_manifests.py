@@ -52,7 +52,7 @@ def test_weave_daemonset_shape(version: str) -> None:
 
 
 def test_weave_2_1_3_is_the_workshop_upgrade() -> None:
-    """Same API groups and settings as seed/weavenet-update.yaml, so it applies over the 2.0.5 install."""
+    """Same API groups and settings as the workshop's tests/data/seed-workshop/weavenet-update.yaml."""
     docs = load(MANIFESTS / "weave" / "weave-2.1.3.yaml")
     kinds = sorted((d["apiVersion"], d["kind"]) for d in docs)
     assert kinds == sorted(

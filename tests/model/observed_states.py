@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-# A verbatim copy of ../shared/reference/weave-npc-2.8.1-observed (CI gets shared/ read-only).
+# The observations of weave-npc 2.8.1 (docs/weave-facts.md#observed).
 OBSERVED = Path(__file__).resolve().parents[1] / "data" / "observed-2.8.1"
 
 

@@ -27,7 +27,7 @@ def test_profiles_are_data_with_provenance() -> None:
     assert set(PROFILES) == {"spec", "weave-2.0.5", "weave-2.1.3", "weave-2.8.1", "weave-2.9.0"}
     assert SPEC.deviations == ()
     for d in WEAVE_DEVIATIONS:
-        assert d.reason and "weave-npc" in d.provenance and "§" in d.provenance
+        assert d.reason and d.provenance.startswith(f"docs/weave-facts.md#{d.id}")
     ids = {name: p.ids for name, p in PROFILES.items()}
     assert dev.LEGACY_ISOLATION in ids["weave-2.0.5"] and dev.LEGACY_ISOLATION not in ids["weave-2.1.3"]
     assert dev.EGRESS_ONLY_ISOLATES_INGRESS in ids["weave-2.1.3"]
@@ -196,7 +196,7 @@ def test_explanation_names_the_deviation_that_changes_the_verdict() -> None:
     story = explain(state, PROFILES["weave-2.0.5"], "y/a", "x/a", Probe(80))
     assert story.verdict.allowed and not story.spec_allowed
     assert story.deviations == (dev.LEGACY_ISOLATION,)
-    assert "spec says: denied" in story.text() and "weave-npc.md" in story.text()
+    assert "spec says: denied" in story.text() and "docs/weave-facts.md#legacy-isolation" in story.text()
     same = explain(state, PROFILES["weave-2.8.1"], "y/a", "x/a", Probe(80))
     assert same.deviations == () and not same.differs_from_spec
     assert "isolated by: x/deny" in same.text()

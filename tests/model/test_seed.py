@@ -1,4 +1,4 @@
-"""The seed chapter (shared/seed): deny-all, then allow-by-label, per Weave version (weave-npc.md §5.3)."""
+"""The workshop: deny-all, then allow-by-label, per Weave version (docs/weave-facts.md#seed-chapter)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from netpolcheck.npc.store import WorldStore
 from netpolcheck.npc.world import World
 from tests.npc.semantics import NAMESPACES, PODS, _pol
 
-# weave-npc.md 1.6 (names re-derived from W:npc/controller_test.go@v2.8.1 and seen in the observed runs)
+# docs/weave-facts.md#ipset-names (re-derived from npc/controller_test.go@v2.8.1, seen in the observed runs)
 KNOWN_NAMES = {
     "ingress-default-allow:ns-1": "weave-=OgHbdXrB2nOi*@3xgYF2nqFl",
     "egress-default-allow:ns-1": "weave-[5bL)tSNZP?H^5_NL/[_].NHz",

@@ -21,7 +21,7 @@ from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api.store import WatchEvent
 from netpolcheck.hollow.controllers.daemonset import HASH_LABEL, DaemonSetController, pod_ready
 
-SEED = Path("/work/shared/seed/weavenet-update.yaml")
+SEED = Path(__file__).resolve().parents[2] / "data" / "seed-workshop" / "weavenet-update.yaml"
 NODES = ("node-1", "node-2", "node-3")
 
 
@@ -335,8 +335,6 @@ def _flatten(docs: list[Any]) -> list[dict[str, Any]]:
 def test_apply_seed_upgrade_manifest_through_the_python_client(
     cluster: Cluster, controller: DaemonSetController
 ) -> None:
-    if not SEED.exists():
-        pytest.skip(f"seed manifest not present at {SEED}")
     dyn = DynamicClient(cluster.api_client)
     objects = _flatten(list(yaml.safe_load_all(SEED.read_text())))
     assert {o["apiVersion"] for o in objects} >= {"extensions/v1beta1", "rbac.authorization.k8s.io/v1beta1"}
@@ -367,7 +365,7 @@ def test_apply_seed_upgrade_manifest_through_the_python_client(
     assert again.metadata.generation == generation
     role = client.RbacAuthorizationV1Api(cluster.api_client).read_namespaced_role("weave-net", "kube-system")
     assert role.rules
-    # Server-side apply (what tooling.md recommends) goes through the same storage.
+    # Server-side apply (what docs/tooling.md#kubernetes-client recommends) goes through the same storage.
     daemon = next(o for o in objects if o["kind"] == "DaemonSet")
     res = dyn.resources.get(api_version=daemon["apiVersion"], kind="DaemonSet")
     applied = dyn.server_side_apply(
@@ -417,8 +415,6 @@ def test_kubectl_apply_of_the_weave_manifests_as_upgrades(
     (name + role.kubernetes.io/networking), apply keeps that immutable selector while dropping the role
     label from the template, and validation refuses it. Deleting the DaemonSet first works."""
     weave = Path(__file__).resolve().parents[3] / "manifests" / "weave"
-    if not (weave / "weave-2.0.5.yaml").exists():
-        pytest.skip(f"no Weave manifests in {weave}")
 
     def apply_and_roll(version: str) -> None:
         result = cluster.kubectl("apply", "-f", str(weave / f"weave-{version}.yaml"))
