@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import ssl
+import stat
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from netpolcheck.hollow import cleanup, orphans, privilege
 from netpolcheck.hollow.fabric import new_prefix, overlapping_routes
 from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE
 from netpolcheck.hollow.ipam import DEFAULT_POD_CIDR, MAX_NODES, AddressError, parse_pod_cidr
-from netpolcheck.hollow.state import KUBECONFIG_FILE, ClusterRecord, remove_record
+from netpolcheck.hollow.state import KUBECONFIG_FILE, PRIVATE_UMASK, ClusterRecord, remove_record
 from netpolcheck.hollow.waits import WaitTimeout, wait_until
 from netpolcheck.hollow.weave_router import parse_version
 
@@ -156,11 +157,25 @@ def api_answers(kubeconfig: Path) -> bool:
         return False
 
 
+def check_state_dir_private(state_dir: Path) -> None:
+    """An existing state dir must be root's alone: it will hold bearer tokens."""
+    if not state_dir.exists():
+        return
+    if not state_dir.is_dir():
+        raise UsageError(f"--state-dir {state_dir} exists and is not a directory")
+    info = state_dir.stat()
+    if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise UsageError(
+            f"--state-dir {state_dir} is not private (owner uid {info.st_uid}, mode "
+            f"{stat.S_IMODE(info.st_mode):04o}); it will hold API tokens: remove it or choose a new directory"
+        )
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     check_environment()
+    os.umask(PRIVATE_UMASK)  # everything up and the daemon create is private to root from the start
     state_dir = Path(args.state_dir).resolve()
-    if state_dir.exists() and not state_dir.is_dir():
-        raise UsageError(f"--state-dir {state_dir} exists and is not a directory")
+    check_state_dir_private(state_dir)
     check_options(args)
     clean_leftovers(state_dir)
     warn_about_orphans()
