@@ -39,7 +39,7 @@ from netpolcheck.hollow.api.resources import (
 from netpolcheck.hollow.api.server import ApiServer
 from netpolcheck.hollow.api.store import Store
 from netpolcheck.hollow.api.tls import make_pki
-from netpolcheck.hollow.fabric import Fabric, RouteConflict
+from netpolcheck.hollow.fabric import Fabric, claim_pod_range, release_pod_range
 from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE
 from netpolcheck.hollow.ipam import PodAddresses, parse_pod_cidr
 from netpolcheck.hollow.kubelet import Kubelet
@@ -204,19 +204,12 @@ class Daemon:
         self.record.daemon_pid = os.getpid()
         self.record.write(self.state_dir)
         self.teardown.append(lambda: cleanup.sweep(self.fabric.prefix, None))
-        self.teardown.append(
-            lambda: (
-                cleanup.remove_unreachable_route(self.record.pod_cidr) if self.fabric.route_added else None
-            )
-        )
+        # removes the route only while our claim names it: a lost race never takes another's route
+        self.teardown.append(lambda: release_pod_range(self.record.pod_cidr, self.fabric.prefix))
         self.record.route = self.record.pod_cidr  # recorded first: a kill -9 right after adding it is covered
         self.record.write(self.state_dir)
-        try:
-            self.fabric.add_unreachable_route()
-        except RouteConflict:
-            self.record.route = None  # not ours: never delete it
-            self.record.write(self.state_dir)
-            raise
+        if not self.args.range_claimed:  # `hollow up` claims it before starting the daemon
+            claim_pod_range(self.addresses.pod_cidr, self.fabric.prefix, self.state_dir)
         self.fabric.build()
         self.record.node_names = self.node_names
         self.record.node_netns = [self.fabric.node_netns(k) for k in range(1, self.args.nodes + 1)]
@@ -305,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--npc", default=NPC_REFERENCE)
     parser.add_argument("--weave-version", default="2.8.1")
     parser.add_argument("--pod-cidr", default="10.32.0.0/12")
+    parser.add_argument("--range-claimed", action="store_true", help="the caller holds the range's claim")
     args = parser.parse_args(argv)
     os.umask(PRIVATE_UMASK)  # logs, spec.json (tokens), volumes: private to root at creation
     logging.basicConfig(
