@@ -124,10 +124,10 @@ def attributes(method: str, path: str, watch: bool) -> Attributes:
     if rest[0] == "watch":  # the legacy /api/v1/watch/... form
         watch, rest = True, rest[1:]
     namespace = ""
-    if rest and rest[0] == "namespaces" and len(rest) >= 3:
-        namespace, rest = rest[1], rest[2:]
-    elif rest and rest[0] == "namespaces" and len(rest) == 2:
-        namespace = rest[1]  # a namespace object is in its own namespace (as Kubernetes has it)
+    if rest and rest[0] == "namespaces" and len(rest) >= 2:
+        namespace = rest[1]  # a namespace object (and its status, finalize) is in its own namespace
+        if len(rest) >= 3 and rest[2] not in ("status", "finalize"):
+            rest = rest[2:]
     if not rest:
         return Attributes(verb=_VERBS.get(method, "get"), path=path, resource_request=False)
     resource = rest[0]
