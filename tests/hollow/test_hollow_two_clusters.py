@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clusterkit import hollow, leftovers, start_cluster, stop_cluster
 
 from netpolcheck.hollow.cleanup import alive
+from netpolcheck.hollow.fabric import release_pod_range
 from netpolcheck.hollow.waits import wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
@@ -110,3 +113,45 @@ def test_status_after_kill_9_of_the_daemon_lists_what_still_runs(tmp_path: Path)
         assert f"{cluster.prefix}-node1" in status.stdout  # its namespaces are listed
     finally:
         stop_cluster(cluster)
+
+
+def _claim(barrier: Any, results: Any, prefix: str, state_dir: str) -> None:
+    from netpolcheck.hollow.fabric import RouteConflict, claim_pod_range
+
+    barrier.wait(timeout=30)  # every claimant calls claim_pod_range at the same moment
+    try:
+        claim_pod_range(ipaddress.IPv4Network(RACE_CIDR), prefix, Path(state_dir))
+        results.put((prefix, "won"))
+    except RouteConflict as exc:
+        results.put((prefix, str(exc)))
+    except Exception as exc:  # e.g. `RTNETLINK answers: File exists`: the race the lock prevents
+        results.put((prefix, f"crashed: {exc}"))
+
+
+def test_simultaneous_claims_exactly_one_wins_and_only_it_releases(tmp_path: Path) -> None:
+    """The claim itself, raced by 8 processes released by one barrier (no CLI start-up to spread them)."""
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(8), ctx.Queue()
+    prefixes = [f"hw00000{i}" for i in range(8)]
+    procs = [ctx.Process(target=_claim, args=(barrier, results, p, str(tmp_path / p))) for p in prefixes]
+    for proc in procs:
+        proc.start()
+    try:
+        outcome = dict(results.get(timeout=60) for _ in procs)
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+    winners = [p for p, r in outcome.items() if r == "won"]
+    try:
+        assert len(winners) == 1, outcome
+        for prefix, message in outcome.items():
+            if prefix != winners[0]:
+                assert f"(hollow cluster {winners[0]}, state dir {tmp_path / winners[0]})" in message
+        for prefix in prefixes:  # every loser's release is refused; the route stays
+            if prefix != winners[0]:
+                assert not release_pod_range(RACE_CIDR, prefix)
+        assert RACE_CIDR in unreachable_routes()
+    finally:
+        if winners:
+            assert release_pod_range(RACE_CIDR, winners[0])
+    assert RACE_CIDR not in unreachable_routes()
