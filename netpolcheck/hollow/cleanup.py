@@ -8,13 +8,12 @@ process the cluster starts gets it) and those inside the cluster's namespaces.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import json
 import os
 import signal
 from pathlib import Path
 
 from netpolcheck.hollow import netns
+from netpolcheck.hollow.fabric import release_pod_range
 from netpolcheck.hollow.waits import wait_until
 
 CLUSTER_ENV = "HOLLOW_CLUSTER"
@@ -78,20 +77,10 @@ def stop_pids(pids: set[int], grace: float = 3.0) -> None:
     )
 
 
-def remove_unreachable_route(cidr: str) -> None:
-    """Delete our `unreachable CIDR` route from the machine's namespace, if it is there."""
-    net = ipaddress.ip_network(cidr)
-    out = netns.run(["ip", "-4", "-j", "route", "show", "type", "unreachable"], check=False)
-    for route in json.loads(out or "[]"):
-        if route.get("dst") == str(net) or (
-            net.prefixlen == 32 and route.get("dst") == str(net.network_address)
-        ):
-            netns.ip("route", "del", "unreachable", str(net), check=False)
-
-
 def sweep(prefix: str, route: str | None, daemon_pid: int | None = None) -> list[str]:
-    """Remove all of one cluster; idempotent. `route`: the `unreachable` destination the cluster added
-    (None: it added none). Returns a list of what was removed (for messages)."""
+    """Remove all of one cluster; idempotent. `route`: the pod range whose `unreachable` route the
+    cluster may hold (removed only if its claim names `prefix`; None: none). Returns a list of what
+    was removed (for messages)."""
     removed: list[str] = []
     if daemon_pid and alive(daemon_pid) and daemon_pid in cluster_processes(prefix):
         # orderly teardown first; the daemon removes its own things on SIGTERM
@@ -116,9 +105,6 @@ def sweep(prefix: str, route: str | None, daemon_pid: int | None = None) -> list
         netns.ip("netns", "del", name, check=False)
     if names:
         removed.append(f"{len(names)} network namespace(s)")
-    if route:
-        before = netns.run(["ip", "-4", "route", "show", "type", "unreachable"], check=False)
-        remove_unreachable_route(route)
-        if before != netns.run(["ip", "-4", "route", "show", "type", "unreachable"], check=False):
-            removed.append(f"route unreachable {route}")
+    if route and release_pod_range(route, prefix):  # only while this cluster holds the range's claim
+        removed.append(f"route unreachable {route}")
     return removed

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import ssl
+import stat
 import subprocess
 import sys
 import time
@@ -19,10 +20,10 @@ import yaml
 
 from netpolcheck.errors import UsageError
 from netpolcheck.hollow import cleanup, orphans, privilege
-from netpolcheck.hollow.fabric import new_prefix, overlapping_routes
+from netpolcheck.hollow.fabric import RouteConflict, check_range_free, claim_pod_range, new_prefix
 from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE
 from netpolcheck.hollow.ipam import DEFAULT_POD_CIDR, MAX_NODES, AddressError, parse_pod_cidr
-from netpolcheck.hollow.state import KUBECONFIG_FILE, ClusterRecord, remove_record
+from netpolcheck.hollow.state import KUBECONFIG_FILE, PRIVATE_UMASK, ClusterRecord, remove_record
 from netpolcheck.hollow.waits import WaitTimeout, wait_until
 from netpolcheck.hollow.weave_router import parse_version
 
@@ -140,11 +141,23 @@ def check_options(args: argparse.Namespace) -> None:
 
 
 def check_pod_range_free(pod_cidr: str) -> None:
-    conflicts = overlapping_routes(parse_pod_cidr(pod_cidr))
-    if conflicts:
-        raise UsageError(
-            f"--pod-cidr {pod_cidr} overlaps existing route(s) of this machine: {'; '.join(conflicts)}"
-        )
+    try:
+        check_range_free(parse_pod_cidr(pod_cidr))
+    except RouteConflict as exc:
+        raise UsageError(str(exc)) from None
+
+
+def claim_range(record: ClusterRecord, state_dir: Path, created_dir: bool) -> None:
+    """Claim the pod range for this cluster; losing a race to another `up` is the one-line overlap
+    error, with nothing left behind (this run created no route, so it removes none)."""
+    try:
+        claim_pod_range(parse_pod_cidr(record.pod_cidr), record.prefix, state_dir)
+    except RouteConflict as exc:
+        remove_record(state_dir)
+        if created_dir:
+            with contextlib.suppress(OSError):
+                state_dir.rmdir()
+        raise UsageError(str(exc)) from None
 
 
 def clean_leftovers(state_dir: Path) -> None:
@@ -191,16 +204,31 @@ def api_answers(kubeconfig: Path) -> bool:
         return False
 
 
+def check_state_dir_private(state_dir: Path) -> None:
+    """An existing state dir must be root's alone: it will hold bearer tokens."""
+    if not state_dir.exists():
+        return
+    if not state_dir.is_dir():
+        raise UsageError(f"--state-dir {state_dir} exists and is not a directory")
+    info = state_dir.stat()
+    if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise UsageError(
+            f"--state-dir {state_dir} is not private (owner uid {info.st_uid}, mode "
+            f"{stat.S_IMODE(info.st_mode):04o}); it will hold API tokens: remove it or choose a new directory"
+        )
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     check_environment()
+    os.umask(PRIVATE_UMASK)  # everything up and the daemon create is private to root from the start
     state_dir = Path(args.state_dir).resolve()
-    if state_dir.exists() and not state_dir.is_dir():
-        raise UsageError(f"--state-dir {state_dir} exists and is not a directory")
+    check_state_dir_private(state_dir)
     check_options(args)
     clean_leftovers(state_dir)
     warn_about_orphans()
-    check_pod_range_free(args.pod_cidr)
+    check_pod_range_free(args.pod_cidr)  # the common case, before anything is created
     started = time.monotonic()
+    created_dir = not state_dir.exists()
     record = ClusterRecord(
         prefix=new_prefix(),
         pod_cidr=args.pod_cidr,
@@ -208,8 +236,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         npc=args.npc,
         weave_version=args.weave_version,
         up_pid=os.getpid(),
+        route=args.pod_cidr,  # recorded first; only ever removed while our claim names it
     )
     record.write(state_dir)
+    claim_range(record, state_dir, created_dir)
     env = dict(os.environ, **{cleanup.CLUSTER_ENV: record.prefix})
     with open(state_dir / "daemon.log", "ab") as log:
         daemon = subprocess.Popen(
@@ -229,6 +259,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 args.weave_version,
                 "--pod-cidr",
                 args.pod_cidr,
+                "--range-claimed",
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -310,6 +341,16 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def process_name(pid: int, width: int = 60) -> str:
+    """The command line of a process, shortened (what `ps` shows)."""
+    try:
+        text = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "gone"
+    text = text.strip() or "?"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir).resolve()
     record = ClusterRecord.read(state_dir)
@@ -319,6 +360,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     alive = daemon_alive(record)
     answers = alive and api_answers(state_dir / KUBECONFIG_FILE)
     print(f"cluster   {record.prefix} ({'running' if alive else 'NOT running: run hollow down'})")
+    if not alive:  # what a dead daemon left behind (still running, still holding addresses)
+        pids = sorted(cleanup.cluster_processes(record.prefix))
+        names = cleanup.cluster_netns(record.prefix)
+        shown = ", ".join(f"{pid} ({process_name(pid)})" for pid in pids[:10])
+        more = f" and {len(pids) - 10} more" if len(pids) > 10 else ""
+        print(f"left      {len(pids)} process(es) still running{': ' + shown + more if pids else ''}")
+        print(f"          {len(names)} network namespace(s){': ' + ', '.join(names) if names else ''}")
     print(
         f"daemon    pid {record.daemon_pid}, API {record.server} "
         f"{'answers' if answers else 'does not answer'}"

@@ -1,9 +1,10 @@
 """The hollow cluster's one process: `python -m netpolcheck.hollow.daemon --state-dir DIR ...`.
 
 Started detached by `netpolcheck hollow up`. Builds, in order: the unreachable route and the fabric,
-the PKI and token, the store, the API server (127.0.0.1:<free port> here, 127.0.0.1:6443 in every
-node and pod namespace), Node objects, the kubelet, the DaemonSet controller and, with `--npc` other
-than none, the weave-net DaemonSet. Then writes DIR/kubeconfig and marks DIR/cluster.json running.
+the PKI and tokens, the store, the API server (127.0.0.1:<free port> here, 127.0.0.1:6443 in every
+node namespace, none in pod namespaces), Node objects, the kubelet, the DaemonSet controller and,
+with `--npc` other than none, the weave-net DaemonSet with Weave's RBAC objects. Then writes
+DIR/kubeconfig and marks DIR/cluster.json running.
 SIGTERM or SIGINT: orderly teardown (pods, server, namespaces, route).
 """
 
@@ -24,20 +25,30 @@ from pathlib import Path
 from typing import Any
 
 from netpolcheck.hollow import cleanup, netns
+from netpolcheck.hollow.api.auth import Auth, RbacAuthorizer, Tokens
 from netpolcheck.hollow.api.kubeconfig import write_kubeconfig
-from netpolcheck.hollow.api.resources import DAEMONSETS, SERVICEACCOUNTS
+from netpolcheck.hollow.api.resources import (
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
+    DAEMONSETS,
+    ROLEBINDINGS,
+    ROLES,
+    SERVICEACCOUNTS,
+    Resource,
+)
 from netpolcheck.hollow.api.server import ApiServer
 from netpolcheck.hollow.api.store import Store
 from netpolcheck.hollow.api.tls import make_pki
-from netpolcheck.hollow.fabric import Fabric, RouteConflict
+from netpolcheck.hollow.fabric import Fabric, claim_pod_range, release_pod_range
 from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE
 from netpolcheck.hollow.ipam import PodAddresses, parse_pod_cidr
 from netpolcheck.hollow.kubelet import Kubelet
-from netpolcheck.hollow.state import KUBECONFIG_FILE, ClusterRecord, forget_registered
+from netpolcheck.hollow.state import KUBECONFIG_FILE, PRIVATE_UMASK, ClusterRecord, forget_registered
 
 log = logging.getLogger("hollow.daemon")
 
 IN_CLUSTER_PORT = 6443
+RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
 def weave_images(version: str) -> tuple[str, str]:
@@ -92,6 +103,58 @@ def weave_daemonset(version: str) -> dict[str, Any]:
     }
 
 
+def weave_rbac() -> list[tuple[Resource, dict[str, Any]]]:
+    """The RBAC objects Weave's manifest (manifests/weave/weave-2.8.1.yaml) gives the weave-net account."""
+    labels = {"name": "weave-net"}
+    subjects = [{"kind": "ServiceAccount", "name": "weave-net", "namespace": "kube-system"}]
+    read = ["get", "list", "watch"]
+    return [
+        (
+            CLUSTERROLES,
+            {
+                "metadata": {"name": "weave-net", "labels": labels},
+                "rules": [
+                    {"apiGroups": [""], "resources": ["pods", "namespaces", "nodes"], "verbs": read},
+                    {"apiGroups": ["extensions"], "resources": ["networkpolicies"], "verbs": read},
+                    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": read},
+                    {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch", "update"]},
+                ],
+            },
+        ),
+        (
+            CLUSTERROLEBINDINGS,
+            {
+                "metadata": {"name": "weave-net", "labels": labels},
+                "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": "weave-net"},
+                "subjects": subjects,
+            },
+        ),
+        (
+            ROLES,
+            {
+                "metadata": {"name": "weave-net", "namespace": "kube-system", "labels": labels},
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "resources": ["configmaps"],
+                        "resourceNames": ["weave-net"],
+                        "verbs": ["get", "update"],
+                    },
+                    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+                ],
+            },
+        ),
+        (
+            ROLEBINDINGS,
+            {
+                "metadata": {"name": "weave-net", "namespace": "kube-system", "labels": labels},
+                "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": "weave-net"},
+                "subjects": subjects,
+            },
+        ),
+    ]
+
+
 def start_daemonset_controller(store: Store) -> Callable[[], None] | None:
     """Start the DaemonSet controller from netpolcheck.hollow.controllers; returns its stop function."""
     try:
@@ -141,32 +204,26 @@ class Daemon:
         self.record.daemon_pid = os.getpid()
         self.record.write(self.state_dir)
         self.teardown.append(lambda: cleanup.sweep(self.fabric.prefix, None))
-        self.teardown.append(
-            lambda: (
-                cleanup.remove_unreachable_route(self.record.pod_cidr) if self.fabric.route_added else None
-            )
-        )
+        # removes the route only while our claim names it: a lost race never takes another's route
+        self.teardown.append(lambda: release_pod_range(self.record.pod_cidr, self.fabric.prefix))
         self.record.route = self.record.pod_cidr  # recorded first: a kill -9 right after adding it is covered
         self.record.write(self.state_dir)
-        try:
-            self.fabric.add_unreachable_route()
-        except RouteConflict:
-            self.record.route = None  # not ours: never delete it
-            self.record.write(self.state_dir)
-            raise
+        if not self.args.range_claimed:  # `hollow up` claims it before starting the daemon
+            claim_pod_range(self.addresses.pod_cidr, self.fabric.prefix, self.state_dir)
         self.fabric.build()
         self.record.node_names = self.node_names
         self.record.node_netns = [self.fabric.node_netns(k) for k in range(1, self.args.nodes + 1)]
         self.record.write(self.state_dir)
 
         pki = make_pki(self.fabric.prefix)
-        token = secrets.token_urlsafe(32)
+        # the admin token goes only into the kubeconfig; pods get their service account's own token
+        admin_token = secrets.token_urlsafe(32)
+        tokens = Tokens(admin_token)
         store = Store()
         self.teardown.append(store.close)
-        sa_files = {"token": token, "ca.crt": pki.ca_cert_pem.decode()}
         request_log = open(self.state_dir / "api.log", "a")  # noqa: SIM115 - lives as long as the server
         self.teardown.append(request_log.close)
-        server = ApiServer(store, None, token, pki, request_log=request_log)
+        server = ApiServer(store, None, Auth(tokens, RbacAuthorizer(store)), pki, request_log=request_log)
         listeners: list[socket.socket] = []
 
         def close_listeners() -> None:
@@ -175,27 +232,18 @@ class Daemon:
 
         self.teardown.append(close_listeners)
         self.teardown.append(lambda: server.stop())
-
-        def pod_listener(netns_name: str) -> Callable[[], None]:
-            sock = netns.listening_socket(netns_name, "127.0.0.1", IN_CLUSTER_PORT)
-            server.add_listener(sock)
-
-            def close() -> None:
-                # the accept thread ends before the socket closes, so nothing polls a dead pod's socket
-                server.remove_listener(sock)
-                sock.close()
-
-            return close
-
+        # No API listener in pod namespaces: a pod reaches no more than on a real cluster, where the
+        # API is a service behind the pod network and its policies. Only hostNetwork pods (the policy
+        # controller) reach it, on 127.0.0.1:6443 of their node.
         kubelet = Kubelet(
             store,
             self.fabric,
             self.node_names,
             self.state_dir,
             self.args.npc,
-            sa_files,
-            listener_factory=pod_listener,
+            {"ca.crt": pki.ca_cert_pem.decode()},
         )
+        kubelet.service_account_token = tokens.service_account_token
         server.runtime = kubelet
         store.deletion_gate = kubelet.deletion_grace
         # teardown runs in reverse: pods stop before the server and store close
@@ -213,13 +261,15 @@ class Daemon:
             self.teardown.append(stop_controller)
         if self.args.npc != NPC_NONE:
             store.create(SERVICEACCOUNTS, {"metadata": {"name": "weave-net", "namespace": "kube-system"}})
+            for res, obj in weave_rbac():
+                store.create(res, obj)
             store.create(DAEMONSETS, weave_daemonset(self.args.weave_version))
         self.record.server = f"https://127.0.0.1:{port}"
         write_kubeconfig(
             self.state_dir / KUBECONFIG_FILE,
             self.record.server,
             pki.ca_cert_pem,
-            token,
+            admin_token,
             name=f"hollow-{self.fabric.prefix}",
         )
         self.record.status = "running"
@@ -248,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--npc", default=NPC_REFERENCE)
     parser.add_argument("--weave-version", default="2.8.1")
     parser.add_argument("--pod-cidr", default="10.32.0.0/12")
+    parser.add_argument("--range-claimed", action="store_true", help="the caller holds the range's claim")
     args = parser.parse_args(argv)
+    os.umask(PRIVATE_UMASK)  # logs, spec.json (tokens), volumes: private to root at creation
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )

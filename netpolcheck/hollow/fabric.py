@@ -12,13 +12,27 @@ Links are created directly inside their namespaces, so none ever exists in the m
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import json
+import os
 import secrets
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 from netpolcheck.hollow import netns
 from netpolcheck.hollow.ipam import PodAddresses
+from netpolcheck.hollow.state import (
+    PRIVATE_FILE_MODE,
+    REGISTRY_DIR,
+    make_private_dir,
+    read_registered,
+    registered_prefixes,
+    write_private,
+)
 
 FABRIC_BRIDGE = "fabric"
 NODE_BRIDGE = "weave"
@@ -46,8 +60,125 @@ class RouteConflict(RuntimeError):
     """An existing route of the machine overlaps the pod range."""
 
 
+# ---- claiming a pod range ------------------------------------------------------------------------
+# A cluster's claim on its pod range is its `unreachable` route plus a claim file naming the cluster;
+# both are made, checked and removed under one lock, so two `hollow up` on one range cannot both
+# pass the overlap check, and a cluster removes the route only while the claim names it.
+
+CLAIMS_DIR = REGISTRY_DIR / "ranges"
+CLAIMS_LOCK = REGISTRY_DIR / "ranges.lock"
+# where a free range is looked for (the project's ranges are all inside it)
+FREE_RANGE_SPACE = ipaddress.IPv4Network("10.0.0.0/8")
+
+
+@dataclass(frozen=True)
+class RangeClaim:
+    cidr: str
+    prefix: str
+    state_dir: str
+
+    def describe(self) -> str:
+        return f"hollow cluster {self.prefix}, state dir {self.state_dir}"
+
+
+@contextlib.contextmanager
+def range_lock() -> Iterator[None]:
+    """Exclusive flock on /run/netpolcheck-hollow/ranges.lock (root-only; released if we die)."""
+    make_private_dir(REGISTRY_DIR)
+    fd = os.open(CLAIMS_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _claim_path(cidr: ipaddress.IPv4Network) -> Path:
+    return CLAIMS_DIR / f"{cidr.network_address}_{cidr.prefixlen}.json"
+
+
+def read_claim(cidr: ipaddress.IPv4Network) -> RangeClaim | None:
+    try:
+        data = json.loads(_claim_path(cidr).read_text())
+        return RangeClaim(str(data["cidr"]), str(data["prefix"]), str(data["state_dir"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def holder(dst: str) -> RangeClaim | None:
+    """The hollow cluster holding the `unreachable` route `dst`: its claim, else (a cluster started
+    before claims existed) the /run copy of a cluster.json that records that route."""
+    net = ipaddress.IPv4Network(dst, strict=False)
+    claim = read_claim(net)
+    if claim is not None:
+        return claim
+    for prefix in registered_prefixes():
+        found = read_registered(prefix)
+        if found is not None and found[1].route and ipaddress.ip_network(found[1].route, strict=False) == net:
+            return RangeClaim(str(net), prefix, str(found[0]))
+    return None
+
+
+def _describe_conflicts(cidr: ipaddress.IPv4Network, conflicts: list[tuple[str, str]]) -> str:
+    """`--pod-cidr X overlaps ...: <route> (hollow cluster P, state dir D); a free range: --pod-cidr Y`."""
+    parts = []
+    for text, dst in conflicts:
+        claim = holder(dst) if text.startswith("unreachable ") else None
+        parts.append(f"{text} ({claim.describe()})" if claim else text)
+    message = f"--pod-cidr {cidr} overlaps existing route(s) of this machine: {'; '.join(parts)}"
+    free = free_range(cidr.prefixlen)
+    return message + (f"; a free range: --pod-cidr {free}" if free else "; no free range of that size")
+
+
+def free_range(prefixlen: int) -> ipaddress.IPv4Network | None:
+    """The first range of this size in 10.0.0.0/8 that no route of the machine overlaps."""
+    if prefixlen < FREE_RANGE_SPACE.prefixlen:
+        return None
+    taken = [ipaddress.ip_network(dst, strict=False) for _, dst in _overlaps(FREE_RANGE_SPACE)]
+    for candidate in FREE_RANGE_SPACE.subnets(new_prefix=prefixlen):
+        if not any(candidate.overlaps(t) for t in taken):
+            return candidate
+    return None
+
+
+def check_range_free(cidr: ipaddress.IPv4Network) -> None:
+    """RouteConflict (saying who holds the range and offering a free one) if any route overlaps it."""
+    conflicts = _overlaps(cidr)
+    if conflicts:
+        raise RouteConflict(_describe_conflicts(cidr, conflicts))
+
+
+def claim_pod_range(cidr: ipaddress.IPv4Network, prefix: str, state_dir: Path) -> None:
+    """Atomically check that no route overlaps `cidr`, add `unreachable cidr` and record the claim."""
+    with range_lock():
+        check_range_free(cidr)
+        netns.ip("route", "add", "unreachable", str(cidr))
+        claim = {"cidr": str(cidr), "prefix": prefix, "state_dir": str(state_dir)}
+        write_private(_claim_path(cidr), json.dumps(claim) + "\n")
+
+
+def release_pod_range(cidr: str, prefix: str) -> bool:
+    """Remove the `unreachable` route of `cidr` if, and only if, cluster `prefix` holds its claim (a
+    cluster that lost the race, or a stale record, never removes another cluster's route)."""
+    net = ipaddress.IPv4Network(cidr)
+    with range_lock():
+        claim = read_claim(net)
+        if claim is None or claim.prefix != prefix:
+            return False
+        out = netns.run(["ip", "-4", "-j", "route", "show", "type", "unreachable"], check=False)
+        if any(route.get("dst") in (str(net), str(net.network_address)) for route in json.loads(out or "[]")):
+            netns.ip("route", "del", "unreachable", str(net), check=False)
+        _claim_path(net).unlink(missing_ok=True)
+        return True
+
+
 def overlapping_routes(cidr: ipaddress.IPv4Network) -> list[str]:
     """Routes in any table of the machine's namespace whose destination overlaps `cidr` (default excluded)."""
+    return [text for text, _ in _overlaps(cidr)]
+
+
+def _overlaps(cidr: ipaddress.IPv4Network) -> list[tuple[str, str]]:
+    """(description, destination) of every route overlapping `cidr`."""
     out = netns.run(["ip", "-4", "-j", "route", "show", "table", "all"])
     found = []
     for route in json.loads(out or "[]"):
@@ -59,7 +190,7 @@ def overlapping_routes(cidr: ipaddress.IPv4Network) -> list[str]:
         except ValueError:
             continue
         if isinstance(net, ipaddress.IPv4Network) and net.overlaps(cidr):
-            found.append(f"{route.get('type', 'unicast')} {dst} table {route.get('table', 'main')}")
+            found.append((f"{route.get('type', 'unicast')} {dst} table {route.get('table', 'main')}", dst))
     return found
 
 
@@ -71,7 +202,6 @@ class Fabric:
         self.addresses = addresses
         self._serial = 0
         self._lock = threading.Lock()
-        self.route_added = False
 
     @property
     def node_count(self) -> int:
@@ -80,17 +210,8 @@ class Fabric:
     def node_netns(self, node_index: int) -> str:
         return node_netns(self.prefix, node_index)
 
-    def add_unreachable_route(self) -> None:
-        """Make the pod range unreachable from the machine; refuse if any route already overlaps it."""
-        cidr = self.addresses.pod_cidr
-        conflicts = overlapping_routes(cidr)
-        if conflicts:
-            raise RouteConflict(f"pod range {cidr} overlaps existing route(s): {'; '.join(conflicts)}")
-        netns.ip("route", "add", "unreachable", str(cidr))
-        self.route_added = True
-
     def build(self) -> None:
-        """Fabric netns plus every node; call add_unreachable_route first."""
+        """Fabric netns plus every node; claim the pod range (claim_pod_range) first."""
         fab = fabric_netns(self.prefix)
         netns.ip("netns", "add", fab)
         netns.ip_batch(

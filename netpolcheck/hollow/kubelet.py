@@ -132,6 +132,7 @@ class PodRun:
     last_written: dict[str, Any] | None = None  # last status written, with them
     pod_dir: Path | None = None
     mount_service_account: bool = True
+    service_account_name: str = "default"
 
 
 class Kubelet:
@@ -153,6 +154,8 @@ class Kubelet:
         self.state_dir = state_dir
         self.npc = npc
         self.service_account = service_account  # token, ca.crt (namespace is added per pod)
+        # (namespace, service account) -> that account's token; None: every pod gets service_account's
+        self.service_account_token: Callable[[str, str], str] | None = None
         self.listener_factory = listener_factory
         self._pods: dict[tuple[str, str], PodRun] = {}
         self._lock = threading.Lock()
@@ -386,9 +389,16 @@ class Kubelet:
             run.netns = self.fabric.add_pod(run.node_index, run.ip)
             if self.listener_factory is not None:
                 run.close_listener = self.listener_factory(run.netns)
-        pod_dir = self.state_dir / "pods" / f"{run.namespace}_{run.name}_{run.uid[:8]}"
+        # keyed by namespace and the whole uid: no two pods (same name elsewhere, or recreated) share it
+        pod_dir = self.state_dir / "pods" / f"{run.namespace}_{run.name}_{run.uid}"
         run.pod_dir = pod_dir
         run.mount_service_account = spec.get("automountServiceAccountToken") is not False
+        run.service_account_name = str(
+            spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        )
+        # the pod's own /tmp, as a container's root file system gives it (`_` is in no volume name)
+        own_tmp = pod_dir / "volumes" / "_tmp"
+        own_tmp.mkdir(parents=True, exist_ok=True)
         empty_dirs = {}
         for volume in spec.get("volumes") or []:
             if "emptyDir" in volume:  # other volume types are not provided (docs/hollow.md)
@@ -409,6 +419,8 @@ class Kubelet:
                     for m in c.get("volumeMounts") or []
                     if m.get("name") in empty_dirs and m.get("mountPath")
                 ]
+                if not any(os.path.normpath(target) == "/tmp" for _, target in cr.mounts):
+                    cr.mounts.insert(0, (str(own_tmp), "/tmp"))
                 probe = c.get("readinessProbe") or {}
                 if not init and (probe.get("exec") or {}).get("command"):
                     cr.readiness_exec = [str(a) for a in probe["exec"]["command"]]
@@ -454,6 +466,8 @@ class Kubelet:
         sa = dict(self.service_account) if run.mount_service_account else {}
         if run.mount_service_account:
             sa["namespace"] = run.namespace
+            if self.service_account_token is not None:
+                sa["token"] = self.service_account_token(run.namespace, run.service_account_name)
         ulogd = self._ulogd_conf if cr.program.role == "weave-npc" else None
         cr.terminated = None
         cr.ready = False

@@ -11,12 +11,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 CLUSTER_FILE = "cluster.json"
 KUBECONFIG_FILE = "kubeconfig"
 REGISTRY_DIR = Path("/run/netpolcheck-hollow")
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+# What every process of the cluster creates its files with: nothing readable by other users (the
+# state dir holds bearer tokens in the containers' spec.json and in kubeconfig).
+PRIVATE_UMASK = 0o077
 
 
 @dataclass
@@ -35,7 +41,7 @@ class ClusterRecord:
     up_pid: int | None = None  # the `hollow up` process that is starting it
 
     def write(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(state_dir)
         _write_atomically(state_dir / CLUSTER_FILE, asdict(self))
         if self.status == "stopped":
             forget_registered(self.prefix)
@@ -79,17 +85,38 @@ def forget_registered(prefix: str) -> None:
         registry_path(prefix).unlink()
 
 
+def make_private_dir(path: Path) -> None:
+    """Create `path` (and missing parents) as 0700 at creation; an existing directory is left as it is."""
+    old = os.umask(PRIVATE_UMASK)
+    try:
+        path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    finally:
+        os.umask(old)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically, created 0600 (a fresh temporary file, never an existing one)."""
+    make_private_dir(path.parent)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
 def _write_atomically(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_private(path, json.dumps(data, indent=2) + "\n")
 
 
 def remove_record(state_dir: Path) -> None:
     record = ClusterRecord.read(state_dir)
     if record is not None:
         forget_registered(record.prefix)
-    for name in (CLUSTER_FILE, KUBECONFIG_FILE, CLUSTER_FILE + ".tmp"):
+    for name in (CLUSTER_FILE, KUBECONFIG_FILE):
         with contextlib.suppress(FileNotFoundError):
             (state_dir / name).unlink()
