@@ -74,7 +74,9 @@ def ensure_chains(names: list[str]) -> None:
     for name in names:
         if iptables("-n", "-L", name, check=False):
             continue
-        proc = subprocess.run(["iptables", "-w", "5", "-t", "filter", "-N", name], capture_output=True, text=True)
+        proc = subprocess.run(
+            ["iptables", "-w", "5", "-t", "filter", "-N", name], capture_output=True, text=True
+        )
         if proc.returncode != 0 and not iptables("-n", "-L", name, check=False):
             raise RuntimeError(f"iptables -N {name}: {proc.stderr.strip()}")
 

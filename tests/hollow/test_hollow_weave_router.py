@@ -138,7 +138,9 @@ def test_27_and_later_recreate_flushed_hooks(node_ns: str) -> None:
 
 
 def in_ns(ns: str, *argv: str) -> str:
-    return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def counted_hooks(ns: str) -> dict[str, str]:
@@ -172,7 +174,19 @@ def test_a_missing_rule_is_inserted_alone_and_the_others_stay_untouched(node_ns:
 def test_a_misplaced_block_is_moved_to_the_top_without_a_gap(node_ns: str) -> None:
     proc = run_router(node_ns, "2.8.1")
     try:
-        in_ns(node_ns, "iptables", "-I", "FORWARD", "1", "-m", "comment", "--comment", "kube-forward", "-j", "ACCEPT")
+        in_ns(
+            node_ns,
+            "iptables",
+            "-I",
+            "FORWARD",
+            "1",
+            "-m",
+            "comment",
+            "--comment",
+            "kube-forward",
+            "-j",
+            "ACCEPT",
+        )
         wait_until(
             lambda: hooks(node_ns) == [*OBSERVED_281, KUBE_FORWARD],
             15,
