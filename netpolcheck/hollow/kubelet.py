@@ -117,6 +117,7 @@ class PodRun:
     node_name: str
     host_network: bool
     restart_policy: str
+    host_pid: bool = False
     netns: str = ""
     ip: ipaddress.IPv4Address | None = None
     own_ip: bool = False
@@ -325,6 +326,7 @@ class Kubelet:
                 node_index=self.node_names.index(node_name) + 1,
                 node_name=node_name,
                 host_network=bool(spec.get("hostNetwork")),
+                host_pid=bool(spec.get("hostPID")),
                 restart_policy=str(spec.get("restartPolicy") or "Always"),
             )
             self._pods[key] = run
@@ -471,6 +473,8 @@ class Kubelet:
                 spec_path=cr.log_dir / "spec.json",
                 ulogd_conf=ulogd,
                 mounts=cr.mounts,
+                hostname=run.node_name if run.host_network else run.name,
+                own_pids=not run.host_pid,
             )
         )
         cr.started_at = now_iso()
@@ -480,7 +484,7 @@ class Kubelet:
             run.stopping = True
             for cr in run.init_containers + run.containers:
                 for proc in cr.execs:
-                    containers.stop(proc, grace=0.5)
+                    containers.stop(proc, grace=0.5, whole_group=True)
                 if cr.proc is not None:
                     containers.stop(cr.proc)
             if run.netns and not run.host_network:
@@ -610,7 +614,7 @@ class Kubelet:
                 else []
             )
             check = subprocess.Popen(
-                ["nsenter", "--target", str(proc.pid), "--net", "--mount", "--", *argv],
+                ["nsenter", "--target", str(proc.pid), "--net", "--mount", "--uts", "--pid", "--", *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -620,7 +624,7 @@ class Kubelet:
             try:
                 ok = check.wait(timeout=cr.probe_timeout) == 0
             except subprocess.TimeoutExpired:
-                containers.stop(check, grace=0)
+                containers.stop(check, grace=0, whole_group=True)
                 ok = False
             if cr.proc is proc and proc.poll() is None and ok != cr.ready:
                 cr.ready = ok
@@ -810,7 +814,7 @@ class Kubelet:
             argv[0] = sys.executable
         cr.execs = [p for p in cr.execs if p.poll() is None]
         proc = subprocess.Popen(
-            ["nsenter", "--target", str(cr.proc.pid), "--net", "--mount", "--", *argv],
+            ["nsenter", "--target", str(cr.proc.pid), "--net", "--mount", "--uts", "--pid", "--", *argv],
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT if tty else subprocess.PIPE,
