@@ -134,20 +134,27 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 2.0, *, whole_group: bool
     covers hostPID containers. `whole_group` signals the group at once (an exec session, which has no
     main process of its own to stop it).
     """
-    if proc.poll() is None:
+    stop_all([proc], grace, whole_group=whole_group)
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], grace: float = 2.0, *, whole_group: bool = False) -> None:
+    """`stop` for several containers at once: all are asked together and share one grace period."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                if whole_group:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                else:
+                    proc.send_signal(signal.SIGTERM)
+    wait_until(
+        lambda: all(proc.poll() is not None for proc in procs),
+        grace,
+        f"container pids {[proc.pid for proc in procs]} to exit on SIGTERM",
+        raise_on_timeout=False,
+    )
+    for proc in procs:
+        # children of the group may outlive the main process: kill the whole group
         with contextlib.suppress(ProcessLookupError):
-            if whole_group:
-                os.killpg(proc.pid, signal.SIGTERM)
-            else:
-                proc.send_signal(signal.SIGTERM)
-        wait_until(
-            lambda: proc.poll() is not None,
-            grace,
-            f"container pid {proc.pid} to exit on SIGTERM",
-            raise_on_timeout=False,
-        )
-    # children of the group may outlive the main process: kill the whole group
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
