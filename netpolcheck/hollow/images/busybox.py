@@ -41,19 +41,29 @@ def wget(argv: list[str]) -> int:
     items = list(argv)
     while items:
         item = items.pop(0)
-        if item in ("-q", "--quiet"):
-            quiet = True
-        elif item == "--spider":
-            spider = True
-        elif item.startswith("-O") or item.startswith("--output-document"):
-            output = item[2:] if item.startswith("-O") and len(item) > 2 else item.partition("=")[2]
-            if not output:
-                output = items.pop(0) if items else ""
-        elif item.startswith("-T") or item.startswith("--timeout"):
-            value = item[2:] if item.startswith("-T") and len(item) > 2 else item.partition("=")[2]
-            timeout = float(value or (items.pop(0) if items else "0"))
-        elif item.startswith("-"):
-            return _fail("wget", f"unrecognized option '{item}'")
+        if item in ("--quiet", "--spider") or item.startswith(("--output-document=", "--timeout=")):
+            name, _, value = item.partition("=")
+            quiet, spider = quiet or name == "--quiet", spider or name == "--spider"
+            output = value if name == "--output-document" else output
+            if name == "--timeout" and not value.replace(".", "", 1).isdigit():
+                return _fail("wget", f"invalid number '{value}'")
+            timeout = float(value) if name == "--timeout" else timeout
+        elif item.startswith("-") and len(item) > 1:  # short options, combinable: -qO- -T 3
+            flags = item[1:]
+            while flags:
+                flag, flags = flags[0], flags[1:]
+                if flag == "q":
+                    quiet = True
+                elif flag in "OT":
+                    value, flags = flags or (items.pop(0) if items else ""), ""
+                    if flag == "O":
+                        output = value
+                    elif not value.replace(".", "", 1).isdigit():
+                        return _fail("wget", f"invalid number '{value}'")
+                    else:
+                        timeout = float(value)
+                else:
+                    return _fail("wget", f"invalid option -- '{flag}'")
         else:
             urls.append(item if "://" in item else f"http://{item}")
     if len(urls) != 1:
@@ -98,6 +108,8 @@ def nc(argv: list[str]) -> int:
                     value = flags or (items.pop(0) if items else "")
                     flags = ""
                     if flag == "w":
+                        if not value.replace(".", "", 1).isdigit():
+                            return _fail("nc", f"invalid number '{value}'")
                         wait = float(value)
                     else:
                         port = value
