@@ -20,7 +20,7 @@ from netpolcheck.hollow.waits import wait_until
 pytestmark = [pytest.mark.netns, pytest.mark.hollow, pytest.mark.slow]
 
 ROLLOUT_CIDR = "10.248.0.0/16"
-ROLLOUTS = 4  # each replaces the weave-net pod of both nodes: 8 replacements
+ROLLOUTS = 5  # each replaces the weave-net pod of both nodes: 10 replacements
 DENY_ALL_INGRESS = {
     "apiVersion": "networking.k8s.io/v1",
     "kind": "NetworkPolicy",
