@@ -12,6 +12,7 @@ import logging
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ class Kubelet:
         self._lock = threading.Lock()  # guards _pods and _terminating
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="kubelet")
         self._stop = threading.Event()
-        self._unsubscribe: Any = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._monitor = threading.Thread(target=self._monitor_loop, name="kubelet-monitor", daemon=True)
         self._terminating: set[str] = set()  # uids of deleted pods being stopped
 
