@@ -118,6 +118,7 @@ def test_no_denied_connection_gets_through_while_weave_net_rolls_out(rollout_clu
             },
         }
         core.create_namespaced_pod("leak", prober)
+        wait_running(core, "leak", "prober", timeout=30)
         wait_until(
             lambda: attempts(prober_log(rollout_cluster)) >= 200, 30, "the prober's first 200 attempts"
         )
