@@ -7,7 +7,6 @@ a container gets mounted).
 
 from __future__ import annotations
 
-import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -20,8 +19,6 @@ from netpolcheck.hollow.fabric import Fabric
 from netpolcheck.hollow.images import busybox
 from netpolcheck.hollow.ipam import IP_ANNOTATION
 from netpolcheck.hollow.kubelet.records import ContainerRun, PodRun
-
-log = logging.getLogger(__name__)
 
 # Opens the API listener inside a pod/node netns; returns the function that closes it.
 ListenerFactory = Callable[[str], Callable[[], None]]
