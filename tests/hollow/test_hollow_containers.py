@@ -85,11 +85,11 @@ def test_a_container_has_its_own_hostname_and_sees_only_its_own_processes(
 
 def test_only_the_main_process_gets_sigterm_and_its_children_go_with_it(pod_ns: str, tmp_path: Path) -> None:
     proc, log = start(pod_ns, tmp_path, own_pids=False)  # hostPID: no PID namespace to end them
-    child_pids = [
-        int(p)
-        for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    ]
-    assert child_pids, "the container's child"
-    containers.stop(proc, grace=5)
+    try:
+        listed = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+        child_pids = [int(p) for p in listed.split()]
+        assert child_pids, "the container's child"
+    finally:
+        containers.stop(proc, grace=5)
     assert "child alive at SIGTERM True" in log.read_text()
     wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in child_pids), 5, "the child to be killed")
