@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -22,6 +23,10 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+CLONE_NEWUTS = 0x04000000
 SERVICE_ACCOUNT_DIR = "/run/secrets/kubernetes.io/serviceaccount"
 ULOGD_FIFO = "/var/log/ulogd.pcap"
 ULOGD_CONF = "/etc/ulogd.conf"
@@ -33,8 +38,13 @@ def enter(spec: dict[str, object]) -> None:
         netns.setns(fd, netns.CLONE_NEWNET)
     finally:
         os.close(fd)
-    netns.unshare(netns.CLONE_NEWNS)
+    netns.unshare(netns.CLONE_NEWNS | CLONE_NEWUTS)
+    if spec.get("hostname"):
+        socket.sethostname(str(spec["hostname"]))
     netns.mount("none", "/", None, MS_REC | MS_PRIVATE)
+    if spec.get("own_pids"):
+        # only this PID namespace's processes, and the pod's network namespace under /proc/net
+        netns.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     netns.umount2("/sys", MNT_DETACH)
     netns.mount("sysfs", "/sys", "sysfs", 0)
     netns.mount("tmpfs", "/run", "tmpfs", 0, "mode=0755,size=16m")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import logging
 import os
 import secrets
@@ -39,11 +38,13 @@ from netpolcheck.hollow.api.resources import (
 from netpolcheck.hollow.api.server import ApiServer
 from netpolcheck.hollow.api.store import Store
 from netpolcheck.hollow.api.tls import make_pki
+from netpolcheck.hollow.controllers.daemonset import DaemonSetController
 from netpolcheck.hollow.fabric import Fabric, claim_pod_range, release_pod_range
 from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE
 from netpolcheck.hollow.ipam import PodAddresses, parse_pod_cidr
 from netpolcheck.hollow.kubelet import Kubelet
 from netpolcheck.hollow.state import KUBECONFIG_FILE, PRIVATE_UMASK, ClusterRecord, forget_registered
+from netpolcheck.hollow.weave_router import parse_version
 
 log = logging.getLogger("hollow.daemon")
 
@@ -53,7 +54,7 @@ RBAC_GROUP = "rbac.authorization.k8s.io"
 
 def weave_images(version: str) -> tuple[str, str]:
     """The weave-kube and weave-npc images of a version (the community fork's from 2.9)."""
-    owner = "rajchaudhuri" if version.lstrip("v").split(".")[:2] >= ["2", "9"] else "weaveworks"
+    owner = "rajchaudhuri" if parse_version(version) >= (2, 9, 0) else "weaveworks"
     return f"{owner}/weave-kube:{version}", f"{owner}/weave-npc:{version}"
 
 
@@ -155,14 +156,9 @@ def weave_rbac() -> list[tuple[Resource, dict[str, Any]]]:
     ]
 
 
-def start_daemonset_controller(store: Store) -> Callable[[], None] | None:
-    """Start the DaemonSet controller from netpolcheck.hollow.controllers; returns its stop function."""
-    try:
-        module = importlib.import_module("netpolcheck.hollow.controllers.daemonset")
-    except ImportError as exc:
-        log.warning("no DaemonSet controller (%s): DaemonSets will not get pods", exc)
-        return None
-    controller = module.DaemonSetController(store)
+def start_daemonset_controller(store: Store) -> Callable[[], None]:
+    """Start the DaemonSet controller; returns its stop function."""
+    controller = DaemonSetController(store)
     controller.start()
     stop: Callable[[], None] = controller.stop
     return stop
@@ -243,7 +239,7 @@ class Daemon:
             self.args.npc,
             {"ca.crt": pki.ca_cert_pem.decode()},
         )
-        kubelet.service_account_token = tokens.service_account_token
+        kubelet.pods.service_account_token = tokens.service_account_token
         server.runtime = kubelet
         store.deletion_gate = kubelet.deletion_grace
         # teardown runs in reverse: pods stop before the server and store close
@@ -256,9 +252,7 @@ class Daemon:
         kubelet.register_nodes()
         kubelet.start()
         self.teardown.append(kubelet.stop)
-        stop_controller = start_daemonset_controller(store)
-        if stop_controller is not None:
-            self.teardown.append(stop_controller)
+        self.teardown.append(start_daemonset_controller(store))
         if self.args.npc != NPC_NONE:
             store.create(SERVICEACCOUNTS, {"metadata": {"name": "weave-net", "namespace": "kube-system"}})
             for res, obj in weave_rbac():

@@ -5,7 +5,8 @@
 version V (docs/weave-facts.md#router-hooks), prints READY and idles until SIGTERM.
 
 - before 2.2: FORWARD rules appended (kube-proxy's rules can come first: issue #3209);
-- from 2.2: the FORWARD block inserted at the top, re-inserted whole if any rule is missing;
+- from 2.2: the FORWARD block inserted at the top; a missing or misplaced rule re-inserted at its
+  position, one at a time, the others left in place;
 - from 2.4: the egress hooks `-i weave -j WEAVE-NPC-EGRESS` in FORWARD (first) and INPUT (appended);
 - from 2.7: rules re-created when flushed (checked every few seconds).
 Like Weave's router it leaves its rules in place when it exits (an upgrade replaces them); it never
@@ -68,9 +69,16 @@ def has_rule(chain: str, rule: Rule) -> bool:
 
 
 def ensure_chains(names: list[str]) -> None:
+    """Create each chain that is missing. Another process (weave-npc, or the router being replaced) may
+    create it between the look and the `-N`: "Chain already exists" then means done, not failure."""
     for name in names:
-        if not iptables("-n", "-L", name, check=False):
-            iptables("-N", name)
+        if iptables("-n", "-L", name, check=False):
+            continue
+        proc = subprocess.run(
+            ["iptables", "-w", "5", "-t", "filter", "-N", name], capture_output=True, text=True
+        )
+        if proc.returncode != 0 and not iptables("-n", "-L", name, check=False):
+            raise RuntimeError(f"iptables -N {name}: {proc.stderr.strip()}")
 
 
 def ensure_appended(chain: str, rules: list[Rule]) -> bool:
@@ -96,19 +104,28 @@ def _canonical(chain: str, rule: Rule) -> str:
 
 
 def ensure_at_top(chain: str, rules: list[Rule]) -> bool:
-    """Weave's ensureRulesAtTop: if the block is not at positions 1..n, delete it and insert it whole."""
-    present = rule_specs(chain)[: len(rules)]
-    if (
-        all(has_rule(chain, r) for r in rules)
-        and len(present) == len(rules)
-        and all(_same(p, _canonical(chain, r)) for p, r in zip(present, rules, strict=True))
-    ):
+    """Keep `rules` at positions 1..n of `chain`, one rule at a time and never with one missing.
+
+    A rule not at its position is inserted there; only once the whole block is in place are stray
+    copies further down deleted. Weave's ensureRulesAtTop also works rule by rule (delete, then insert
+    at its position); this stand-in inserts before it deletes, so no packet ever passes the block
+    while a rule is being repaired (docs/hollow-internals.md).
+    """
+    wanted = [_canonical(chain, rule) for rule in rules]
+    specs = rule_specs(chain)
+    if len(specs) >= len(rules) and all(_same(p, w) for p, w in zip(specs, wanted, strict=False)):
         return False
-    for rule in rules:
-        while has_rule(chain, rule):
-            iptables("-D", chain, *rule)
-    for position, rule in enumerate(rules, start=1):
+    for position, (rule, spec) in enumerate(zip(rules, wanted, strict=True), start=1):
+        if len(specs) >= position and _same(specs[position - 1], spec):
+            continue
         iptables("-I", chain, str(position), *rule)
+        specs.insert(position - 1, spec)
+    # from the bottom, so earlier positions stay valid; each checked again right before its delete
+    for index in range(len(specs) - 1, len(rules) - 1, -1):
+        if any(_same(specs[index], w) for w in wanted):
+            current = rule_specs(chain)
+            if index < len(current) and _same(current[index], specs[index]):
+                iptables("-D", chain, str(index + 1))
     return True
 
 
@@ -143,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"READY weave router hooks of {'.'.join(map(str, version))} installed", flush=True)
     recheck = version >= (2, 7, 0)
     while not stop.wait(RECHECK_SECONDS if recheck else None):
-        if install(version):
-            print("re-created the router hooks (they had been removed)", flush=True)
+        try:
+            if install(version):
+                print("re-created the router hooks (they had been removed)", flush=True)
+        except (RuntimeError, subprocess.CalledProcessError) as exc:  # Weave logs and tries again
+            print(f"checking the router hooks: {exc}", flush=True)
     return 0
 
 

@@ -55,6 +55,8 @@ def watch(api: InCluster, kind: str, rv: str) -> None:
     with api.open(path, timeout=310) as resp:
         for line in resp:
             event = json.loads(line)
+            if event["type"] == "BOOKMARK":  # only a resourceVersion, no object (every 5 s when idle)
+                continue
             meta = event["object"]["metadata"]
             say("WATCH", kind, event["type"], f"{meta.get('namespace', '')}/{meta['name']}")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from netpolcheck.hollow import images, orphans
+from netpolcheck.hollow import daemon, images, orphans
 from netpolcheck.hollow.ipam import AddressError, PodAddresses, parse_pod_cidr
-from netpolcheck.hollow.kubelet import ContainerRun, Kubelet
+from netpolcheck.hollow.kubelet import ContainerRun, readiness
 from netpolcheck.hollow.waits import wait_until
 from netpolcheck.hollow.weave_router import forward_rules, input_rules, parse_version
 
@@ -50,7 +50,7 @@ def test_node_count_is_bounded() -> None:
 
 def test_image_table() -> None:
     npc = {"name": "weave-npc", "image": "weaveworks/weave-npc:2.8.1", "args": ["--log-level=info"]}
-    assert images.resolve(npc, "none").argv == ["sleep", "infinity"]
+    assert images.resolve(npc, "none").argv == images.IDLE_ARGV
     assert images.resolve(npc, "reference").argv == [
         sys.executable,
         "-m",
@@ -70,12 +70,31 @@ def test_image_table() -> None:
         "--tcp",
         "80",
     ]
-    assert (
-        images.resolve({"name": "c", "image": "busybox", "command": ["no-such-cmd-x"]}, "none").role == "idle"
-    )
+    # an image it has no stand-in for, with a command the machine lacks or none: ErrImagePull
+    for nginx in (
+        {"name": "c", "image": "nginx", "command": ["no-such-cmd-x"]},
+        {"name": "c", "image": "nginx"},
+    ):
+        unavailable = images.resolve(nginx, "none")
+        assert (unavailable.role, unavailable.argv) == ("unavailable", [])
+        assert 'cannot run image "nginx"' in unavailable.error
     assert images.resolve(
-        {"name": "c", "image": "busybox", "command": ["sh", "-c", "true"]}, "none"
-    ).argv == ["sh", "-c", "true"]
+        {"name": "c", "image": "python:3.11", "command": ["sh", "-c", "true"]}, "none"
+    ).argv == [
+        "sh",
+        "-c",
+        "true",
+    ]
+    # busybox runs its command (default `sh`) on the machine's tools, its own wget/nc first on PATH
+    busy = images.resolve({"name": "c", "image": "busybox:1.36", "command": ["wget", "-qO-", "x"]}, "none")
+    assert (busy.role, busy.argv) == ("busybox", ["wget", "-qO-", "x"])
+    assert images.resolve({"name": "c", "image": "busybox"}, "none").argv == ["sh"]
+    echo = {"name": "e", "image": "hashicorp/http-echo:1.0", "args": ["-text=hi", "-listen=:5678"]}
+    assert images.resolve(echo, "none").argv[-3:] == [
+        "netpolcheck.hollow.images.http_echo",
+        "-text=hi",
+        "-listen=:5678",
+    ]
 
 
 def test_router_hooks_follow_the_version() -> None:
@@ -145,10 +164,17 @@ def test_a_container_counts_as_set_up_only_with_its_own_program_in_cmdline(tmp_p
         wait_until(lambda: zombie_state(exited_pid), 5, "`true` to exit (left unreaped)")
         wait_until(lambda: has_cmdline(running_pid), 5, "sleep to finish its exec")
         wait_until(lambda: has_cmdline(in_setup_pid), 5, "python to finish its exec")
-        assert not Kubelet._set_up(exited)
-        assert Kubelet._set_up(running)
-        assert not Kubelet._set_up(in_setup)
+        assert not readiness.set_up(exited)
+        assert readiness.set_up(running)
+        assert not readiness.set_up(in_setup)
     finally:
         for proc in started:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def test_weave_image_owner_compares_versions_as_versions() -> None:
+    assert daemon.weave_images("2.8.1")[0] == "weaveworks/weave-kube:2.8.1"
+    assert daemon.weave_images("2.9.0")[1] == "rajchaudhuri/weave-npc:2.9.0"
+    assert daemon.weave_images("v2.10.1")[0] == "rajchaudhuri/weave-kube:v2.10.1"  # 2.10 > 2.9
+    assert daemon.weave_images("2.10")[0].startswith("rajchaudhuri/")

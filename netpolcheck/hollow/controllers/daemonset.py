@@ -20,6 +20,7 @@ import threading
 from collections import defaultdict
 from typing import Any
 
+from netpolcheck.hollow import clock, events
 from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api.errors import ApiError, Conflict, NotFound
 from netpolcheck.hollow.api.store import Store, WatchEvent, deep_copy
@@ -61,7 +62,7 @@ def _ready_since(pod: dict[str, Any]) -> datetime.datetime | None:
             stamp = c.get("lastTransitionTime")
             if not stamp:
                 return datetime.datetime.min.replace(tzinfo=datetime.UTC)
-            return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+            return clock.parse(stamp)
     return None
 
 
@@ -106,14 +107,6 @@ def max_unavailable(ds: dict[str, Any], desired: int) -> int:
     if isinstance(value, str) and value.endswith("%"):
         return max(1, math.ceil(desired * int(value[:-1]) / 100)) if desired else 1
     return max(1, int(value))
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-def _stamp(moment: datetime.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class DaemonSetController:
@@ -244,7 +237,7 @@ class DaemonSetController:
         current_hash: str,
     ) -> None:
         min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
-        now = _now()
+        now = clock.now()
         unavailable = [n for n in eligible if not any(pod_available(p, min_ready, now) for p in by_node[n])]
         budget = max_unavailable(ds, len(eligible)) - len(unavailable)
         old = [
@@ -300,32 +293,15 @@ class DaemonSetController:
 
     def _event(self, ds: dict[str, Any], reason: str, message: str) -> None:
         meta = ds["metadata"]
-        stamp = _stamp(_now())
-        try:
-            self.store.create(
-                r.EVENTS,
-                {
-                    "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-                    "involvedObject": {
-                        "kind": "DaemonSet",
-                        "namespace": meta["namespace"],
-                        "name": meta["name"],
-                        "uid": meta["uid"],
-                        "apiVersion": "apps/v1",
-                        "resourceVersion": meta.get("resourceVersion"),
-                    },
-                    "reason": reason,
-                    "message": message,
-                    "type": "Normal",
-                    "count": 1,
-                    "source": {"component": "daemonset-controller"},
-                    "reportingComponent": "daemonset-controller",
-                    "firstTimestamp": stamp,
-                    "lastTimestamp": stamp,
-                },
-            )
-        except ApiError as exc:  # the namespace may be going away
-            log.debug("event not recorded: %s", exc.message)
+        involved = {
+            "kind": "DaemonSet",
+            "namespace": meta["namespace"],
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "apiVersion": "apps/v1",
+            "resourceVersion": meta.get("resourceVersion"),
+        }
+        events.record(self.store, involved, reason, message, component="daemonset-controller")
 
     def _write_status(
         self,
@@ -335,7 +311,7 @@ class DaemonSetController:
         current_hash: str,
     ) -> None:
         min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
-        now = _now()
+        now = clock.now()
         pods = [p for n in eligible for p in by_node.get(n, [])]
         desired = len(eligible)
         available = sum(1 for p in pods if pod_available(p, min_ready, now))
