@@ -90,12 +90,12 @@ def test_table_format() -> None:
                 ]
             ),
             [],
-            "policy x/p: spec.ingress[0].from[0].ipBlock.cidr: invalid CIDR 'nope'",
+            'policy x/p: spec.ingress[0].from[0].ipBlock.cidr: Invalid value: "nope": must be a valid CIDR',
         ),
         (
             {"namespaces": [], "pods": [{"namespace": "ghost", "name": "a", "ip": "10.0.0.1"}]},
             [],
-            "pod ghost/a: namespace: namespace 'ghost' is not in namespaces",
+            'pod ghost/a: namespace: namespace "ghost" is not in namespaces',
         ),
     ],
 )
