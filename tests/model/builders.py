@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from netpolcheck.model.engine import ExpectedMatrix
@@ -71,6 +72,24 @@ def world(
         "probes": probes or [{"port": 80, "protocol": "TCP"}],
         "externals": externals or [],
     }
+
+
+def one_policy_world(externals: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`world()` with x/p: x/a admits x/b on port 80 (the valid base that bad-input tests mutate)."""
+    rule = {"from": [{"podSelector": sel(pod="b")}], "ports": [{"port": 80}]}
+    return world([netpol("x/p", {"podSelector": sel(pod="a"), "ingress": [rule]})], externals=externals)
+
+
+def set_at(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], None]:
+    """A mutation of a STATE document: the field at `path` (keys and list indices) becomes `value`."""
+
+    def apply(doc: dict[str, Any]) -> None:
+        target: Any = doc
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+
+    return apply
 
 
 Cells = dict[tuple[str, str, int, str], bool]

@@ -79,7 +79,7 @@ def test_table_format() -> None:
         ({"namespaces": [], "pods": [], "bogus": 1}, [], "STATE: bogus: unknown field"),
         ("{not json", [], "malformed JSON at line 1"),
         (world(), ["--profile", "weave-9.9.9"], "--profile: weave-9.9.9: unknown profile"),
-        (world(), ["--format", "yaml"], "--format: unknown format 'yaml'"),
+        (world(), ["--format", "yaml"], '--format: unknown format "yaml"'),
         (
             world(
                 [
@@ -224,7 +224,7 @@ def test_explain_named_port_and_protocol(tmp_path: Path) -> None:
         (["{state}", "--explain", "x/a", "x/zz"], "netpolcheck: error: --explain: x/zz: no such pod"),
         (["{state}", "--explain", "x/a", "x/a"], "a cell needs two different endpoints"),
         (["{state}", "--explain", "x/b", "x/a", "--port", "70000"], "--port: 70000: port out of range"),
-        (["{state}", "--explain", "x/b", "x/a", "--protocol", "ICMP"], "--protocol: unknown protocol 'ICMP'"),
+        (["{state}", "--explain", "x/b", "x/a", "--protocol", "ICMP"], '--protocol: unknown protocol "ICMP"'),
         (["{state}", "--port", "80"], "give --explain too"),
         (["{state}", "--explain", "world", "x/a", "--port", "nope"], "x/a has no port for this probe"),
     ],

@@ -11,31 +11,10 @@ import pytest
 from netpolcheck.errors import UsageError
 from netpolcheck.model.state import parse_state
 
-from .builders import netpol, sel, world
+from .builders import one_policy_world, set_at
 
-
-def _base() -> dict[str, Any]:
-    return world(
-        [
-            netpol(
-                "x/p",
-                {
-                    "podSelector": sel(pod="a"),
-                    "ingress": [{"from": [{"podSelector": sel(pod="b")}], "ports": [{"port": 80}]}],
-                },
-            )
-        ]
-    )
-
-
-def _set(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], None]:
-    def apply(doc: dict[str, Any]) -> None:
-        target = doc
-        for step in path[:-1]:
-            target = target[step]
-        target[path[-1]] = value
-
-    return apply
+_base = one_policy_world
+_set = set_at
 
 
 RULE = ("policies", 0, "spec", "ingress", 0)
@@ -50,12 +29,14 @@ CASES = [
     (
         "invalid CIDR",
         _set((*RULE, "from"), [{"ipBlock": {"cidr": "10.0.0.300/24"}}]),
-        'policy x/p: spec.ingress[0].from[0].ipBlock.cidr: Invalid value: "10.0.0.300/24": must be a valid CIDR',
+        "policy x/p: spec.ingress[0].from[0].ipBlock.cidr: "
+        'Invalid value: "10.0.0.300/24": must be a valid CIDR',
     ),
     (
         "except outside cidr",
         _set((*RULE, "from"), [{"ipBlock": {"cidr": "10.0.0.0/24", "except": ["10.1.0.0/24"]}}]),
-        'policy x/p: spec.ingress[0].from[0].ipBlock.except[0]: Invalid value: "10.1.0.0/24": must be a strict subset of `cidr`',
+        "policy x/p: spec.ingress[0].from[0].ipBlock.except[0]: "
+        'Invalid value: "10.1.0.0/24": must be a strict subset of `cidr`',
     ),
     (
         "policy port out of range",
@@ -75,12 +56,14 @@ CASES = [
     (
         "endPort below port",
         _set((*RULE, "ports"), [{"port": 81, "endPort": 80}]),
-        "policy x/p: spec.ingress[0].ports[0].endPort: Invalid value: 80: must be greater than or equal to `port`",
+        "policy x/p: spec.ingress[0].ports[0].endPort: "
+        "Invalid value: 80: must be greater than or equal to `port`",
     ),
     (
         "unknown protocol",
         _set((*RULE, "ports"), [{"port": 80, "protocol": "ICMP"}]),
-        'policy x/p: spec.ingress[0].ports[0].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"',
+        "policy x/p: spec.ingress[0].ports[0].protocol: "
+        'Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"',
     ),
     (
         "pod in a missing namespace",
