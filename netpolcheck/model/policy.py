@@ -173,9 +173,11 @@ def parse_policy(value: Any, index: int) -> Policy:
         )
     if obj.get("kind") != "NetworkPolicy":
         raise StateError(where, "kind", f"{api.quote(obj.get('kind'))} is not NetworkPolicy")
-    spec = v.require_object(obj.get("spec"), where, "spec")
-    api.network_policy_spec(causes, "spec", spec)
+    if obj.get("spec") is None:
+        raise StateError(where, "spec", "Required value")
+    api.network_policy_spec(causes, "spec", obj["spec"])
     v.check(where, causes)
+    spec = obj["spec"]
     v.reject_unknown(spec, SPEC_FIELDS, where, "spec.")
     if "podSelector" not in spec:
         raise StateError(where, "spec.podSelector", "Required value (use {} to select every pod)")

@@ -273,7 +273,7 @@ CASES: list[tuple[str, Mutation, str]] = [
     ),
     ("probe port boolean", _set("probes")([{"port": False}]), "probes[0]: port: Invalid value: false"),
     # policy shape
-    ("spec a string", _set(*SPEC)("x"), 'policy x/p: spec: must be an object, got "x"'),
+    ("spec a string", _set(*SPEC)("x"), 'policy x/p: spec: Invalid value: "x": must be an object'),
     (
         "ingress rule a number",
         _set(*SPEC, "ingress")([5]),
