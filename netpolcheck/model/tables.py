@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from netpolcheck.model.engine import bits
-from netpolcheck.model.explain import DeviationFinder
+from netpolcheck.model.deviations import DeviationFinder
+from netpolcheck.model.index import bits
 from netpolcheck.model.objects import Pod, Probe
 from netpolcheck.model.profiles import Profile
 from netpolcheck.model.state import State

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from netpolcheck.model.cell import Evaluator
 from netpolcheck.model.engine import ExpectedMatrix
 from netpolcheck.model.profiles import PROFILES, Profile
 from netpolcheck.model.reasons import ReasonWriter, RowReasons
@@ -104,9 +105,11 @@ def matrix(doc: dict[str, Any] | State, profile: str | Profile = "spec") -> Cell
     reasons = ReasonWriter(m)
     rows = RowReasons(m)
     row_reasons = {(s, p): rows.row(s, p) for p in range(len(m.probes)) for s in range(len(m.keys))}
+    evaluator, endpoints = Evaluator(state, prof), state.endpoints
     cells: Cells = {}
     for s, d, p in m.cells():
-        verdict = m.verdict(s, d, p)
+        verdict = evaluator.cell(endpoints[s], endpoints[d], m.probes[p].probe)
+        assert verdict is not None
         fast = bool(m.probes[p].allowed[s] >> d & 1)
         assert fast == verdict.allowed, f"engine/evaluator disagree on {verdict} ({prof.name})"
         assert reasons.reason(s, d, p) == verdict.reason, f"reason differs on {verdict} ({prof.name})"
