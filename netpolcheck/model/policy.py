@@ -15,23 +15,13 @@ from netpolcheck.model import apivalidation as api
 from netpolcheck.model import validation as v
 from netpolcheck.model.errors import StateError
 from netpolcheck.model.objects import IPAddress
+from netpolcheck.model.schema import fields
 from netpolcheck.model.selectors import Selector, parse_selector
 
 API_VERSIONS = ("networking.k8s.io/v1", "extensions/v1beta1")
 POLICY_TYPES = api.POLICY_TYPES
 IPNetwork = api.IPNetwork
-_METADATA_FIELDS = {
-    "name",
-    "namespace",
-    "labels",
-    "annotations",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "managedFields",
-    "selfLink",
-}
+_METADATA_FIELDS = fields("objectMeta")
 
 
 @dataclass(frozen=True)
@@ -99,11 +89,12 @@ class Policy:
         return any(isinstance(p.port, str) for rule in self.ingress + self.egress for p in rule.ports)
 
 
-PEER_FIELDS = ("podSelector", "namespaceSelector", "ipBlock")
-IPBLOCK_FIELDS = ("cidr", "except")
-PORT_FIELDS = ("protocol", "port", "endPort")
-SPEC_FIELDS = ("podSelector", "policyTypes", "ingress", "egress")
-TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status")
+PEER_FIELDS = fields("peer")
+IPBLOCK_FIELDS = fields("ipBlock")
+PORT_FIELDS = fields("policyPort")
+SPEC_FIELDS = fields("networkPolicySpec")
+TOP_FIELDS = fields("networkPolicy")
+RULE_FIELDS = {"from": fields("ingressRule"), "to": fields("egressRule")}
 
 # The parsers below build a Policy from a document `apivalidation` has already accepted (types,
 # syntax, ranges); they only add the strict-decoding check for unknown fields.
@@ -134,7 +125,7 @@ def _port(obj: dict[str, Any], where: str, field: str) -> PolicyPort:
 
 
 def _rule(obj: dict[str, Any], where: str, field: str, peer_key: str) -> Rule:
-    v.reject_unknown(obj, (peer_key, "ports"), where, f"{field}.")
+    v.reject_unknown(obj, RULE_FIELDS[peer_key], where, f"{field}.")
     peers_raw, ports_raw = obj.get(peer_key), obj.get("ports")
     peers = tuple(_peer(p, where, f"{field}.{peer_key}[{i}]") for i, p in enumerate(peers_raw or []))
     ports = tuple(_port(p, where, f"{field}.ports[{i}]") for i, p in enumerate(ports_raw or []))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netpolcheck.model.apivalidation import OPERATORS
+from netpolcheck.model.schema import fields
 from netpolcheck.model.validation import reject_unknown
 
 __all__ = ["EVERYTHING", "OPERATORS", "Requirement", "Selector", "parse_selector"]
@@ -54,8 +55,8 @@ class Selector:
 EVERYTHING = Selector(())
 
 
-SELECTOR_FIELDS = ("matchLabels", "matchExpressions")
-EXPRESSION_FIELDS = ("key", "operator", "values")
+SELECTOR_FIELDS = fields("labelSelector")
+EXPRESSION_FIELDS = fields("requirement")
 
 
 def parse_selector(value: Any, where: str, field: str) -> Selector:

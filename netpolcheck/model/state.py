@@ -14,13 +14,14 @@ from netpolcheck.model import validation as v
 from netpolcheck.model.errors import StateError
 from netpolcheck.model.objects import ContainerPort, Endpoint, External, IPAddress, Namespace, Pod, Probe
 from netpolcheck.model.policy import Policy, parse_policy
+from netpolcheck.model.schema import fields
 
-TOP_LEVEL = ("namespaces", "pods", "policies", "probes", "externals")
-NAMESPACE_FIELDS = ("name", "labels", "annotations")
-POD_FIELDS = ("namespace", "name", "labels", "ip", "node", "hostNetwork", "ports")
-CONTAINER_PORT_FIELDS = ("name", "containerPort", "protocol")
-PROBE_FIELDS = ("port", "protocol")
-EXTERNAL_FIELDS = ("name", "ip")
+TOP_LEVEL = fields()
+NAMESPACE_FIELDS = fields("namespace")
+POD_FIELDS = fields("pod")
+CONTAINER_PORT_FIELDS = fields("containerPort")
+PROBE_FIELDS = fields("probe")
+EXTERNAL_FIELDS = fields("external")
 DEFAULT_PROBES = (Probe(80, "TCP"),)
 
 
