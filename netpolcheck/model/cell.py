@@ -6,6 +6,7 @@ baseline of the benchmark.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from netpolcheck.model import profiles as dev
@@ -28,6 +29,8 @@ class RuleCheck:
     peer_ok: bool
     port_ok: bool
     deviations: tuple[str, ...] = ()
+    # what failed to match, worded only when an explanation asks (the evaluator checks many cells)
+    miss: Callable[[], str] = field(default=lambda: "", compare=False, repr=False)
 
     @property
     def matched(self) -> bool:
@@ -36,8 +39,7 @@ class RuleCheck:
     def describe(self) -> str:
         if self.matched:
             return f"{self.policy} {self.rule} matches"
-        why = [w for w, ok in (("peer", self.peer_ok), ("port", self.port_ok)) if not ok]
-        return f"{self.policy} {self.rule} does not match ({' and '.join(why)} differ)"
+        return f"{self.policy} {self.rule} does not match: {self.miss()}"
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,53 @@ class Evaluator:
         port_ok = rule.ports is None or any(
             self.port_matches(p, number, protocol, destination) for p in rule.ports
         )
-        return RuleCheck(policy.key, rule.label, peer_ok, port_ok, rule.deviations)
+        return RuleCheck(
+            policy.key,
+            rule.label,
+            peer_ok,
+            port_ok,
+            rule.deviations,
+            lambda: self._miss(rule, peer_ok, port_ok, peer, number, protocol),
+        )
+
+    def _miss(
+        self, rule: EffectiveRule, peer_ok: bool, port_ok: bool, peer: Endpoint, number: int, protocol: str
+    ) -> str:
+        """What failed to match in a rule: the label, namespace or CIDR of each peer, or the port."""
+        why = []
+        if not peer_ok and rule.peers is not None:
+            misses = [self.peer_miss(p, peer) for p in rule.peers] or ["the rule lists no peer"]
+            why.append(f"peer {peer.key}: {' | '.join(misses)}")
+        if not port_ok and rule.ports is not None:
+            listed = ", ".join(p.describe() for p in rule.ports) or "no port"
+            why.append(f"port {protocol}/{number} is not {listed}")
+        return "; ".join(why)
+
+    def peer_miss(self, peer: EffectivePeer, endpoint: Endpoint) -> str:
+        """Why `endpoint` is not `peer` (call only when it is not)."""
+        if peer.kind == "none":
+            return "the profile reads this peer as matching nothing"
+        if peer.kind == "ipblock":
+            assert peer.ip_block is not None
+            block = peer.ip_block
+            inside = endpoint.ip.version == block.cidr.version and endpoint.ip in block.cidr
+            if not inside:
+                return f"{endpoint.ip} is not in ipBlock {block.cidr}"
+            excluded = next(ex for ex in block.excepts if endpoint.ip in ex)
+            return f"{endpoint.ip} is in the except {excluded} of ipBlock {block.cidr}"
+        if not isinstance(endpoint, Pod):
+            return "pod and namespace selectors match pods only"
+        if endpoint.host_network:
+            return "selectors never match a hostNetwork pod"
+        if peer.namespace_selector is None:
+            if endpoint.namespace != peer.namespace:
+                return f"namespace {endpoint.namespace} is not the policy's namespace {peer.namespace}"
+        else:
+            labels = self.state.namespaces[endpoint.namespace].labels
+            if not peer.namespace_selector.matches(labels):
+                return f"namespace {endpoint.namespace}: {peer.namespace_selector.miss(labels)}"
+        assert peer.pod_selector is not None
+        return f"labels: {peer.pod_selector.miss(endpoint.labels)}"
 
     def selecting(self, pod: Pod) -> list[EffectivePolicy]:
         """Policies whose podSelector selects `pod` (memoised: the engine asks per cell)."""

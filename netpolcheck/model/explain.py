@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from netpolcheck.model import profiles as dev
 from netpolcheck.model.caveats import unpredictable
 from netpolcheck.model.cell import CellVerdict, DirectionVerdict, Evaluator
 from netpolcheck.model.deviations import explaining_deviations, policies_around
+from netpolcheck.model.effective import EffectivePolicy
 from netpolcheck.model.errors import StateError
 from netpolcheck.model.objects import Endpoint, Probe
 from netpolcheck.model.profiles import SPEC, Profile
@@ -50,12 +52,34 @@ def _direction_lines(direction: DirectionVerdict, evaluator: Evaluator, endpoint
     for check in direction.checks:
         extra = f" [deviations: {', '.join(check.deviations)}]" if check.deviations else ""
         lines.append(f"  - {check.describe()}{extra}")
-    for policy in policies_around(evaluator, endpoint):
-        if policy.skipped_by:
-            lines.append(f"  - {policy.key} would select {endpoint.key} but is skipped ({policy.skipped_by})")
-        elif policy.deviations:
-            lines.append(f"  - {policy.key} is enforced with deviations: {', '.join(policy.deviations)}")
+    lines += [
+        f"  - {line}"
+        for p in policies_around(evaluator, endpoint)
+        if (line := _policy_note(p, name, evaluator))
+    ]
     return lines
+
+
+def _policy_note(policy: EffectivePolicy, direction: str, evaluator: Evaluator) -> str:
+    """How the profile treats a policy selecting the endpoint, for one direction: ignored (skipped, or
+    this direction dropped by a deviation) or enforced with deviations; "" when it is as the spec says."""
+    profile = evaluator.profile.name
+    spec = next(p for p in evaluator.state.policies if p.key == policy.key)
+    spec_acts = direction.capitalize() in spec.policy_types or bool(
+        spec.ingress if direction == "ingress" else spec.egress
+    )
+    isolates = policy.isolates_ingress if direction == "ingress" else policy.isolates_egress
+    rules = policy.ingress if direction == "ingress" else policy.egress
+    if not spec_acts and not isolates and not rules:
+        return ""  # the policy says nothing about this direction, here or under spec
+    if policy.skipped_by:
+        return f"{policy.key} selects this pod but is ignored under {profile} ({policy.skipped_by})"
+    if spec_acts and not isolates and not rules:
+        why = [d for d in policy.deviations if direction == "egress" or d != dev.EGRESS_IGNORED]
+        return f"{policy.key} is ignored for {direction} under {profile} ({', '.join(why)})"
+    if policy.deviations:
+        return f"{policy.key} is enforced with deviations: {', '.join(policy.deviations)}"
+    return ""
 
 
 def explain(

@@ -28,6 +28,15 @@ class Requirement:
             return self.key in labels
         return self.key not in labels  # DoesNotExist
 
+    def miss(self, labels: Mapping[str, str]) -> str:
+        """Why `labels` fail this requirement (call only when they do)."""
+        if self.operator in ("Exists", "In") and self.key not in labels:
+            return f"no label {self.key}"
+        if self.operator == "DoesNotExist":
+            return f"has label {self.key}"
+        verb = "not in" if self.operator == "In" else "in"
+        return f"{self.key}={labels[self.key]} {verb} ({','.join(sorted(self.values))})"
+
     def describe(self) -> str:
         if self.operator in ("Exists", "DoesNotExist"):
             return self.key if self.operator == "Exists" else f"!{self.key}"
@@ -43,6 +52,10 @@ class Selector:
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all(req.matches(labels) for req in self.requirements)
+
+    def miss(self, labels: Mapping[str, str]) -> str:
+        """Why `labels` fail this selector: every requirement they fail."""
+        return ", ".join(req.miss(labels) for req in self.requirements if not req.matches(labels))
 
     @property
     def is_empty(self) -> bool:

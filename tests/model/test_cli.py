@@ -181,7 +181,7 @@ def test_explain_prints_the_story_of_one_cell() -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "ns-1/busybox -> ns-1/http-echo TCP/80 under weave-2.0.5: allowed (not isolated)"
-    assert "  - ns-1/deny-all-by-default is enforced with deviations: legacy-isolation" in lines
+    assert "  - ns-1/deny-all-by-default is ignored for ingress under weave-2.0.5 (legacy-isolation)" in lines
     assert any(line.startswith("spec says: denied (") for line in lines)
     assert any(line.startswith("deviation legacy-isolation (<2.1.0; weave-npc.md §0") for line in lines)
     spec = _run(
@@ -194,7 +194,7 @@ def test_explain_prints_the_story_of_one_cell() -> None:
         "  no policy isolates ns-1/busybox for egress: not isolated",
         "ingress: DENIED",
         "  isolated by: ns-1/allow",
-        "  - ns-1/allow ingress[0] does not match (peer differ)",
+        "  - ns-1/allow ingress[0] does not match: peer ns-1/busybox: labels: no label app",
     ]
     assert "spec says" not in spec.stdout  # spec has no deviations to compare with
 
@@ -205,7 +205,10 @@ def test_explain_named_port_and_protocol(tmp_path: Path) -> None:
     named = _run(path, "--profile", "weave-2.8.1", "--explain", "x/b", "x/a", "--port", "http")
     assert named.returncode == 0, named.stderr
     assert named.stdout.startswith("x/b -> x/a TCP/80 under weave-2.8.1: allowed")
-    assert "skipped (named-port-policy-skipped)" in named.stdout
+    assert (
+        "  - x/p selects this pod but is ignored under weave-2.8.1 (named-port-policy-skipped)"
+        in named.stdout
+    )
     udp = _run(path, "--explain", "x/b", "x/a", "--port", "80", "--protocol", "UDP")
     assert udp.returncode == 0, udp.stderr
     assert udp.stdout.startswith("x/b -> x/a UDP/80 under spec: denied")
