@@ -89,13 +89,14 @@ def test_the_complete_example_in_the_docs_meets_the_schema_and_parses() -> None:
 
 
 def test_a_document_the_schema_rejects_the_parser_rejects() -> None:
-    for bad in (
+    bad_documents: list[dict[str, Any]] = [
         {"pods": [{"namespace": "x", "name": "a", "ip": 167772161}], "namespaces": [{"name": "x"}]},
         {"namespaces": [{"name": "X"}]},
         {"namespaces": [{"name": "x", "labels": {"a/b/c": "v"}}]},
         {"probes": [{"port": 0}]},
         {"podz": []},
-    ):
+    ]
+    for bad in bad_documents:
         assert list(VALIDATOR.iter_errors(bad)), bad
         with pytest.raises(UsageError):
             parse_state(bad)
