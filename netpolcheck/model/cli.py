@@ -89,6 +89,7 @@ def print_explanation(state: State, profile: Profile, cell: Sequence[str], probe
     sys.stdout.write(explain(state, profile, cell[0], cell[1], probe).text() + "\n")
 
 
+TABLE_LIMIT = 10_000  # endpoints; the table is streamed, but past this no one could read it
 RICH_LIMIT = 40  # endpoints; a bigger table is streamed as plain text even on a terminal
 
 
@@ -151,11 +152,28 @@ def run(args: argparse.Namespace) -> int:
 
             write_expected_json(state, profile, sys.stdout)
         else:
+            _check_table_size(state)
             print_tables(state, profile)
         sys.stdout.flush()
     except BrokenPipeError:
         return _quiet_broken_pipe()
+    except MemoryError:
+        cells = len(state.endpoints) ** 2 * len(state.probes)
+        raise UsageError(
+            f"not enough memory for the matrix of {len(state.endpoints):,} endpoints and "
+            f"{len(state.probes)} probes ({cells:,} cells)"
+        ) from None
     return 0
+
+
+def _check_table_size(state: State) -> None:
+    """Refuse a table nobody could read before computing it (10,000 endpoints print about 1.4 GB)."""
+    if len(state.endpoints) > TABLE_LIMIT:
+        raise UsageError(
+            f"--format table: {len(state.endpoints):,} endpoints make a table of "
+            f"{len(state.endpoints) ** 2:,} cells per probe, more than the {TABLE_LIMIT:,} x "
+            f"{TABLE_LIMIT:,} a table is printed for; use --format json (streamed) or --explain FROM TO"
+        )
 
 
 def register(subparsers: Any) -> None:

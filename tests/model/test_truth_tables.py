@@ -122,3 +122,30 @@ def test_a_big_table_is_streamed_in_little_memory(tmp_path: Path) -> None:
         lines = sum(1 for _ in text)
     assert lines == 2 + pods + 1  # title, header, one line per pod, legend
     assert usage.ru_maxrss < 200 * 1024, f"peak {usage.ru_maxrss} KiB"  # KiB on Linux
+
+
+def test_a_table_too_big_to_read_is_refused_before_it_is_computed(tmp_path: Path) -> None:
+    pods = 10_001
+    doc = {
+        "namespaces": [{"name": "x"}],
+        "pods": [
+            {"namespace": "x", "name": f"p{i}", "ip": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"}
+            for i in range(pods)
+        ],
+    }
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(doc))
+    proc = subprocess.run(
+        [sys.executable, "-m", "netpolcheck.cli", "expect", str(path), "--format", "table"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "netpolcheck: error: --format table: 10,001 endpoints make a table of 100,020,001 cells per "
+        "probe, more than the 10,000 x 10,000 a table is printed for; use --format json (streamed) or "
+        "--explain FROM TO"
+    ]
