@@ -20,8 +20,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from netpolcheck.hollow.api import rest
-from netpolcheck.hollow.api.errors import ApiError, BadRequest, Unauthorized
+from netpolcheck.hollow.api import decoding, rest
+from netpolcheck.hollow.api.errors import ApiError, BadRequest, RequestEntityTooLarge, Unauthorized
 from netpolcheck.hollow.api.runtime import PodRuntime
 from netpolcheck.hollow.api.store import Store
 from netpolcheck.hollow.api.tls import Pki
@@ -34,6 +34,7 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
 ACCEPT_POLL_SECONDS = 0.2
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
 IDLE_CONNECTION_TIMEOUT_SECONDS = 300.0
+MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's --max-request-body-bytes default
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -74,7 +75,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             if not self._streaming and not self.close_connection:
                 try:  # an unread request body would be parsed as the next request on this connection
                     self.body()
-                except (OSError, ValueError):
+                except (OSError, ValueError, ApiError):
                     self.close_connection = True
             self.api._busy.discard(self.connection)
             self.api.log_request_line(self, time.monotonic() - started)
@@ -119,28 +120,50 @@ class RequestHandler(BaseHTTPRequestHandler):
         return (self.param(name) or "").lower() in ("true", "1")
 
     def body(self) -> bytes:
+        """The request body, at most MAX_BODY_BYTES (413 beyond, checked before reading it)."""
         if self._body is None:
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                parts = []
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                    if size == 0:
-                        self.rfile.readline()
-                        break
-                    parts.append(self.rfile.read(size))
-                    self.rfile.readline()
-                self._body = b"".join(parts)
+                self._body = self._read_chunked()
             else:
-                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError as exc:
+                    self.close_connection = True
+                    raise BadRequest("invalid Content-Length") from exc
+                if length < 0:
+                    self.close_connection = True
+                    raise BadRequest("invalid Content-Length")
+                if length > MAX_BODY_BYTES:
+                    raise self._too_large()
                 self._body = self.rfile.read(length) if length else b""
         return self._body
 
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+            except ValueError as exc:
+                self.close_connection = True
+                raise BadRequest("invalid chunked encoding") from exc
+            if size == 0:
+                self.rfile.readline(1024)
+                return b"".join(parts)
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise self._too_large()
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _too_large(self) -> RequestEntityTooLarge:
+        self.close_connection = True  # the rest of the body is never read
+        self._body = b""
+        return RequestEntityTooLarge(f"Request entity too large: limit is {MAX_BODY_BYTES}")
+
     def json_body(self) -> Any:
-        raw = self.body()
-        try:
-            return json.loads(raw or b"null")
-        except ValueError as exc:
-            raise BadRequest(f"the body of the request was in an unknown format: {exc}") from exc
+        return decoding.loads_json(self.body())
 
     # -- response side ----------------------------------------------------------------------------
 
