@@ -11,7 +11,6 @@ import contextlib
 import hmac
 import json
 import logging
-import select
 import socket
 import ssl
 import threading
@@ -21,8 +20,10 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from netpolcheck.hollow.api import decoding, rest
+from netpolcheck.hollow.api.connections import Connection, Reactor, WorkerPool
 from netpolcheck.hollow.api.errors import ApiError, BadRequest, RequestEntityTooLarge, Unauthorized
 from netpolcheck.hollow.api.runtime import PodRuntime
+from netpolcheck.hollow.api.sockio import SocketReader, SocketWriter
 from netpolcheck.hollow.api.store import Store
 from netpolcheck.hollow.api.tls import Pki
 from netpolcheck.hollow.api.websocket import WebSocket, accept_key
@@ -33,17 +34,38 @@ log = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version"})
 ACCEPT_POLL_SECONDS = 0.2
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
-IDLE_CONNECTION_TIMEOUT_SECONDS = 300.0
+# Idle keep-alive connections are closed after this (without a thread: see connections.py).
+IDLE_CONNECTION_TIMEOUT_SECONDS = 90.0
+# Reading one request, or writing to a client that does not read, gives up after this.
+REQUEST_IO_TIMEOUT_SECONDS = 60.0
+MAX_CONNECTIONS = 1024  # per server; beyond it the longest idle connection is closed
+MAX_REQUEST_WORKERS = 16  # threads serving short requests at once (streams do not count)
 MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's --max-request-body-bytes default
 
 
 class RequestHandler(BaseHTTPRequestHandler):
-    """One HTTP/1.1 connection; each request goes to `rest.dispatch`."""
+    """The HTTP/1.1 side of one connection; `serve_one` serves one request (to `rest.dispatch`)."""
 
     protocol_version = "HTTP/1.1"
     server_version = "hollow-apiserver"
-    timeout = IDLE_CONNECTION_TIMEOUT_SECONDS
-    api: ApiServer  # set per connection by ApiServer
+    timeout = REQUEST_IO_TIMEOUT_SECONDS
+    rfile: SocketReader  # type: ignore[assignment]
+    wfile: SocketWriter  # type: ignore[assignment]
+
+    def __init__(self, tls: ssl.SSLSocket, addr: Any, api: ApiServer) -> None:
+        # Not socketserver's __init__ (which serves the whole connection in this thread).
+        self.request = self.connection = tls
+        self.client_address = addr
+        self.api = api
+        tls.settimeout(self.timeout)
+        self.rfile = SocketReader(tls, self.timeout)
+        self.wfile = SocketWriter(self.rfile)
+
+    def serve_one(self) -> bool:
+        """Serve one request; True if the connection stays open for another."""
+        self.close_connection = True
+        self.handle_one_request()
+        return not self.close_connection
 
     # -- request side -----------------------------------------------------------------------------
 
@@ -55,7 +77,6 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._body: bytes | None = None
         self._streaming = False
         self.status_code = 0
-        self.api._busy.add(self.connection)
         try:
             self._authenticate()
             rest.dispatch(self.api, self)
@@ -77,7 +98,6 @@ class RequestHandler(BaseHTTPRequestHandler):
                     self.body()
                 except (OSError, ValueError, ApiError):
                     self.close_connection = True
-            self.api._busy.discard(self.connection)
             self.api.log_request_line(self, time.monotonic() - started)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle_any
@@ -189,6 +209,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         """Start a chunked response (watch streams, followed logs)."""
         self.status_code = code
         self._streaming = True
+        self.api.pool.detach()
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
@@ -208,26 +229,13 @@ class RequestHandler(BaseHTTPRequestHandler):
     def client_gone(self) -> bool:
         """True once the client closed its side of a streaming response (checked between writes,
         so an idle watch or log follow does not outlive its client until the timeout)."""
-        try:
-            readable, _, _ = select.select([self.connection], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        if not readable:
-            return False
-        self.connection.settimeout(0.05)
-        try:
-            return self.connection.recv(1) == b""
-        except (TimeoutError, ssl.SSLWantReadError):
-            return False
-        except OSError:
-            return True
-        finally:
-            self.connection.settimeout(self.timeout)
+        return self.rfile.peer_closed()
 
     def upgrade_websocket(self, protocol: str | None) -> WebSocket:
         key = self.headers.get("Sec-WebSocket-Key", "")
         self.status_code = 101
         self._streaming = True
+        self.api.pool.detach()
         self.send_response(101, "Switching Protocols")
         self.send_header("Upgrade", "websocket")
         self.send_header("Connection", "Upgrade")
@@ -244,7 +252,16 @@ class ApiServer:
     """Serves `store` over HTTPS on every listener added; `stop()` ends streams and connections."""
 
     def __init__(
-        self, store: Store, runtime: PodRuntime | None, token: str, pki: Pki, request_log: Any | None = None
+        self,
+        store: Store,
+        runtime: PodRuntime | None,
+        token: str,
+        pki: Pki,
+        request_log: Any | None = None,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        idle_timeout: float = IDLE_CONNECTION_TIMEOUT_SECONDS,
+        workers: int = MAX_REQUEST_WORKERS,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -255,10 +272,17 @@ class ApiServer:
         self._ssl = pki.server_context()
         self._lock = threading.Lock()
         self._listeners: list[tuple[socket.socket, threading.Thread]] = []
-        self._connections: set[socket.socket] = set()
-        self._threads: set[threading.Thread] = set()
         self._retired: set[socket.socket] = set()
-        self._busy: set[socket.socket] = set()  # connections inside a request (streams included)
+        self._served: set[Connection] = set()  # connections a worker is serving now
+        self.pool = WorkerPool(workers, "apiserver-worker")
+        self.reactor = Reactor(
+            self._ssl,
+            self._on_ready,
+            self._forget,
+            max_connections=max_connections,
+            idle_timeout=idle_timeout,
+            handshake_timeout=HANDSHAKE_TIMEOUT_SECONDS,
+        )
 
     def add_listener(self, sock: socket.socket) -> None:
         """Accept on `sock` (bound; listen() is called here) until stop(). The socket stays the caller's."""
@@ -301,34 +325,46 @@ class ApiServer:
                     return  # server stopping, or the owner closed this listener (e.g. its pod is gone)
                 time.sleep(ACCEPT_POLL_SECONDS)  # e.g. EMFILE: back off one poll period, then retry
                 continue
-            thread = threading.Thread(
-                target=self._serve_connection, args=(conn, addr), name="apiserver-conn", daemon=True
-            )
-            with self._lock:
-                self._threads.add(thread)
-            thread.start()
-
-    def _serve_connection(self, conn: socket.socket, addr: Any) -> None:
-        tls: ssl.SSLSocket | None = None
-        try:
-            conn.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
             # Headers and body go out as separate TLS records: without NODELAY, Nagle + delayed ACK
             # add ~40 ms to every response.
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            tls = self._ssl.wrap_socket(conn, server_side=True)
-            with self._lock:
-                self._connections.add(tls)
-            handler_cls = type("BoundRequestHandler", (RequestHandler,), {"api": self})
-            handler_cls(tls, addr, None)
-        except (OSError, ssl.SSLError) as exc:
-            log.debug("connection from %s ended: %s", addr, exc)
-        finally:
-            with self._lock:
-                if tls is not None:
-                    self._connections.discard(tls)
-                self._threads.discard(threading.current_thread())
             with contextlib.suppress(OSError):
-                (tls or conn).close()
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.reactor.add(conn, addr)
+
+    # ---- connections -----------------------------------------------------------------------------
+
+    @property
+    def open_connections(self) -> int:
+        return self.reactor.open_connections
+
+    def _on_ready(self, conn: Connection) -> None:
+        """Reactor thread: `conn` has a request (or its client closed): serve it on the pool."""
+        with self._lock:
+            self._served.add(conn)
+        self.pool.submit(lambda: self._serve(conn))
+
+    def _serve(self, conn: Connection) -> None:
+        assert conn.tls is not None
+        try:
+            if conn.handler is None:
+                conn.handler = RequestHandler(conn.tls, conn.addr, self)
+            else:
+                conn.tls.settimeout(RequestHandler.timeout)
+            handler: RequestHandler = conn.handler
+            while handler.serve_one() and not self.stopping.is_set():
+                if handler.rfile.buffered or conn.tls.pending():
+                    continue  # the next request is already here
+                with self._lock:
+                    self._served.discard(conn)
+                self.reactor.park(conn)
+                return
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("connection from %s ended: %s", conn.addr, exc)
+        self.reactor.close(conn)
+
+    def _forget(self, conn: Connection) -> None:
+        with self._lock:
+            self._served.discard(conn)
 
     def log_request_line(self, handler: RequestHandler, seconds: float) -> None:
         if self.request_log is None:
@@ -341,27 +377,25 @@ class ApiServer:
             self.request_log.flush()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, let watch streams end cleanly (final chunk), then close every connection.
-        Bounded by `timeout` seconds; the listening sockets are left to their owner."""
+        """Stop accepting, close idle connections, let watch streams end cleanly (final chunk), then
+        close every connection. Bounded by `timeout` seconds; the listening sockets are left to their
+        owner."""
         self.stopping.set()
         deadline = time.monotonic() + timeout
         with self._lock:
             listeners = list(self._listeners)
         for _, thread in listeners:
             thread.join(max(0.0, deadline - time.monotonic()))
-        with self._lock:
-            threads = list(self._threads)
-            idle = [c for c in self._connections if c not in self._busy]
-        for conn in idle:  # keep-alive connections between requests: unblock their reads now
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+        self.reactor.stop(max(0.0, deadline - time.monotonic()))  # closes the idle connections
+        self.pool.close()
+        threads = self.pool.threads()
         grace_end = min(deadline, time.monotonic() + 2 * rest.STREAM_POLL_SECONDS + 0.3)
         for thread in threads:  # streaming handlers notice `stopping` within one poll and finish
             thread.join(max(0.0, grace_end - time.monotonic()))
         with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
+            served = list(self._served)
+        for conn in served:
             with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+                conn.active.shutdown(socket.SHUT_RDWR)
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
