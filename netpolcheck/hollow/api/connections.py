@@ -325,9 +325,11 @@ class Reactor:
             if head[0] != _TLS_HANDSHAKE_RECORD:
                 if len(head) < 5 and any(p.startswith(head) for p in _HTTP_PREFIXES):
                     return  # wait for the rest of the first five bytes
-                if head[:5] in _HTTP_PREFIXES:
-                    with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError):
+                    conn.sock.recv(65536)  # unread bytes would turn the close into a reset
+                    if head[:5] in _HTTP_PREFIXES:
                         conn.sock.send(PLAIN_HTTP_ANSWER)
+                    conn.sock.shutdown(socket.SHUT_WR)
                 self._drop(conn)
                 return
             self._unwatch(conn)

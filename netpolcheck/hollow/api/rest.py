@@ -398,6 +398,7 @@ def _body_object(h: RequestHandler, t: Target) -> dict[str, Any]:
             "the body of the request was in an unknown format - accepted media types include: "
             "application/json, application/yaml"
         )
+    decoding.conform(t.res.kind, t.group_version.rpartition("/")[2], obj)
     _check_identity(obj, t)
     return obj
 
