@@ -262,6 +262,7 @@ class ApiServer:
         max_connections: int = MAX_CONNECTIONS,
         idle_timeout: float = IDLE_CONNECTION_TIMEOUT_SECONDS,
         workers: int = MAX_REQUEST_WORKERS,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT_SECONDS,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -281,7 +282,7 @@ class ApiServer:
             self._forget,
             max_connections=max_connections,
             idle_timeout=idle_timeout,
-            handshake_timeout=HANDSHAKE_TIMEOUT_SECONDS,
+            handshake_timeout=handshake_timeout,
         )
 
     def add_listener(self, sock: socket.socket) -> None:

@@ -33,9 +33,8 @@ def stored_policies(cluster: Cluster) -> list[str]:
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_non_json_numbers_are_400_and_nothing_is_stored(cluster: Cluster, constant: str) -> None:
-    body = (
-        '{"metadata":{"name":"p"},"spec":{"podSelector":{},"ingress":[{"ports":[{"port":%s}]}]}}' % constant
-    ).encode()
+    body = b'{"metadata":{"name":"p"},"spec":{"podSelector":{},"ingress":[{"ports":[{"port":'
+    body += constant.encode() + b"}]}]}}"
     status, answer = raw(cluster, "POST", NETPOLS, body)
     assert status == 400 and answer["reason"] == "BadRequest", answer
     assert stored_policies(cluster) == []
@@ -63,7 +62,8 @@ def test_non_json_numbers_in_a_patch_are_400(cluster: Cluster) -> None:
         (
             "x",
             None,
-            "json: cannot unmarshal string into Go struct field NetworkPolicy.spec of type v1.NetworkPolicySpec",
+            "json: cannot unmarshal string into Go struct field NetworkPolicy.spec of type "
+            "v1.NetworkPolicySpec",
         ),
         (
             {"podSelector": {}, "ingress": [5]},
@@ -178,7 +178,11 @@ def _response(sock: socket.socket) -> tuple[int, bytes]:
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
     length = next(
-        (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")),
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        ),
         0,
     )
     while len(rest) < length:
