@@ -24,6 +24,7 @@ MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
 # Kinds whose every message in schema.MESSAGES carries field numbers.
 KINDS = frozenset({"Namespace", "ConfigMap", "Secret", "ServiceAccount"})
+OPTIONS = frozenset({"DeleteOptions"})  # the body of a typed client's DELETE
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
@@ -31,8 +32,8 @@ class _Truncated(Exception):
     pass
 
 
-def decode(data: bytes) -> dict[str, Any]:
-    """The JSON form of a protobuf-encoded object of one of `KINDS`, or BadRequest."""
+def decode(data: bytes, kinds: frozenset[str] = KINDS) -> dict[str, Any]:
+    """The JSON form of a protobuf-encoded object of one of `kinds`, or BadRequest."""
     if not data.startswith(MAGIC):
         raise BadRequest("provided object is not protobuf-encoded: the k8s\\x00 prefix is missing")
     try:
@@ -40,7 +41,7 @@ def decode(data: bytes) -> dict[str, Any]:
         type_meta = _collect(_last_bytes(unknown, 1))
         api_version = _last_bytes(type_meta, 1).decode()
         kind = _last_bytes(type_meta, 2).decode()
-        if kind not in KINDS:
+        if kind not in kinds:
             raise BadRequest(f"kind {kind!r} is not accepted as protobuf by this server; send JSON")
         obj = _message(_last_bytes(unknown, 2), kind)
     except (_Truncated, UnicodeDecodeError, ValueError, IndexError) as exc:

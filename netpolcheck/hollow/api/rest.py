@@ -532,7 +532,11 @@ def apply(api: ApiServer, h: RequestHandler, t: Target) -> None:
 
 
 def _check_preconditions(api: ApiServer, h: RequestHandler, t: Target) -> None:
-    body = h.json_body() if h.body() else None
+    """DeleteOptions preconditions, from a JSON or (typed clients) protobuf body."""
+    media_type = (h.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if not h.body():
+        return
+    body = protobuf.decode(h.body(), protobuf.OPTIONS) if media_type == protobuf.MEDIA_TYPE else h.json_body()
     if not isinstance(body, dict):
         return
     pre = body.get("preconditions") or {}

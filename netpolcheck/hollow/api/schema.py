@@ -87,6 +87,14 @@ MESSAGES: dict[str, dict[str, Field]] = {
         "message": f(STRING, 6),
         "observedGeneration": f(INT64),
     },
+    "DeleteOptions": {
+        "gracePeriodSeconds": f(INT64, 1, ptr=True),
+        "preconditions": f("Preconditions", 2, ptr=True),
+        "orphanDependents": f(BOOL, 3, ptr=True),
+        "propagationPolicy": f(STRING, 4, ptr=True),
+        "dryRun": lst(STRING, 5),
+    },
+    "Preconditions": {"uid": f(STRING, 1, ptr=True), "resourceVersion": f(STRING, 2, ptr=True)},
     # ---- core/v1 -------------------------------------------------------------------------------
     "Namespace": {
         "metadata": f("ObjectMeta", 1),

@@ -157,3 +157,19 @@ def test_protobuf_bodies_maps_bytes_and_refusals(cluster: Cluster) -> None:
     status, answer = _post_protobuf(cluster, "/api/v1/namespaces/default/pods", pod)
     assert (status, answer["reason"]) == (415, "UnsupportedMediaType")
     assert answer["message"].endswith("application/json, application/yaml")
+
+
+def test_protobuf_delete_options_preconditions_are_honoured(cluster: Cluster) -> None:
+    """A typed client's DELETE carries DeleteOptions as protobuf; a stale uid precondition is 409."""
+    ok(cluster, "create", "namespace", "team-b")
+    uid = cluster.store.get(r.NAMESPACES, None, "team-b")["metadata"]["uid"]
+    stale = _envelope("DeleteOptions", _field(2, _field(1, b"not-the-uid")))
+    status, answer = raw(cluster, "DELETE", "/api/v1/namespaces/team-b", stale,
+                         content_type="application/vnd.kubernetes.protobuf")  # fmt: skip
+    assert (status, answer["reason"]) == (409, "Conflict"), answer
+    matching = _envelope("DeleteOptions", _field(2, _field(1, uid.encode())))
+    status, answer = raw(cluster, "DELETE", "/api/v1/namespaces/team-b", matching,
+                         content_type="application/vnd.kubernetes.protobuf")  # fmt: skip
+    assert status == 200, answer
+    with pytest.raises(NotFound):
+        cluster.store.get(r.NAMESPACES, None, "team-b")
