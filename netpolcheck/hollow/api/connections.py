@@ -5,7 +5,8 @@ TLS handshake) it waits in one selector thread (`Reactor`); when it becomes read
 thread serves the request and hands it back. The pool has at most `size` threads serving short
 requests; a request that turns into a long-running stream (watch, log follow, exec) `detach`es its
 thread from that count, so streams cannot starve ordinary requests (as long-running requests are
-exempt from the real server's in-flight limits). Idle connections are closed after
+exempt from the real server's in-flight limits); so does a request whose bytes arrive slowly, so
+stalled clients cannot take every slot. Idle connections are closed after
 `idle_timeout`, handshakes after `handshake_timeout`, and beyond `max_connections` the longest idle
 connection is closed to make room (clients reconnect; an idle keep-alive connection may always be
 closed by a server).

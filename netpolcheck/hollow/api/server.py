@@ -58,7 +58,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.client_address = addr
         self.api = api
         tls.settimeout(self.timeout)
-        self.rfile = SocketReader(tls, self.timeout)
+        # A request that arrives slowly waits without holding one of the pool's request slots.
+        self.rfile = SocketReader(tls, self.timeout, on_wait=api.pool.detach)
         self.wfile = SocketWriter(self.rfile)
 
     def serve_one(self) -> bool:
@@ -181,6 +182,19 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.close_connection = True  # the rest of the body is never read
         self._body = b""
         return RequestEntityTooLarge(f"Request entity too large: limit is {MAX_BODY_BYTES}")
+
+    def handle_expect_100(self) -> bool:
+        """Answer `Expect: 100-continue` with 413 instead of 100 when the announced body is too big."""
+        try:
+            announced = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            announced = 0
+        if announced > MAX_BODY_BYTES:
+            self._body = b""
+            self.status_code = 413
+            self.send_json(413, self._too_large().status())
+            return False
+        return super().handle_expect_100()
 
     def json_body(self) -> Any:
         return decoding.loads_json(self.body())

@@ -14,14 +14,18 @@ import select
 import ssl
 import threading
 import time
+from collections.abc import Callable
 
 
 class SocketReader:
     """Buffered reads (`readline`, `read`) for BaseHTTPRequestHandler and the websocket code."""
 
-    def __init__(self, sock: ssl.SSLSocket, timeout: float) -> None:
+    def __init__(
+        self, sock: ssl.SSLSocket, timeout: float, on_wait: Callable[[], None] | None = None
+    ) -> None:
         self.sock = sock
         self.timeout = timeout
+        self.on_wait = on_wait  # called before waiting for a slow client (the server frees a worker slot)
         self.lock = threading.Lock()
         self._buf = bytearray()
 
@@ -51,6 +55,8 @@ class SocketReader:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("timed out reading from the client")
+            if self.on_wait is not None:
+                self.on_wait()
             select.select([self.sock], [], [], remaining)
 
     def peer_closed(self) -> bool:

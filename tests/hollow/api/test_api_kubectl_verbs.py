@@ -13,6 +13,7 @@ from apikit import Cluster, raw
 
 from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api.errors import NotFound
+from netpolcheck.hollow.api.version import KUBERNETES_VERSION
 
 POLICY = """apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -106,6 +107,14 @@ def test_kubectl_verbs_on_namespaces_pods_policies_and_daemonsets(cluster: Clust
     for res, name in ((r.PODS, "web"), (r.DAEMONSETS, "agent")):
         with pytest.raises(NotFound):
             cluster.store.get(res, "team-a", name)
+
+
+def test_kubectl_version_reports_the_one_cluster_version(cluster: Cluster) -> None:
+    versions = json.loads(ok(cluster, "version", "-o", "json"))
+    assert versions["serverVersion"]["gitVersion"] == KUBERNETES_VERSION
+    assert (versions["serverVersion"]["major"], versions["serverVersion"]["minor"]) == ("1", "37")
+    client_minor = versions["clientVersion"]["minor"]
+    assert abs(int(client_minor) - 37) <= 1  # within kubectl's supported skew: no warning
 
 
 def _varint(value: int) -> bytes:

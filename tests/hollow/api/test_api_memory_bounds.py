@@ -150,6 +150,20 @@ def test_long_running_streams_do_not_starve_ordinary_requests() -> None:
             watch.close()
 
 
+def test_clients_that_stall_mid_request_do_not_take_every_worker() -> None:
+    with serving(workers=2) as s:
+        stalled = []
+        for _ in range(5):
+            sock = s.ctx.wrap_socket(socket.create_connection(("127.0.0.1", s.port), timeout=10),
+                                     server_hostname="127.0.0.1")  # fmt: skip
+            s.sockets.append(sock)
+            sock.sendall(b"GET /vers")  # and nothing more
+            stalled.append(sock)
+        conn = s.https()
+        assert s.request(conn, "GET", "/api/v1/namespaces")[0] == 200
+        conn.close()
+
+
 def _configmap(name: str, size: int) -> dict[str, Any]:
     return {"metadata": {"name": name}, "data": {"blob": "x" * size}}
 

@@ -206,6 +206,25 @@ def test_body_over_3_mib_is_413_before_it_is_read(cluster: Cluster) -> None:
     assert answer["message"] == f"Request entity too large: limit is {MAX_BODY_BYTES}"
 
 
+def test_expect_100_continue_with_too_big_a_body_gets_413_not_100(cluster: Cluster) -> None:
+    with _tls(cluster) as sock:
+        sock.sendall(
+            f"POST {NETPOLS} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {cluster.token}\r\n"
+            f"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+            f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode()
+        )
+        code, body = _response(sock)
+    assert (code, json.loads(body)["reason"]) == (413, "RequestEntityTooLarge")
+
+
+def test_yaml_bodies_create_like_json(cluster: Cluster) -> None:
+    body = b"metadata: {name: from-yaml}\ndata: {when: 2024-01-01, n: '1'}\n"
+    status, answer = raw(
+        cluster, "POST", "/api/v1/namespaces/default/configmaps", body, content_type="application/yaml"
+    )
+    assert status == 201 and answer["data"] == {"when": "2024-01-01", "n": "1"}, answer
+
+
 def test_chunked_body_over_3_mib_is_413(cluster: Cluster) -> None:
     chunk = b"x" * (1024 * 1024)
     with _tls(cluster) as sock:
