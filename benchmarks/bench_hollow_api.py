@@ -187,9 +187,10 @@ def memory_figures(idle: int, big_mb: int, big_rounds: int) -> dict[str, Any]:
     store = Store()
     try:
         before_rss = rss_mb()
-        blob = "x" * (big_mb * 1024 * 1024)
-        for _ in range(big_rounds):
+        for round_ in range(big_rounds):
+            blob = chr(ord("a") + round_ % 26) * (big_mb * 1024 * 1024)  # a new string each round
             store.create(r.CONFIGMAPS, {"metadata": {"name": "big"}, "data": {"blob": blob}})
+            del blob
             store.delete(r.CONFIGMAPS, "default", "big")
         figures["large_object_churn"] = {
             "object_mb": big_mb,

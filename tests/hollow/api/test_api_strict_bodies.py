@@ -3,6 +3,7 @@ the wrong Go type, YAML that is not JSON, oversized bodies, and plain HTTP on th
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import ssl
@@ -12,6 +13,7 @@ import pytest
 from apikit import Cluster, pod_body, raw
 
 from netpolcheck.hollow.api import resources as r
+from netpolcheck.hollow.api import schema
 from netpolcheck.hollow.api.server import MAX_BODY_BYTES
 
 NETPOLS = "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies"
@@ -260,3 +262,82 @@ def test_plain_http_to_the_tls_port_gets_the_go_servers_answer(cluster: Cluster)
         sock.sendall(b"\x00\x01garbage\r\n")
         assert sock.recv(4096) == b""
     assert raw(cluster, "GET", "/version")[0] == 200
+
+
+def _wrong_values(field: schema.Field) -> list[Any]:
+    """Values of a JSON type the Go field cannot take."""
+    if field.repeated or field.map:
+        return ["x", 5]
+    return {
+        schema.STRING: [5, True, {}],
+        schema.BOOL: ["true", 1],
+        schema.INT32: ["1", 1.5, 2**31],
+        schema.INT64: ["1", 1.5, 2**63],
+        schema.INTSTR: [True, 1.5, {}],
+        schema.TIME: [5, "yesterday"],
+        schema.BYTES: [5, "not base64!"],
+        schema.QUANTITY: [True, {}],
+        schema.OBJECT: ["x", []],
+    }.get(field.type, ["x", [], 5])
+
+
+def _mutations(message: str, depth: int = 0) -> Any:
+    """(path, wrong value) for every field reachable from `message`, down to depth 5."""
+    for key, field in schema.MESSAGES[message].items():
+        for value in _wrong_values(field):
+            yield [key], value
+        if depth < 5 and field.type in schema.MESSAGES and not field.map:
+            step: list[Any] = [key, 0] if field.repeated else [key]
+            for path, value in _mutations(field.type, depth + 1):
+                yield step + path, value
+
+
+def _with(obj: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]:
+    obj = json.loads(json.dumps(obj))
+    node: Any = obj
+    for here, following in itertools.pairwise(path):
+        if isinstance(here, int):
+            while len(node) <= here:
+                node.append({})
+            node = node[here]
+            continue
+        if not isinstance(node.get(here), list | dict) or (isinstance(following, int)) != isinstance(
+            node.get(here), list
+        ):
+            node[here] = [] if isinstance(following, int) else {}
+        node = node[here]
+    node[path[-1]] = value
+    return obj
+
+
+BASES = {
+    "NetworkPolicy": (NETPOLS, policy({"podSelector": {}})),
+    "Pod": ("/api/v1/namespaces/default/pods", {"kind": "Pod", **pod_body("box")}),
+    "DaemonSet": (
+        "/apis/apps/v1/namespaces/default/daemonsets",
+        {
+            "kind": "DaemonSet",
+            "metadata": {"name": "ds"},
+            "spec": {
+                "selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": pod_body("x")["spec"]},
+            },
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BASES))
+def test_every_wrong_typed_field_is_refused_never_500(cluster: Cluster, kind: str) -> None:
+    """Each field the server knows, given a value of the wrong JSON type: 400 (or 422), never 500,
+    and nothing stored."""
+    path, base = BASES[kind]
+    tried = 0
+    for field_path, value in _mutations(kind):
+        if field_path[0] == "metadata" and field_path[-1] in ("name", "namespace"):
+            continue  # the URL decides these
+        status, answer = raw(cluster, "POST", path, _with(base, field_path, value))
+        assert status in (400, 422), f"{kind} {field_path} = {value!r}: {status} {answer}"
+        tried += 1
+    assert tried > 100
+    assert cluster.store.list(r.NETWORKPOLICIES)[0] == [] and cluster.store.list(r.DAEMONSETS)[0] == []
