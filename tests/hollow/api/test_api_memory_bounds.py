@@ -99,13 +99,16 @@ def server_threads() -> int:
 
 
 def test_idle_connections_hold_no_thread_each_and_the_server_still_answers() -> None:
+    others_before = server_threads()  # servers of earlier tests still finishing, if any
     with serving(workers=8) as s:
         conn = s.https()
         assert s.request(conn, "GET", "/version")[0] == 200
         idle = [s.idle_tls() for _ in range(250)] + [s.idle_tcp() for _ in range(100)]
         wait_until(lambda: s.server.open_connections >= 351, 10, "the server to count every connection")
-        # accept loop + reactor + at most 8 request workers, whatever the number of idle connections
-        assert server_threads() <= 2 + 8, [t.name for t in threading.enumerate()]
+        # at most 8 request workers (plus the accept loop and the reactor), whatever the number of
+        # idle connections
+        assert len(s.server.pool.threads()) <= 8
+        assert server_threads() <= 2 + 8 + others_before, [t.name for t in threading.enumerate()]
         assert s.request(conn, "GET", "/api/v1/namespaces")[0] == 200
         old = idle[0]  # an idle keep-alive connection still serves its next request
         old.sendall(f"GET /version HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode())
