@@ -57,16 +57,21 @@ def loads_yaml(raw: bytes) -> Any:
         value = yaml.load(raw or b"null", Loader=_JsonishLoader)
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         raise BadRequest(f"error converting YAML to JSON: {_short(exc)}") from exc
-    return _jsonish(value, 0)
+    # Aliases let a small document stand for a huge one ("billion laughs"); expanded, a document
+    # has at most about as many values as it has bytes, so more means excessive aliasing.
+    return _jsonish(value, 0, [len(raw) + 1000])
 
 
-def _jsonish(value: Any, depth: int) -> Any:
+def _jsonish(value: Any, depth: int, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise BadRequest("error converting YAML to JSON: yaml: document contains excessive aliasing")
     if depth > MAX_DEPTH:
         raise BadRequest(f"the body of the request nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
-        return {_yaml_key(k): _jsonish(v, depth + 1) for k, v in value.items()}
+        return {_yaml_key(k): _jsonish(v, depth + 1, budget) for k, v in value.items()}
     if isinstance(value, list):
-        return [_jsonish(v, depth + 1) for v in value]
+        return [_jsonish(v, depth + 1, budget) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         raise BadRequest(f"error converting YAML to JSON: {value} is not a JSON number")
     if value is None or isinstance(value, str | int | float | bool):

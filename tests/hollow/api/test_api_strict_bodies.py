@@ -159,6 +159,19 @@ def test_server_side_apply_yaml_is_read_as_json(cluster: Cluster) -> None:
     assert status == 201 and answer["metadata"]["annotations"] == {"since": "2024-01-01"}, answer
 
 
+def test_yaml_alias_bomb_is_400_without_expanding_it(cluster: Cluster) -> None:
+    lines = ["metadata: {name: bomb}", 'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]  # 9**10 values
+    status, answer = raw(
+        cluster,
+        "PATCH",
+        f"{NETPOLS}/bomb?fieldManager=test",
+        "\n".join(lines).encode(),
+        content_type="application/apply-patch+yaml",
+    )
+    assert (status, answer["reason"]) == (400, "BadRequest") and "excessive aliasing" in answer["message"]
+
+
 def test_unknown_body_media_type_is_415(cluster: Cluster) -> None:
     status, answer = raw(cluster, "POST", NETPOLS, b"<policy/>", content_type="application/xml")
     assert (status, answer["reason"]) == (415, "UnsupportedMediaType")
