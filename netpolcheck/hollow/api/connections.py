@@ -131,6 +131,7 @@ class Connection:
     handler: Any = None  # the server's per-connection request handler, once TLS is up
     deadline: float = 0.0
     idle_since: float = field(default_factory=time.monotonic)
+    closed: bool = False
 
     @property
     def active(self) -> socket.socket:
@@ -188,11 +189,14 @@ class Reactor:
         self._hand_over(conn)
 
     def close(self, conn: Connection) -> None:
-        """Close a connection that is not waiting here (a worker is done with it)."""
+        """Close a connection that is not waiting here (a worker is done with it); idempotent."""
+        with self._lock:
+            if conn.closed:
+                return
+            conn.closed = True
+            self._open -= 1
         with contextlib.suppress(OSError):
             conn.active.close()
-        with self._lock:
-            self._open -= 1
         self._on_close(conn)
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -209,7 +213,7 @@ class Reactor:
             if not stopped:
                 self._incoming.append(conn)
         if stopped:
-            self._close_now(conn)
+            self.close(conn)
         else:
             self._wake()
 
@@ -225,7 +229,11 @@ class Reactor:
                         with contextlib.suppress(OSError):
                             self._wake_r.recv(4096)
                         continue
-                    self._on_event(key.data, events)
+                    try:
+                        self._on_event(key.data, events)
+                    except Exception:  # one bad connection must not stop the reactor for all others
+                        log.exception("API server reactor: dropping connection from %s", key.data.addr)
+                        self._drop(key.data)
                 self._take_incoming()
                 self._expire()
         finally:
@@ -236,7 +244,7 @@ class Reactor:
                 leftover = list(self._incoming)
                 self._incoming.clear()
             for conn in leftover:
-                self._close_now(conn)
+                self.close(conn)
             self._selector.close()
             self._wake_r.close()
             self._wake_w.close()
@@ -250,7 +258,7 @@ class Reactor:
                 if self._make_room():
                     self._watch(conn, "handshake", selectors.EVENT_READ)
                 else:
-                    self._close_now(conn)  # every other connection is busy: refuse this one
+                    self.close(conn)  # every other connection is busy: refuse this one
             elif conn.tls.pending():
                 self._on_ready(conn)  # a request is already buffered in TLS
             else:
@@ -278,7 +286,7 @@ class Reactor:
                 self._selector.register(conn.active, events, conn)
         except (OSError, ValueError):
             self._waiting.pop(conn, None)
-            self._close_now(conn)
+            self.close(conn)
             return
         self._waiting[conn] = state
 
@@ -289,14 +297,7 @@ class Reactor:
 
     def _drop(self, conn: Connection) -> None:
         self._unwatch(conn)
-        self._close_now(conn)
-
-    def _close_now(self, conn: Connection) -> None:
-        with contextlib.suppress(OSError):
-            conn.active.close()
-        with self._lock:
-            self._open -= 1
-        self._on_close(conn)
+        self.close(conn)
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -339,7 +340,7 @@ class Reactor:
                     conn.sock, server_side=True, do_handshake_on_connect=False
                 )
             except (OSError, ValueError):
-                self._close_now(conn)
+                self.close(conn)
                 return
             self._watch(conn, "handshake", selectors.EVENT_READ)
         assert conn.tls is not None
