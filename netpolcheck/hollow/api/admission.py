@@ -190,6 +190,8 @@ def admit(res: r.Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> N
         _default_pod(obj, old)
     elif res is r.DAEMONSETS:
         _default_daemonset(obj)
+    elif res is r.SECRETS and not obj.get("type"):
+        obj["type"] = "Opaque"
     causes: Causes = []
     _validate_meta(causes, res, obj)
     if res is r.NETWORKPOLICIES:
