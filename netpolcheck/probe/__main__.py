@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from netpolcheck.probe.errors import BadInput, shown
+from netpolcheck.probe.errors import BadInput, shown, shown_path
 
 PROG = "netpolcheck.probe"
 EXIT_USAGE = 2
@@ -169,8 +169,9 @@ def run_journal(args: argparse.Namespace) -> int:
 
     path = args.journal or default_path()
     if not os.path.exists(path):
-        raise BadInput(f"no journal at {shown(path)} (is serve running with this --journal?)")
-    for record in read_journal(path):
+        raise BadInput(f"no journal at {shown_path(path)} (is serve running with this --journal?)")
+    records = list(read_journal(path))  # a damaged journal is reported before anything is printed
+    for record in records:
         if matches(record, args.peer, args.proto, args.port, args.since):
             print(json.dumps(record, sort_keys=True))
     return 0
@@ -202,7 +203,7 @@ def run_hold(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if status is None:
             child.terminate()
             child.wait(5)
-            raise BadInput(f"background hold (pid {child.pid}) wrote no status to {shown(args.status)}")
+            raise BadInput(f"background hold (pid {child.pid}) wrote no status to {shown_path(args.status)}")
         print(json.dumps(status, sort_keys=True), flush=True)
         return 0 if status["state"] == "running" else 1
     holder = Holder(

@@ -17,3 +17,8 @@ def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
         return f"an integer of {value.bit_length()} bits"
     text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def shown_path(path: str) -> str:
+    """A file name as it may appear in a one-line message (escaped, long enough to recognise)."""
+    return shown(path, 240)

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from netpolcheck.probe.errors import BadInput, shown
+from netpolcheck.probe.errors import BadInput, shown, shown_path
 from netpolcheck.probe.inputs import load_json, read_input
 
 
@@ -257,15 +257,15 @@ def write_json_atomically(path: str, document: dict[str, Any]) -> None:
 
 def read_status(path: str) -> dict[str, Any]:
     """A hold status file; anything that is not one (not JSON, not an object, a bad pid) is BadInput."""
-    text = read_input(path, "hold status", missing=f"no hold status at {shown(path)}")
-    document = load_json(text, f"hold status {shown(path)}")
+    text = read_input(path, "hold status", missing=f"no hold status at {shown_path(path)}")
+    document = load_json(text, f"hold status {shown_path(path)}")
     if not isinstance(document, dict):
-        raise BadInput(f"{shown(path)} is not a hold status file (not a JSON object)")
+        raise BadInput(f"{shown_path(path)} is not a hold status file (not a JSON object)")
     pid = document.get("pid")
     if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**22:
-        raise BadInput(f"{shown(path)} is not a hold status file (pid {shown(pid)} is not a process id)")
+        raise BadInput(f"{shown_path(path)} is not a hold status file (pid {shown(pid)} is not a process id)")
     if document.get("state") not in ("running", "ended"):
-        raise BadInput(f"{shown(path)} is not a hold status file (state {shown(document.get('state'))})")
+        raise BadInput(f"{shown_path(path)} is not a hold status file (state {shown(document.get('state'))})")
     return document
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any, BinaryIO
 
-from netpolcheck.probe.errors import BadInput, shown
+from netpolcheck.probe.errors import BadInput, shown_path
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024  # ~800,000 targets; a larger input is a mistake (or /dev/zero)
 
@@ -22,16 +22,16 @@ def read_input(path: str, what: str, missing: str | None = None) -> str:
             with open(path, "rb") as stream:
                 data = read_capped(stream)
     except FileNotFoundError as exc:
-        raise BadInput(missing or f"cannot read {what} from {shown(path)}: {exc.strerror}") from None
+        raise BadInput(missing or f"cannot read {what} from {shown_path(path)}: {exc.strerror}") from None
     except OSError as exc:
-        raise BadInput(f"cannot read {what} from {shown(path)}: {exc.strerror or exc}") from None
+        raise BadInput(f"cannot read {what} from {shown_path(path)}: {exc.strerror or exc}") from None
     if len(data) > MAX_INPUT_BYTES:
-        raise BadInput(f"{what} from {shown(path)} is larger than {MAX_INPUT_BYTES // 2**20} MiB")
+        raise BadInput(f"{what} from {shown_path(path)} is larger than {MAX_INPUT_BYTES // 2**20} MiB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadInput(
-            f"{what} from {shown(path)} is not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})"
+            f"{what} from {shown_path(path)} is not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})"
         ) from None
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from netpolcheck.probe.errors import BadInput, shown
+from netpolcheck.probe.errors import BadInput, shown_path
 from netpolcheck.probe.inputs import load_json
 
 DEFAULT_DIRECTORY = "/tmp/netpolcheck-probe"
@@ -47,7 +47,7 @@ class JournalWriter:
             private_directory(DEFAULT_DIRECTORY)
         else:
             Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        is_link = BadInput(f"the journal {shown(path)} is a symbolic link; refusing to write through it")
+        is_link = BadInput(f"the journal {shown_path(path)} is a symbolic link; refusing to write through it")
         if os.path.islink(path):
             raise is_link
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -59,7 +59,7 @@ class JournalWriter:
             raise
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             os.close(descriptor)
-            raise BadInput(f"the journal {shown(path)} is not a regular file")
+            raise BadInput(f"the journal {shown_path(path)} is not a regular file")
         self.stream: TextIO = os.fdopen(descriptor, "a", encoding="utf-8")
 
     def record(self, event: str, **fields: Any) -> None:
@@ -79,7 +79,7 @@ def private_directory(path: str) -> None:
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
         raise BadInput(
-            f"{shown(path)} is not a private directory of this user (a link, another owner, or writable "
+            f"{shown_path(path)} is not a private directory of this user (a link, another owner, or writable "
             "by others); refusing to keep the journal there"
         )
 
@@ -89,9 +89,9 @@ def read_journal(path: str) -> Iterator[dict[str, Any]]:
     with open(path, encoding="utf-8", errors="replace") as stream:
         for number, line in enumerate(stream, 1):
             if line.strip():
-                record = load_json(line, f"journal {shown(path)} line {number}")
+                record = load_json(line, f"journal {shown_path(path)} line {number}")
                 if not isinstance(record, dict):
-                    raise BadInput(f"journal {shown(path)} line {number}: not a JSON object")
+                    raise BadInput(f"journal {shown_path(path)} line {number}: not a JSON object")
                 yield record
 
 

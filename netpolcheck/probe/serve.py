@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from netpolcheck.probe import packets
-from netpolcheck.probe.errors import BadInput, shown
+from netpolcheck.probe.errors import BadInput, shown_path
 from netpolcheck.probe.hold import write_json_atomically
 from netpolcheck.probe.journal import JournalWriter
 
@@ -205,7 +205,7 @@ def run_serve(tcp: list[int], udp: list[int], sctp: list[int], journal_path: str
         journal = server.journal = JournalWriter(journal_path)
     except OSError as exc:
         server.close()
-        raise BadInput(f"cannot write the journal {shown(journal_path)}: {exc.strerror}") from None
+        raise BadInput(f"cannot write the journal {shown_path(journal_path)}: {exc.strerror}") from None
     except BadInput:
         server.close()
         raise
