@@ -63,6 +63,7 @@ class ProbeState:
     answered_by: int | None = None  # attempt number that drew the answer
     notes: list[str] = field(default_factory=list)
     foreign_answers: int = 0  # UDP datagrams from the target that did not echo our nonce
+    packet: packets.SynToward | packets.UdpToward | None = None  # prebuilt before the clock starts
 
     def answer(self, verdict: str, evidence: str, attempt: Attempt, now: float) -> bool:
         """Record the first answer (`now` is its arrival, Unix time); False if one was already recorded."""
@@ -174,14 +175,15 @@ class PortPicker:
     """Random source ports from the ephemeral range that no local socket holds and no target uses (a
     port equal to another target's port could make our own loopback traffic look like its answer)."""
 
-    def __init__(self, target_ports: set[int]) -> None:
-        self.low, self.high = ephemeral_range()
+    def __init__(self, target_ports: set[int], generator: random.Random) -> None:
+        low, high = ephemeral_range()
+        self.low, self.span = low, high - low + 1
         self.avoid = local_ports_in_use() | target_ports
-        self.random = random.Random(secrets.randbits(64))
+        self.random = generator.random
 
     def pick(self, taken: Container[tuple[int, str, int, int]], protocol: int, ip: str, port: int) -> int:
         for _ in range(PORT_PICKS):
-            sport = self.random.randint(self.low, self.high)
+            sport = self.low + int(self.random() * self.span)
             if sport not in self.avoid and (protocol, ip, port, sport) not in taken:
                 return sport
         raise RuntimeError(f"no free source port toward {ip}:{port} after {PORT_PICKS} draws")
@@ -237,8 +239,9 @@ class Prober:
         # (protocol number, target ip, target port, source port) -> the state and attempt it belongs to
         self.flows: dict[tuple[int, str, int, int], tuple[ProbeState, Attempt]] = {}
         self.source_addresses: dict[str, str | OSError] = {}
-        self.ports = PortPicker({t.port for t in targets})
-        self.syn: packets.SynTemplate | None = None
+        # seeded from the OS: source ports and tokens must not be guessable from outside the pod
+        self.random = random.Random(secrets.randbits(128))
+        self.ports = PortPicker({t.port for t in targets}, self.random)
         self.icmp_errors_from_target: dict[str, int] = {}  # target ip -> ICMP errors matched to its probes
 
     def own(self, sock: socket.socket) -> socket.socket:
@@ -304,8 +307,7 @@ class Prober:
     def prepare(self) -> None:
         """Everything before the clock starts: scapy's import and builds, each target's source address
         (refusing a broadcast address before anything is sent), SCTP targets this kernel cannot probe."""
-        if any(s.target.protocol == "TCP" for s in self.states):
-            self.syn = packets.SynTemplate()
+        syn = packets.SynTemplate() if any(s.target.protocol == "TCP" for s in self.states) else None
         if self.sctp_missing is not None:
             for state in self.states:
                 if state.target.protocol == "SCTP":
@@ -314,8 +316,19 @@ class Prober:
         elif any(s.target.protocol == "SCTP" for s in self.states):
             packets.sctp_init("127.0.0.1", "127.0.0.1", 1, 1, 1)
         for state in self.states:
-            if state.verdict is None and state.target.ip not in self.source_addresses:
-                self.source_addresses[state.target.ip] = self.route(state.target)
+            target = state.target
+            if state.verdict is not None:
+                continue
+            if target.ip not in self.source_addresses:
+                self.source_addresses[target.ip] = self.route(target)
+            source = self.source_addresses[target.ip]
+            if isinstance(source, OSError):
+                continue
+            if target.protocol == "TCP":
+                assert syn is not None
+                state.packet = syn.toward(source, target.ip, target.port)
+            elif target.protocol == "UDP":
+                state.packet = packets.UdpToward(source, target.ip, target.port, len(udp_payload(0)))
 
     # sending ---------------------------------------------------------------------------------------
 
@@ -346,13 +359,13 @@ class Prober:
             return
         protocol = packets.PROTOCOL_NUMBERS[target.protocol]
         sport = self.ports.pick(self.flows, protocol, target.ip, target.port)
-        token = secrets.randbits(32) or 1
+        token = self.random.getrandbits(32) or 1
         attempt = Attempt(number, sport, token, now)
-        if target.protocol == "TCP":
-            assert self.syn is not None
-            wire = self.syn.stamp(source, target.ip, sport, target.port, token)
-        elif target.protocol == "UDP":
-            wire = packets.udp_datagram(source, target.ip, sport, target.port, udp_payload(token))
+        packet = state.packet
+        if isinstance(packet, packets.SynToward):
+            wire = packet.stamp(sport, token)
+        elif isinstance(packet, packets.UdpToward):
+            wire = packet.stamp(sport, udp_payload(token))
         else:
             wire = packets.sctp_init(source, target.ip, sport, target.port, token)
         self.flows[(protocol, target.ip, target.port, sport)] = (state, attempt)

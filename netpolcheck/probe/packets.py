@@ -43,54 +43,92 @@ def tcp_syn(src: str, dst: str, sport: int, dport: int, seq: int) -> bytes:
 
 
 class SynTemplate:
-    """One scapy-built SYN, re-stamped per attempt with addresses, ports and sequence number (IP and TCP
-    checksums recomputed), so an attempt costs microseconds, not a scapy build."""
+    """The scapy-built SYN every TCP probe starts from; `toward` prepares it for one target."""
 
     def __init__(self) -> None:
-        self.wire = bytearray(tcp_syn("0.0.0.0", "0.0.0.0", 0, 0, 0))
-        self.tcp_offset = (self.wire[0] & 0x0F) * 4
-        self.tcp_length = struct.pack("!BBH", 0, IPPROTO_TCP, len(self.wire) - self.tcp_offset)
+        self.wire = tcp_syn("0.0.0.0", "0.0.0.0", 0, 0, 0)
 
-    def stamp(self, src: str, dst: str, sport: int, dport: int, seq: int) -> bytes:
-        wire, offset = self.wire, self.tcp_offset
+    def toward(self, src: str, dst: str, dport: int) -> SynToward:
+        return SynToward(self.wire, src, dst, dport)
+
+
+class SynToward:
+    """A SYN to one (source, target, port), re-stamped per attempt with a source port and a sequence
+    number. The TCP checksum is the precomputed sum of everything fixed plus those two fields, so an
+    attempt costs a few microseconds. The IP header checksum is left 0: with IP_HDRINCL the kernel always
+    fills it in (raw(7))."""
+
+    def __init__(self, template: bytes, src: str, dst: str, dport: int) -> None:
+        wire = bytearray(template)
+        self.offset = offset = (wire[0] & 0x0F) * 4
         addresses = socket.inet_aton(src) + socket.inet_aton(dst)
         wire[12:20] = addresses
         struct.pack_into("!H", wire, 10, 0)
-        struct.pack_into("!H", wire, 10, internet_checksum(bytes(wire[:offset])))
-        struct.pack_into("!HHI", wire, offset, sport, dport, seq)
+        struct.pack_into("!HHI", wire, offset, 0, dport, 0)
         struct.pack_into("!H", wire, offset + 16, 0)
-        checksum = internet_checksum(addresses + self.tcp_length + bytes(wire[offset:]))
+        pseudo = addresses + struct.pack("!BBH", 0, IPPROTO_TCP, len(wire) - offset)
+        self.fixed_sum = word_sum(pseudo) + word_sum(bytes(wire[offset:]))
+        self.wire = wire
+
+    def stamp(self, sport: int, seq: int) -> bytes:
+        wire, offset = self.wire, self.offset
+        struct.pack_into("!H", wire, offset, sport)
+        struct.pack_into("!I", wire, offset + 4, seq)
+        checksum = fold(self.fixed_sum + sport + (seq >> 16) + (seq & 0xFFFF))
         struct.pack_into("!H", wire, offset + 16, checksum)
         return bytes(wire)
 
 
-IPV4_UDP_HEADER = struct.Struct("!BBHHHBBH4s4sHHHH")
+class UdpToward:
+    """UDP datagrams to one (source, target, port) with a payload of fixed length, re-stamped per attempt
+    with a source port and the payload (IP header checksum left to the kernel, as for SYNs)."""
+
+    def __init__(self, src: str, dst: str, dport: int, payload_length: int) -> None:
+        addresses = socket.inet_aton(src) + socket.inet_aton(dst)
+        length = 8 + payload_length
+        ip = struct.pack("!BBHHHBBH", 0x45, 0, 20 + length, 1, 0, 64, IPPROTO_UDP, 0) + addresses
+        self.header = bytearray(ip + struct.pack("!HHHH", 0, dport, length, 0))
+        pseudo = addresses + struct.pack("!BBH", 0, IPPROTO_UDP, length)
+        self.fixed_sum = word_sum(pseudo) + dport + length
+        self.payload_length = payload_length
+
+    def stamp(self, sport: int, payload: bytes) -> bytes:
+        assert len(payload) == self.payload_length
+        header = self.header
+        checksum = fold(self.fixed_sum + sport + word_sum(payload)) or 0xFFFF
+        struct.pack_into("!H", header, 20, sport)
+        struct.pack_into("!H", header, 26, checksum)
+        return bytes(header) + payload
 
 
 def udp_datagram(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
-    """An IPv4 UDP datagram, as scapy's `IP(src, dst, ttl=64) / UDP(sport, dport) / payload` builds it."""
-    source, destination = socket.inet_aton(src), socket.inet_aton(dst)
-    length = 8 + len(payload)
-    ip_header = bytearray(
-        IPV4_UDP_HEADER.pack(
-            0x45, 0, 20 + length, 1, 0, 64, IPPROTO_UDP, 0, source, destination, sport, dport, length, 0
-        )
-    )
-    struct.pack_into("!H", ip_header, 10, internet_checksum(bytes(ip_header[:20])))
-    pseudo = source + destination + struct.pack("!BBH", 0, IPPROTO_UDP, length)
-    checksum = internet_checksum(pseudo + bytes(ip_header[20:]) + payload) or 0xFFFF
-    struct.pack_into("!H", ip_header, 26, checksum)
-    return bytes(ip_header) + payload
+    """One UDP datagram (the IP header checksum left 0 for the kernel)."""
+    return UdpToward(src, dst, dport, len(payload)).stamp(sport, payload)
+
+
+WORDS: dict[int, struct.Struct] = {}
+
+
+def word_sum(data: bytes) -> int:
+    """The sum of `data` as big-endian 16-bit words (odd length padded with a zero byte), unfolded."""
+    if len(data) % 2:
+        data += b"\0"
+    unpacker = WORDS.get(len(data))
+    if unpacker is None:
+        unpacker = WORDS[len(data)] = struct.Struct(f"!{len(data) // 2}H")
+    return sum(unpacker.unpack(data))
+
+
+def fold(total: int) -> int:
+    """RFC 1071: fold a word sum into 16 bits and complement it."""
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
 
 
 def internet_checksum(data: bytes) -> int:
     """RFC 1071 ones' complement sum (as in IP, TCP, UDP headers)."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return fold(word_sum(data))
 
 
 def sctp_init(src: str, dst: str, sport: int, dport: int, tag: int) -> bytes:
