@@ -141,10 +141,11 @@ def run_probe(args: argparse.Namespace) -> int:
     from netpolcheck.probe.targets import parse_targets
 
     targets = parse_targets(read_input(args.targets, "targets"))
-    from netpolcheck.probe.engine import probe_targets
+    from netpolcheck.probe.engine import StopSignals, probe_targets
 
-    results, failure = probe_targets(targets, args.timeout, args.retries)
-    print(json.dumps(results), flush=True)
+    with StopSignals() as signals:  # a signal stops the run, never the writing of its results
+        results, failure = probe_targets(targets, args.timeout, args.retries, signals)
+        print(json.dumps(results), flush=True)
     if failure is None:
         return 0
     missing = sum(1 for r in results if r["verdict"] == "error")

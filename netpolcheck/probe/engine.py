@@ -27,7 +27,7 @@ import signal
 import socket
 import struct
 import time
-from collections.abc import Container, Iterator
+from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -189,23 +189,41 @@ class PortPicker:
         raise RuntimeError(f"no free source port toward {ip}:{port} after {PORT_PICKS} draws")
 
 
-@contextlib.contextmanager
-def signals_stop_the_run() -> Iterator[None]:
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise Stopped(f"the run was stopped by {signal.Signals(signum).name}")
+class StopSignals:
+    """SIGTERM and SIGINT stop the run: while `armed` (the run is sending and listening) they raise
+    Stopped, so the run reports what it has; before that they are remembered and take effect when it
+    arms; once the results are being written they are held off, so the output is never cut in half."""
 
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.pending: str | None = None
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        for number in self.SIGNALS:
+            self.previous[number] = signal.signal(number, self.stop)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]
+
+    def stop(self, signum: int, frame: FrameType | None) -> None:
+        self.pending = self.pending or signal.Signals(signum).name
+        if self.armed:
+            self.arm()
+
+    def arm(self) -> None:
+        self.armed = self.pending is None
+        if self.pending is not None:  # disarmed first: a second signal must not interrupt the report
+            raise Stopped(f"the run was stopped by {self.pending}")
 
 
 def describe_failure(exc: BaseException, elapsed: float) -> str:
     if isinstance(exc, Stopped):
         return f"{exc} after {elapsed:.1f} s"
-    if isinstance(exc, KeyboardInterrupt):
-        return f"the run was stopped by SIGINT after {elapsed:.1f} s"
     if isinstance(exc, OSError) and exc.strerror:
         return f"the run failed after {elapsed:.1f} s: {exc.strerror}"
     return f"the run failed after {elapsed:.1f} s: {type(exc).__name__}: {shown(str(exc), 120)}"
@@ -215,7 +233,8 @@ class Prober:
     """One run over a target list; `run()` returns one result dict per target, in input order, and why
     the run ended early (None when it ran to the end)."""
 
-    def __init__(self, targets: list[Target], timeout: float, retries: int) -> None:
+    def __init__(self, targets: list[Target], timeout: float, retries: int, signals: StopSignals) -> None:
+        self.signals = signals
         self.states = [ProbeState(t) for t in targets]
         self.unanswered = len(self.states)
         self.timeout = timeout
@@ -257,16 +276,19 @@ class Prober:
         failure = None
         start = time.monotonic()
         try:
+            self.signals.arm()
             self.prepare()  # a BadInput here means nothing was sent: it propagates
             start = time.monotonic()
             self.exchange(start)
         except BadInput:
             raise
-        except (Exception, KeyboardInterrupt) as exc:
+        except Exception as exc:
+            self.signals.armed = False
             failure = describe_failure(exc, time.monotonic() - start)
             with contextlib.suppress(Exception):
                 self.poll(0.0)  # answers already queued still count
         finally:
+            self.signals.armed = False
             self.close()
         self.note_icmp_rate_limit()
         window_end = time.time()
@@ -484,9 +506,9 @@ class Prober:
 
 
 def probe_targets(
-    targets: list[Target], timeout: float, retries: int
+    targets: list[Target], timeout: float, retries: int, signals: StopSignals
 ) -> tuple[list[dict[str, object]], str | None]:
-    """Every target's result, in input order, and why the run ended early (None if it did not)."""
+    """Every target's result, in input order, and why the run ended early (None if it did not). Call it
+    inside `with StopSignals() as signals:` and write the results before leaving that block."""
     # an empty list still opens the raw sockets, so a missing privilege shows up at once
-    with signals_stop_the_run():
-        return Prober(targets, timeout, retries).run()
+    return Prober(targets, timeout, retries, signals).run()
