@@ -190,8 +190,13 @@ def run_hold(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     late_after = args.late_after or 2 * args.interval
     if args.background:
-        if os.path.exists(args.status):
-            os.unlink(args.status)
+        try:
+            if os.path.lexists(args.status):
+                os.unlink(args.status)  # a link is removed, never followed
+        except OSError as exc:
+            raise BadInput(
+                f"cannot replace the status file {shown_path(args.status)}: {exc.strerror}"
+            ) from None
         child_argv = [a for a in argv if a != "--background"]
         child = subprocess.Popen(
             [sys.executable, "-m", PROG, *child_argv],

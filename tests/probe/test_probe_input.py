@@ -231,6 +231,11 @@ def test_malformed_hold_status_files(command: str, case: str, tmp_path: Path) ->
     assert_clean_line(agent(command, "--status", str(status)), str(status))
 
 
+def test_background_hold_status_that_is_a_directory(tmp_path: Path) -> None:
+    argv = ("hold", "--background", "--ip", "10.0.0.1", "--port", "80", "--status", str(tmp_path))
+    assert_clean_line(agent(*argv), "cannot replace the status file", "Is a directory")
+
+
 def test_a_damaged_journal(tmp_path: Path) -> None:
     journal = tmp_path / "journal.jsonl"
     journal.write_bytes(b'{"time": 1.0, "event": "listening"}\n[[[[[\n')
