@@ -20,7 +20,7 @@ import yaml
 from netpolcheck.errors import UsageError
 from netpolcheck.hollow import cleanup, orphans, privilege
 from netpolcheck.hollow.fabric import new_prefix, overlapping_routes
-from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE
+from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE, WEAVE_NONE, parse_npc_binary
 from netpolcheck.hollow.ipam import DEFAULT_POD_CIDR, MAX_NODES, AddressError, parse_pod_cidr
 from netpolcheck.hollow.state import KUBECONFIG_FILE, ClusterRecord, remove_record
 from netpolcheck.hollow.waits import WaitTimeout, wait_until
@@ -46,7 +46,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="policy controller run as the weave-npc container of the weave-net DaemonSet: reference "
         "(python -m netpolcheck.npc, the default), none (no weave-net DaemonSet), or a binary PATH",
     )
-    up.add_argument("--weave-version", default="2.8.1", help="Weave version of the weave-net DaemonSet")
+    up.add_argument(
+        "--weave-version",
+        default="2.8.1",
+        help="Weave version of the built-in weave-net DaemonSet, or none: no DaemonSet (install one from "
+        "manifests/weave/ through the API, as on any cluster)",
+    )
+    up.add_argument(
+        "--weave-npc-binary",
+        action="append",
+        default=[],
+        metavar="VERSION=PATH",
+        help="run PATH for weave-npc containers of image tag VERSION (repeatable; other tags: --npc)",
+    )
     up.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR, help="pod range (default %(default)s)")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the API (default 60)")
     up.set_defaults(func=cmd_up)
@@ -93,9 +105,20 @@ def check_options(args: argparse.Namespace) -> None:
             raise UsageError(f"--npc {args.npc!r} is neither none, reference nor an executable file")
         args.npc = str(path.resolve())
     try:
-        parse_version(args.weave_version)
+        if args.weave_version != WEAVE_NONE:
+            parse_version(args.weave_version)
     except ValueError as exc:
         raise UsageError(f"--weave-version: {exc}") from None
+    binaries = []
+    for value in args.weave_npc_binary:
+        try:
+            tag, program = parse_npc_binary(value)
+        except ValueError as exc:
+            raise UsageError(f"--weave-npc-binary: {exc}") from None
+        if not Path(program).is_file() or not os.access(program, os.X_OK):
+            raise UsageError(f"--weave-npc-binary {value!r}: {program} is not an executable file")
+        binaries.append(f"{tag}={Path(program).resolve()}")
+    args.weave_npc_binary = binaries
     try:
         parse_pod_cidr(args.pod_cidr)
     except AddressError as exc:
@@ -194,6 +217,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 args.weave_version,
                 "--pod-cidr",
                 args.pod_cidr,
+                *(f"--weave-npc-binary={b}" for b in args.weave_npc_binary),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -23,14 +23,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netpolcheck.hollow import cleanup, netns
+from netpolcheck.hollow import cleanup, images, netns
 from netpolcheck.hollow.api.kubeconfig import write_kubeconfig
 from netpolcheck.hollow.api.resources import DAEMONSETS, SERVICEACCOUNTS
 from netpolcheck.hollow.api.server import ApiServer
 from netpolcheck.hollow.api.store import Store
 from netpolcheck.hollow.api.tls import make_pki
 from netpolcheck.hollow.fabric import Fabric, RouteConflict
-from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE
+from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE, WEAVE_NONE
 from netpolcheck.hollow.ipam import PodAddresses, parse_pod_cidr
 from netpolcheck.hollow.kubelet import Kubelet
 from netpolcheck.hollow.state import KUBECONFIG_FILE, ClusterRecord, forget_registered
@@ -211,7 +211,7 @@ class Daemon:
         stop_controller = start_daemonset_controller(store)
         if stop_controller is not None:
             self.teardown.append(stop_controller)
-        if self.args.npc != NPC_NONE:
+        if self.args.npc != NPC_NONE and self.args.weave_version != WEAVE_NONE:
             store.create(SERVICEACCOUNTS, {"metadata": {"name": "weave-net", "namespace": "kube-system"}})
             store.create(DAEMONSETS, weave_daemonset(self.args.weave_version))
         self.record.server = f"https://127.0.0.1:{port}"
@@ -248,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--npc", default=NPC_REFERENCE)
     parser.add_argument("--weave-version", default="2.8.1")
     parser.add_argument("--pod-cidr", default="10.32.0.0/12")
+    parser.add_argument("--weave-npc-binary", action="append", default=[], metavar="VERSION=PATH")
     args = parser.parse_args(argv)
+    images.NPC_BINARIES.update(images.parse_npc_binary(v) for v in args.weave_npc_binary)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )

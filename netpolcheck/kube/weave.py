@@ -250,3 +250,28 @@ def blocked_lines(api: KubeApi, match: Callable[[str], bool] | None = None) -> l
         for line in text.splitlines()
         if BLOCKED in line and (match is None or match(line))
     ]
+
+
+def images(version: str) -> list[str]:
+    """The distinct images of the version's manifest (to pull and side-load), in manifest order."""
+    out: dict[str, None] = {}
+    for obj in weave_objects(version):
+        if obj.get("kind") == "DaemonSet":
+            pod = obj["spec"]["template"]["spec"]
+            for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+                out[container["image"]] = None
+    return list(out)
+
+
+def uninstall(api: KubeApi, timeout: float = 300.0) -> None:
+    """Delete the weave-net DaemonSet and wait until it and its pods are gone (RBAC objects stay)."""
+    ds = daemonset(api)
+    if ds is None:
+        return
+    labels = ds["spec"].get("selector", {}).get("matchLabels") or {}
+    deleting.delete_and_wait(api, [DS_REF], timeout=timeout)
+    wait_for(
+        lambda: not fetching.list_objects(api, "v1", "Pod", NAMESPACE, fetching.selector(labels)),
+        "the weave-net pods to be gone",
+        timeout=timeout,
+    )

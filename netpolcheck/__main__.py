@@ -1,0 +1,3 @@
+from netpolcheck.cli import main
+
+raise SystemExit(main())
