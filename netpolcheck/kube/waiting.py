@@ -41,7 +41,7 @@ def wait_for(
     naming `what` and the last thing seen: `describe_last()` if given, else the check's last result
     or the exception it raised (an exception counts as "not yet", so a transient API error does not
     end the wait early)."""
-    last: list[Any] = [None]
+    last: list[str] = ["nothing (no attempt finished)"]
 
     def attempt() -> Any:
         try:
@@ -49,7 +49,7 @@ def wait_for(
         except Exception as exc:  # polled again; reported as last seen if it never clears
             last[0] = f"{type(exc).__name__}: {exc}"
             return None
-        last[0] = value
+        last[0] = repr(value)
         return value
 
     retrying = Retrying(
@@ -59,6 +59,6 @@ def wait_for(
     try:
         result: T = retrying(attempt)
     except RetryError:
-        seen = describe_last() if describe_last is not None else repr(last[0])
+        seen = describe_last() if describe_last is not None else last[0]
         raise WaitTimeout(what, max(timeout, time.monotonic() - started), seen) from None
     return result

@@ -10,6 +10,7 @@ with pinned tags and `IfNotPresent`, so the loaded images are the ones that run.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -45,9 +46,14 @@ def preflight(modules_dir: Path = SYS_MODULE) -> tuple[str, str]:
     kind = require_binary("kind", NO_KIND)
     docker = require_binary("docker", NO_DOCKER)
     try:
-        run([docker, "info", "--format", "{{.ServerVersion}}"], "docker info", timeout=60)
-    except UsageError as exc:
-        raise UsageError(NO_DAEMON.format(detail=str(exc).removeprefix("docker info failed "))) from None
+        info = subprocess.run(
+            [docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=60
+        )
+        detail = (info.stderr.strip().splitlines() or [f"exit {info.returncode}"])[-1]
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        info, detail = None, str(exc)
+    if info is None or info.returncode != 0:
+        raise UsageError(NO_DAEMON.format(detail=detail))
     for module in MODULES:
         if not (modules_dir / module).exists():
             raise UsageError(NO_MODULE.format(module=module))
