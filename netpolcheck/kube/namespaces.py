@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from netpolcheck.kube import creating, deleting, fetching
 from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.objects import ObjectRef
+from netpolcheck.kube.waiting import wait_for
 
 RUN_LABEL = "netpolcheck.io/run"
 OWNER_ANNOTATION = "netpolcheck.io/owner"
@@ -105,6 +104,32 @@ def ref(name: str) -> ObjectRef:
     return ObjectRef("v1", "Namespace", name)
 
 
+def delete_namespaces(api: KubeApi, names: list[str], timeout: float = 180.0) -> None:
+    """Delete the namespaces and wait until they and every pod in them are gone.
+
+    The pods are awaited too: a server may drop the namespace object while its pods still terminate
+    (the embedded cluster does), and a pod that still runs still holds its IP and its rules."""
+    deleting.delete_and_wait(api, [ref(n) for n in names], timeout=timeout)
+    wanted = set(names)
+    left: list[str] = []
+
+    def pods_gone() -> bool:
+        pods = fetching.list_objects(api, "v1", "Pod")
+        left[:] = [
+            f"{p['metadata']['namespace']}/{p['metadata']['name']}"
+            for p in pods
+            if p["metadata"]["namespace"] in wanted
+        ]
+        return not left
+
+    wait_for(
+        pods_gone,
+        f"the pods of {len(names)} deleted namespace(s) to be gone",
+        timeout=timeout,
+        describe_last=lambda: "still there: " + ", ".join(left[:10]),
+    )
+
+
 def run_namespaces(api: KubeApi, run_id: str | None = None) -> list[dict[str, Any]]:
     """Namespaces carrying the run label (of one run, or of any)."""
     selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
@@ -112,9 +137,9 @@ def run_namespaces(api: KubeApi, run_id: str | None = None) -> list[dict[str, An
 
 
 def cleanup(api: KubeApi, run: Run, timeout: float = 180.0) -> list[str]:
-    """Delete every namespace labelled with this run's id and wait until they are gone."""
+    """Delete every namespace labelled with this run's id; wait until they and their pods are gone."""
     names = [ns["metadata"]["name"] for ns in run_namespaces(api, run.id)]
-    deleting.delete_and_wait(api, [ref(n) for n in names], timeout=timeout)
+    delete_namespaces(api, names, timeout)
     run.created.clear()
     return names
 
@@ -133,8 +158,5 @@ def leftovers(api: KubeApi) -> list[str]:
 def remove_leftovers(api: KubeApi, timeout: float = 180.0) -> list[str]:
     """Delete the namespaces `leftovers` finds and wait until they are gone; returns their names."""
     names = leftovers(api)
-    try:
-        deleting.delete_and_wait(api, [ref(n) for n in names], timeout=timeout)
-    except ApiException as exc:  # pragma: no cover - reported, not hidden
-        raise RuntimeError(f"could not remove leftover namespaces {names}: {exc.reason}") from exc
+    delete_namespaces(api, names, timeout)
     return names
