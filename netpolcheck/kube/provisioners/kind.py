@@ -41,8 +41,9 @@ NO_MODULE = (
 )
 
 
-def preflight(modules_dir: Path = SYS_MODULE) -> tuple[str, str]:
+def preflight(modules_dir: Path | None = None) -> tuple[str, str]:
     """(kind, docker) paths; UsageError with one message for the first thing missing."""
+    modules_dir = modules_dir or SYS_MODULE
     kind = require_binary("kind", NO_KIND)
     docker = require_binary("docker", NO_DOCKER)
     try:
