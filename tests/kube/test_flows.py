@@ -57,14 +57,18 @@ def fakes(
         api.close()
 
 
-def test_kind_create_load_install_upgrade_delete(
-    fakes: tuple[Path, KubeApi], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    log, api = fakes
+@pytest.fixture
+def modules_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kind's preflight sees br_netfilter and xt_set (the build machine's modules are not the point here)."""
     present = tmp_path / "sys-module"
     for module in kind.MODULES:
         (present / module).mkdir(parents=True)
-    monkeypatch.setattr(kind, "SYS_MODULE", present)  # the build machine's modules are not the point here
+    monkeypatch.setattr(kind, "SYS_MODULE", present)
+
+
+@pytest.mark.usefixtures("modules_loaded")
+def test_kind_create_load_install_upgrade_delete(fakes: tuple[Path, KubeApi], tmp_path: Path) -> None:
+    log, api = fakes
     options = ClusterOptions(kind="kind", weave_version="2.0.5", upgrade_to="2.1.3", work_dir=tmp_path / "w")
     cluster = provision(options)
     kubeconfig = str(tmp_path / "w" / "kind" / "kubeconfig")
@@ -106,14 +110,9 @@ def test_kind_create_load_install_upgrade_delete(
     ]
 
 
-def test_kind_keep_cluster_skips_delete(
-    fakes: tuple[Path, KubeApi], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("modules_loaded")
+def test_kind_keep_cluster_skips_delete(fakes: tuple[Path, KubeApi], tmp_path: Path) -> None:
     log, _ = fakes
-    present = tmp_path / "sys-module"
-    for module in kind.MODULES:
-        (present / module).mkdir(parents=True)
-    monkeypatch.setattr(kind, "SYS_MODULE", present)
     options = ClusterOptions(kind="kind", weave_version="2.8.1", keep_cluster=True, work_dir=tmp_path / "w")
     provision(options).cleanup()
     assert not any(c[:3] == ["kind", "delete", "cluster"] for c in faketools.recorded(log))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from netpolcheck.errors import UsageError
-from netpolcheck.kube import weave
+from netpolcheck.kube import probepods, weave
 from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.probepods import DEFAULT_PROBE_IMAGE
 
@@ -60,6 +61,25 @@ class Cluster:
         step, self._cleanup = self._cleanup, None
         if step is not None:
             step()
+
+
+@contextmanager
+def finishing(cluster: Cluster, prepare: Callable[[], object] | None = None) -> Iterator[KubeApi]:
+    """`prepare()` (e.g. export the kubeconfig), then the new cluster's API for a provisioner's last
+    steps; the nodes are read after them. On any failure, Ctrl-C included, the cluster is cleaned up
+    before the error propagates."""
+    try:
+        if prepare is not None:
+            prepare()
+        api = cluster.api()
+        try:
+            yield api
+            cluster.nodes = probepods.schedulable_nodes(api)
+        finally:
+            api.close()
+    except BaseException:
+        cluster.cleanup()
+        raise
 
 
 def private_dir(path: Path) -> Path:

@@ -15,12 +15,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from netpolcheck.errors import UsageError
-from netpolcheck.kube import probepods, weave
-from netpolcheck.kube.connection import KubeApi
+from netpolcheck.kube import weave
 from netpolcheck.kube.paths import KIND_CONFIG, MANIFESTS
 from netpolcheck.kube.provisioners.base import (
     Cluster,
     ClusterOptions,
+    finishing,
     install_weave,
     private_dir,
     require_binary,
@@ -110,19 +110,12 @@ def provision(options: ClusterOptions) -> Cluster:
         raise UsageError(f"kind create cluster failed: {exc}") from None
     cluster = Cluster(CLUSTER_NAME, "kind", kubeconfig, None, [], None, POD_SUBNET)
     cluster._cleanup = None if options.keep_cluster else delete
-    try:
-        run(
-            [kind, "export", "kubeconfig", "--name", CLUSTER_NAME, "--kubeconfig", str(kubeconfig)],
-            "kind export",
-        )
+
+    def prepare() -> None:
+        export = [kind, "export", "kubeconfig", "--name", CLUSTER_NAME, "--kubeconfig", str(kubeconfig)]
+        run(export, "kind export")
         side_load(kc, docker, options.probe_image, run_versions(options))
-        api = KubeApi.from_kubeconfig(kubeconfig)
-        try:
-            cluster.weave_version = install_weave(api, options, POD_SUBNET)
-            cluster.nodes = probepods.schedulable_nodes(api)
-        finally:
-            api.close()
-    except BaseException:
-        cluster.cleanup()
-        raise
+
+    with finishing(cluster, prepare) as api:
+        cluster.weave_version = install_weave(api, options, POD_SUBNET)
     return cluster

@@ -15,11 +15,11 @@ import secrets
 from pathlib import Path
 
 from netpolcheck.errors import UsageError
-from netpolcheck.kube import probepods, weave
-from netpolcheck.kube.connection import KubeApi
+from netpolcheck.kube import weave
 from netpolcheck.kube.provisioners.base import (
     Cluster,
     ClusterOptions,
+    finishing,
     install_weave,
     private_dir,
     require_binary,
@@ -108,27 +108,16 @@ def provision(options: ClusterOptions) -> Cluster:
         run([kops, "delete", "cluster", "--name", name, "--yes"], "kops delete cluster")
 
     cluster._cleanup = None if options.keep_cluster else delete
-    try:
-        run([kops, "export", "kubeconfig", name, "--admin", "--kubeconfig", str(kubeconfig)], "kops export")
-        api = KubeApi.from_kubeconfig(kubeconfig)
-        try:
-            wait_for(
-                lambda: api.request("GET", "/version", timeout=10),
-                "the kops cluster's API to answer",
-                timeout=options.timeout,
-                interval=5.0,
-            )
-            if net == "cni" or options.weave_version is not None:
-                install_weave(api, options, POD_RANGE)
-            run(
-                [kops, "validate", "cluster", "--name", name, "--wait", "15m", "--count", "3"],
-                "kops validate",
-            )
-            cluster.weave_version = weave.installed_version(api)
-            cluster.nodes = probepods.schedulable_nodes(api)
-        finally:
-            api.close()
-    except BaseException:
-        cluster.cleanup()
-        raise
+    export = [kops, "export", "kubeconfig", name, "--admin", "--kubeconfig", str(kubeconfig)]
+    with finishing(cluster, lambda: run(export, "kops export")) as api:
+        wait_for(
+            lambda: api.request("GET", "/version", timeout=10),
+            "the kops cluster's API to answer",
+            timeout=options.timeout,
+            interval=5.0,
+        )
+        if net == "cni" or options.weave_version is not None:
+            install_weave(api, options, POD_RANGE)
+        run([kops, "validate", "cluster", "--name", name, "--wait", "15m", "--count", "3"], "kops validate")
+        cluster.weave_version = weave.installed_version(api)
     return cluster
