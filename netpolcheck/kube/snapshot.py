@@ -59,6 +59,27 @@ def policy_entry(policy: Obj) -> dict[str, Any]:
     }
 
 
+def state_of(
+    namespaces: Iterable[Obj],
+    pods: Iterable[Obj],
+    policies: Iterable[Obj],
+    probes: Sequence[dict[str, Any]] = (),
+    externals: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """A STATE from Kubernetes objects as dicts (read from a cluster, or written by a test)."""
+    entries = [e for e in (pod_entry(p) for p in pods) if e is not None]
+    return {
+        "namespaces": sorted((namespace_entry(n) for n in namespaces), key=lambda n: n["name"]),
+        "pods": sorted(entries, key=lambda p: (p["namespace"], p["name"])),
+        "policies": sorted(
+            (policy_entry(p) for p in policies),
+            key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]),
+        ),
+        "probes": list(probes),
+        "externals": list(externals),
+    }
+
+
 def snapshot(
     api: KubeApi,
     namespaces: Iterable[str] | None = None,
@@ -72,21 +93,12 @@ def snapshot(
         for n in fetching.list_objects(api, "v1", "Namespace")
         if wanted is None or n["metadata"]["name"] in wanted
     ]
-    names = [n["metadata"]["name"] for n in nss]
-    pods: list[dict[str, Any]] = []
-    policies: list[dict[str, Any]] = []
+    names = {n["metadata"]["name"] for n in nss}
+    pods: list[Obj] = []
+    policies: list[Obj] = []
     for name in sorted(names) if wanted is not None else [None]:
-        for pod in fetching.list_objects(api, "v1", "Pod", name):
-            entry = pod_entry(pod)
-            if entry is not None and entry["namespace"] in names:
-                pods.append(entry)
-        policies.extend(
-            policy_entry(p) for p in fetching.list_objects(api, POLICY_API, "NetworkPolicy", name)
+        pods.extend(
+            p for p in fetching.list_objects(api, "v1", "Pod", name) if p["metadata"]["namespace"] in names
         )
-    return {
-        "namespaces": sorted((namespace_entry(n) for n in nss), key=lambda n: n["name"]),
-        "pods": sorted(pods, key=lambda p: (p["namespace"], p["name"])),
-        "policies": sorted(policies, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"])),
-        "probes": list(probes),
-        "externals": list(externals),
-    }
+        policies.extend(fetching.list_objects(api, POLICY_API, "NetworkPolicy", name))
+    return state_of(nss, pods, policies, probes, externals)

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
+from netpolcheck.kube.waiting import wait_for
 from netpolcheck.npc.shortname import set_name
 from tests.npc import dumps
 from tests.npc.expected import Dumps
 from tests.npc.hollowkit import Hollow
 from tests.npc.test_observed_dataplane import OBSERVED
-from tests.npc.waits import wait_until
 
 SCENARIOS = sorted(p.name for p in OBSERVED.iterdir() if (p / "matrix.json").exists())
 PROBES = [(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")]
@@ -79,7 +79,7 @@ def test_observed_state_on_hollow_cluster(hollow: Hollow, scenario: str) -> None
                 return last[0] == want
 
             try:
-                wait_until(
+                wait_for(
                     matches, f"{node}'s WEAVE-NPC chains and sets to equal the observed ones", timeout=20
                 )
             except TimeoutError:
@@ -121,7 +121,7 @@ def settle(hollow: Hollow, node: str) -> Dumps:
         reads.append(hollow.dumps(node))
         return len(reads) > 1 and reads[-1] == reads[-2] and bool(reads[-1][0].get("WEAVE-NPC-DEFAULT"))
 
-    wait_until(stable, f"{node}'s dataplane to settle", timeout=20)
+    wait_for(stable, f"{node}'s dataplane to settle", timeout=20)
     return reads[-1]
 
 
@@ -138,14 +138,14 @@ def test_restart_rebuilds_everything_and_blocked_lines_are_logged(hollow: Hollow
             "ns-1", "busybox", [{"id": "x", "ip": "10.32.0.10", "port": 80, "protocol": "TCP"}]
         )
         assert verdicts == ["dropped"]
-        wait_until(
+        wait_for(
             lambda: "TCP connection from 10.32.0.11:" in hollow.npc_log("node1"),
             "a 'blocked by Weave NPC' line in weave-npc's log on node1",
             timeout=10,
         )
         hollow.restart_weave()
         try:
-            wait_until(
+            wait_for(
                 lambda: hollow.dumps("node1") == settled,
                 "node1's dataplane rebuilt after the restart",
                 timeout=20,
