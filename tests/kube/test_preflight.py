@@ -147,3 +147,25 @@ def test_bad_option_combinations_stop_pytest_with_one_line(args: list[str], line
     assert proc.returncode == 4, proc.stdout + proc.stderr
     errors = [x for x in proc.stderr.splitlines() if x.startswith("ERROR:")]
     assert len(errors) == 1 and line in errors[0], proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "line"),
+    [
+        ("2.8.1", "netpolcheck: error: --weave-npc-binary: '2.8.1' is not VERSION=PATH"),
+        (
+            "2.8.1=/nonexistent",
+            "netpolcheck: error: --weave-npc-binary '2.8.1=/nonexistent': /nonexistent is not",
+        ),
+    ],
+)
+def test_hollow_up_refuses_a_bad_weave_npc_binary(tmp_path: Path, value: str, line: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("hollow up checks root before its options")
+    proc = subprocess.run(
+        [sys.executable, "-m", "netpolcheck", "hollow", "up", "--state-dir", str(tmp_path / "s"),
+         "--weave-npc-binary", value],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.startswith(line) and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "s").exists()

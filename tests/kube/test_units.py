@@ -141,3 +141,16 @@ def test_split_ref() -> None:
     assert split_ref("x/a") == ("x", "a") and split_ref(("y", "b")) == ("y", "b")
     with pytest.raises(ValueError, match="NAMESPACE/NAME"):
         split_ref("a")
+
+
+def test_hollow_maps_a_weave_npc_tag_to_a_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    from netpolcheck.hollow import images
+
+    monkeypatch.setattr(images, "NPC_BINARIES", {"2.8.1": "/opt/weave-npc"})
+    npc = {"name": "weave-npc", "image": "weaveworks/weave-npc:2.8.1", "args": ["--log-level=debug"]}
+    assert images.resolve(npc, "reference").argv == ["/opt/weave-npc", "--log-level=debug"]
+    other = {**npc, "image": "weaveworks/weave-npc:2.1.3"}
+    assert images.resolve(other, "reference").argv[1:3] == ["-m", "netpolcheck.npc"]
+    assert images.parse_npc_binary("v2.8.1=/x") == ("2.8.1", "/x")
+    with pytest.raises(ValueError, match="is not VERSION=PATH"):
+        images.parse_npc_binary("2.8.1")
