@@ -48,3 +48,18 @@ def test_an_exception_is_not_yet_and_is_reported_if_it_persists() -> None:
 
     with pytest.raises(WaitTimeout, match=r"last seen: ConnectionError: refused"):
         wait_for(broken, "the API", timeout=0.2, interval=0.05)
+
+
+def test_retry_errors_false_lets_the_error_through() -> None:
+    def broken() -> None:
+        raise ConnectionError("refused")
+
+    with pytest.raises(ConnectionError, match="refused"):
+        wait_for(broken, "the API", timeout=5, retry_errors=False)
+
+
+def test_growing_pause_still_bounded() -> None:
+    calls = itertools.count()
+    with pytest.raises(WaitTimeout):
+        wait_for(lambda: next(calls) < 0, "never", timeout=0.5, interval=0.01, max_interval=0.2)
+    assert 4 <= next(calls) < 50  # fast at first, then at most every 0.2 s
