@@ -95,9 +95,8 @@ def wait_ready(api: KubeApi, pods: Iterable[tuple[str, str]], timeout: float = 1
         for key in wanted:
             if not is_ready(seen.get(key)):
                 seen[key] = fetching.get(api, pod_ref(*key))
-        if all(is_ready(seen.get(k)) for k in wanted):
-            return [seen[k] for k in wanted]  # type: ignore[misc]
-        return None
+        ready = [pod for k in wanted if is_ready(pod := seen.get(k)) and pod is not None]
+        return ready if len(ready) == len(wanted) else None
 
     def describe() -> str:
         bad = [

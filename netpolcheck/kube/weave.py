@@ -181,19 +181,49 @@ def apply_version(
     return change
 
 
-def install(api: KubeApi, version: str, **kwargs: object) -> Change:
+def install(
+    api: KubeApi,
+    version: str,
+    *,
+    ipalloc_range: str | None = None,
+    pull_policy: str = "IfNotPresent",
+    timeout: float = 300.0,
+    on_progress: Progress | None = None,
+) -> Change:
     """Install Weave `version`; UsageError if a weave-net DaemonSet is already there (use upgrade)."""
     current = installed_version(api)
     if current is not None:
         raise UsageError(f"Weave {current} is already installed; upgrade it instead of installing {version}")
-    return apply_version(api, version, **kwargs)  # type: ignore[arg-type]
+    return apply_version(
+        api,
+        version,
+        ipalloc_range=ipalloc_range,
+        pull_policy=pull_policy,
+        timeout=timeout,
+        on_progress=on_progress,
+    )
 
 
-def upgrade(api: KubeApi, to: str, **kwargs: object) -> Change:
+def upgrade(
+    api: KubeApi,
+    to: str,
+    *,
+    ipalloc_range: str | None = None,
+    pull_policy: str = "IfNotPresent",
+    timeout: float = 300.0,
+    on_progress: Progress | None = None,
+) -> Change:
     """Move the installed Weave to version `to` (also a downgrade); UsageError if none is installed."""
     if installed_version(api) is None:
         raise UsageError(f"no weave-net DaemonSet to upgrade to {to}; install Weave first")
-    return apply_version(api, to, **kwargs)  # type: ignore[arg-type]
+    return apply_version(
+        api,
+        to,
+        ipalloc_range=ipalloc_range,
+        pull_policy=pull_policy,
+        timeout=timeout,
+        on_progress=on_progress,
+    )
 
 
 def health(api: KubeApi, version: str | None = None) -> list[str]:

@@ -60,7 +60,13 @@ def start(options: ClusterOptions, state_dir: Path) -> None:
         raise UsageError(f"hollow: {last[0].removeprefix('netpolcheck: error: ')}")
 
     try:
-        wait_for(up, "the embedded cluster's pod range to be free", timeout=RANGE_WAIT, interval=2.0)
+        wait_for(
+            up,
+            f"the embedded cluster's pod range {options.pod_cidr or DEFAULT_POD_CIDR} to be free",
+            timeout=RANGE_WAIT,
+            interval=2.0,
+            describe_last=lambda: last[0].removeprefix("netpolcheck: error: "),
+        )
     except WaitTimeout as exc:
         raise UsageError(f"hollow: {exc}") from None
 

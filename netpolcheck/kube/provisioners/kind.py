@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 from netpolcheck.errors import UsageError
 from netpolcheck.kube import weave
@@ -65,7 +66,13 @@ def run_versions(options: ClusterOptions) -> list[str]:
     return list(dict.fromkeys(v for v in (options.install_version(), options.upgrade_to) if v))
 
 
-def side_load(cluster: object, docker: str, probe_image: str, versions: Iterable[str]) -> None:
+class ImageLoader(Protocol):
+    """What side_load needs of pytest-kind's KindCluster."""
+
+    def load_docker_image(self, docker_image: str) -> None: ...
+
+
+def side_load(cluster: ImageLoader, docker: str, probe_image: str, versions: Iterable[str]) -> None:
     """Build the probe image, pull Weave's, and `kind load` each (one image per call)."""
     run(
         [
@@ -84,7 +91,7 @@ def side_load(cluster: object, docker: str, probe_image: str, versions: Iterable
         run([docker, "pull", image], f"docker pull {image}")
     for image in [probe_image, *weave_images]:
         try:
-            cluster.load_docker_image(image)  # type: ignore[attr-defined]
+            cluster.load_docker_image(image)
         except Exception as exc:
             raise UsageError(f"kind load docker-image {image} failed: {exc}") from None
 
