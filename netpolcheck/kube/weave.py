@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from kubernetes.client.exceptions import ApiException
 
@@ -181,49 +182,28 @@ def apply_version(
     return change
 
 
-def install(
-    api: KubeApi,
-    version: str,
-    *,
-    ipalloc_range: str | None = None,
-    pull_policy: str = "IfNotPresent",
-    timeout: float = 300.0,
-    on_progress: Progress | None = None,
-) -> Change:
+class ApplyOptions(TypedDict, total=False):
+    """The keyword arguments install and upgrade pass on to apply_version."""
+
+    ipalloc_range: str | None
+    pull_policy: str
+    timeout: float
+    on_progress: Progress | None
+
+
+def install(api: KubeApi, version: str, **options: Unpack[ApplyOptions]) -> Change:
     """Install Weave `version`; UsageError if a weave-net DaemonSet is already there (use upgrade)."""
     current = installed_version(api)
     if current is not None:
         raise UsageError(f"Weave {current} is already installed; upgrade it instead of installing {version}")
-    return apply_version(
-        api,
-        version,
-        ipalloc_range=ipalloc_range,
-        pull_policy=pull_policy,
-        timeout=timeout,
-        on_progress=on_progress,
-    )
+    return apply_version(api, version, **options)
 
 
-def upgrade(
-    api: KubeApi,
-    to: str,
-    *,
-    ipalloc_range: str | None = None,
-    pull_policy: str = "IfNotPresent",
-    timeout: float = 300.0,
-    on_progress: Progress | None = None,
-) -> Change:
+def upgrade(api: KubeApi, to: str, **options: Unpack[ApplyOptions]) -> Change:
     """Move the installed Weave to version `to` (also a downgrade); UsageError if none is installed."""
     if installed_version(api) is None:
         raise UsageError(f"no weave-net DaemonSet to upgrade to {to}; install Weave first")
-    return apply_version(
-        api,
-        to,
-        ipalloc_range=ipalloc_range,
-        pull_policy=pull_policy,
-        timeout=timeout,
-        on_progress=on_progress,
-    )
+    return apply_version(api, to, **options)
 
 
 def health(api: KubeApi, version: str | None = None) -> list[str]:
