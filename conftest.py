@@ -1,8 +1,14 @@
 """Root conftest: command-line options and plugin registration only (see docs/design.md#layout).
 
-The fixtures live in `fixtures/` and are registered here as plugins as the suites that need them land.
+The options live in fixtures/options.py, the fixtures in the other fixtures/ modules.
 """
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "fixtures.options",
+    "fixtures.cluster",
+    "fixtures.weave",
+    "fixtures.topology",
+    "fixtures.policies",
+]

@@ -47,14 +47,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from netpolcheck.hollow.api.resources import NETWORKPOLICIES  # noqa: E402
+from netpolcheck.kube import fetching  # noqa: E402
 from netpolcheck.npc.world import World  # noqa: E402
 from tests.npc.controller_proc import ControllerProcess  # noqa: E402
-from tests.npc.hollowkit import KUBECTL, Hollow  # noqa: E402
+from tests.npc.hollowkit import Hollow  # noqa: E402
 from tests.npc.hollowworld import HollowWorld  # noqa: E402
 from tests.npc.nodeapi import NodeApi  # noqa: E402
 from tests.npc.topology import Topology  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_npc.json"
+# the prober streams over one long `kubectl exec -i` (a process reading stdin), beside this interpreter
+KUBECTL = str(Path(sys.executable).parent / "kubectl")
 WEAVE_2_8_1_MEDIAN_MS = 14.0  # docs/weave-facts.md#change-latency (9-pod world)
 WEAVE_2_8_1_DELETE_ALL_MS = 113.0
 HOLLOW_POD_CIDR = "10.96.0.0/12"  # not the default 10.32.0.0/12, which other runs may hold
@@ -271,9 +274,11 @@ class HollowOps:
         self.world.delete("NetworkPolicy", {"metadata": {"namespace": namespace, "name": name}})
 
     def policies(self) -> list[tuple[str, str]]:
-        net = self.world.hollow.net
+        api = self.world.hollow.api
         return [
-            (n, p.metadata.name) for n in self.namespaces for p in net.list_namespaced_network_policy(n).items
+            (n, p["metadata"]["name"])
+            for n in self.namespaces
+            for p in fetching.list_objects(api, "networking.k8s.io/v1", "NetworkPolicy", n)
         ]
 
 
@@ -387,8 +392,9 @@ def run_hollow(changes: int) -> dict[str, Any]:
         hollow.down()
         shutil.rmtree(state_dir, ignore_errors=True)
     return {
-        "method": "store -> enforced on `netpolcheck hollow up --nodes 3 --pod-cidr 10.96.0.0/12` "
-        "(reference controller = weave-npc container of weave-net, 2.8.1 profile); real probe pods; "
+        "method": "store -> enforced on the embedded cluster, 3 nodes, --pod-cidr 10.96.0.0/12, weave-net "
+        "from manifests/weave/weave-2.8.1.yaml (reference controller = weave-npc container, 2.8.1 profile); "
+        "real probe pods; "
         "changes through the kubernetes client; latency from the API write returning to the start of the "
         "first new TCP connect (every 5 ms, 0.3 s timeout, a script kubectl-exec'd in the source pod) "
         "that saw the new verdict; delete-all counted from the first of the deletes",

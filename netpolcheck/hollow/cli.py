@@ -21,7 +21,7 @@ import yaml
 from netpolcheck.errors import UsageError
 from netpolcheck.hollow import cleanup, orphans, privilege
 from netpolcheck.hollow.fabric import RouteConflict, check_range_free, claim_pod_range, new_prefix
-from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE
+from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE, WEAVE_NONE, parse_npc_binary
 from netpolcheck.hollow.ipam import DEFAULT_POD_CIDR, MAX_NODES, AddressError, parse_pod_cidr
 from netpolcheck.hollow.state import KUBECONFIG_FILE, PRIVATE_UMASK, ClusterRecord, remove_record
 from netpolcheck.hollow.waits import WaitTimeout, wait_until
@@ -63,13 +63,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument(
         "--weave-version",
         default="2.8.1",
-        help="image tag of the weave-net DaemonSet; the router hooks and the reference controller follow it",
+        help="image tag of the built-in weave-net DaemonSet (the router hooks and the reference controller "
+        "follow it), or none: no DaemonSet (install one from manifests/weave/ through the API)",
     )
     up.add_argument(
         "--pod-cidr",
         default=DEFAULT_POD_CIDR,
         help="pod range (default %(default)s, Weave's IPALLOC_RANGE); refused if it overlaps a route "
         "of this machine",
+    )
+    up.add_argument(
+        "--weave-npc-binary",
+        action="append",
+        default=[],
+        metavar="VERSION=PATH",
+        help="run PATH for weave-npc containers of image tag VERSION (repeatable; other tags: --npc)",
     )
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the API (default 60)")
     up.set_defaults(func=cmd_up)
@@ -129,9 +137,20 @@ def check_options(args: argparse.Namespace) -> None:
             raise UsageError(f"--npc {args.npc!r} is neither none, reference nor an executable file")
         args.npc = str(path.resolve())
     try:
-        parse_version(args.weave_version)
+        if args.weave_version != WEAVE_NONE:
+            parse_version(args.weave_version)
     except ValueError as exc:
         raise UsageError(f"--weave-version: {exc}") from None
+    binaries = []
+    for value in args.weave_npc_binary:
+        try:
+            tag, program = parse_npc_binary(value)
+        except ValueError as exc:
+            raise UsageError(f"--weave-npc-binary: {exc}") from None
+        if not Path(program).is_file() or not os.access(program, os.X_OK):
+            raise UsageError(f"--weave-npc-binary {value!r}: {program} is not an executable file")
+        binaries.append(f"{tag}={Path(program).resolve()}")
+    args.weave_npc_binary = binaries
     try:
         parse_pod_cidr(args.pod_cidr)
     except AddressError as exc:
@@ -260,6 +279,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 "--pod-cidr",
                 args.pod_cidr,
                 "--range-claimed",
+                *(f"--weave-npc-binary={b}" for b in args.weave_npc_binary),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

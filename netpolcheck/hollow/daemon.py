@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netpolcheck.hollow import cleanup, netns
+from netpolcheck.hollow import cleanup, images, netns
 from netpolcheck.hollow.api.auth import Auth, RbacAuthorizer, Tokens
 from netpolcheck.hollow.api.kubeconfig import write_kubeconfig
 from netpolcheck.hollow.api.resources import (
@@ -40,7 +40,7 @@ from netpolcheck.hollow.api.store import Store
 from netpolcheck.hollow.api.tls import make_pki
 from netpolcheck.hollow.controllers.daemonset import DaemonSetController
 from netpolcheck.hollow.fabric import Fabric, claim_pod_range, release_pod_range
-from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE
+from netpolcheck.hollow.images import NPC_NONE, NPC_REFERENCE, WEAVE_NONE
 from netpolcheck.hollow.ipam import PodAddresses, parse_pod_cidr
 from netpolcheck.hollow.kubelet import Kubelet
 from netpolcheck.hollow.state import KUBECONFIG_FILE, PRIVATE_UMASK, ClusterRecord, forget_registered
@@ -253,7 +253,7 @@ class Daemon:
         kubelet.start()
         self.teardown.append(kubelet.stop)
         self.teardown.append(start_daemonset_controller(store))
-        if self.args.npc != NPC_NONE:
+        if self.args.npc != NPC_NONE and self.args.weave_version != WEAVE_NONE:
             store.create(SERVICEACCOUNTS, {"metadata": {"name": "weave-net", "namespace": "kube-system"}})
             for res, obj in weave_rbac():
                 store.create(res, obj)
@@ -293,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weave-version", default="2.8.1")
     parser.add_argument("--pod-cidr", default="10.32.0.0/12")
     parser.add_argument("--range-claimed", action="store_true", help="the caller holds the range's claim")
+    parser.add_argument("--weave-npc-binary", action="append", default=[], metavar="VERSION=PATH")
     args = parser.parse_args(argv)
+    images.NPC_BINARIES.update(images.parse_npc_binary(v) for v in args.weave_npc_binary)
     os.umask(PRIVATE_UMASK)  # logs, spec.json (tokens), volumes: private to root at creation
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr

@@ -1,13 +1,17 @@
-"""Bounded polling that says what it waited for."""
+"""The embedded cluster's waits, on the project's one bounded wait (netpolcheck.kube.waiting).
+
+Kept for its callers' signature: timeout before `what`, the seconds waited returned, an optional
+no-raise mode for teardown loops; errors raised by the predicate propagate.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+from netpolcheck.kube.waiting import WaitTimeout, wait_for
 
-class WaitTimeout(TimeoutError):
-    """A bounded wait ran out; the message names what was awaited and for how long."""
+__all__ = ["WaitTimeout", "wait_until"]
 
 
 def wait_until(
@@ -22,14 +26,9 @@ def wait_until(
     The interval grows from `interval` to at most 0.2 s so short waits stay fast and long ones cheap.
     """
     start = time.monotonic()
-    delay = interval
-    while True:
-        if predicate():
-            return time.monotonic() - start
-        elapsed = time.monotonic() - start
-        if elapsed >= timeout:
-            if raise_on_timeout:
-                raise WaitTimeout(f"gave up after {elapsed:.1f} s waiting for {what}")
-            return elapsed
-        time.sleep(min(delay, max(0.0, timeout - elapsed)))
-        delay = min(delay * 1.5, 0.2)
+    try:
+        wait_for(predicate, what, timeout=timeout, interval=interval, max_interval=0.2, retry_errors=False)
+    except WaitTimeout:
+        if raise_on_timeout:
+            raise
+    return time.monotonic() - start

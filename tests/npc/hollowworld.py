@@ -12,11 +12,12 @@ import contextlib
 import copy
 from typing import Any
 
-from kubernetes import client
-
+from netpolcheck.kube import creating, deleting, fetching, namespaces, patching, probepods
+from netpolcheck.kube.objects import ObjectRef
+from netpolcheck.kube.snapshot import POLICY_API
+from netpolcheck.kube.waiting import wait_for
 from tests.npc.hollowkit import Hollow
 from tests.npc.semantics import CHECKS, NAMESPACES, PODS, Check
-from tests.npc.waits import wait_until
 
 HOLLOW_CHECKS = [c for c in CHECKS if c.hold is None]
 SETTLE = 4.0  # seconds a cell may take to show its verdict after a change (weave's own test waits 2 s)
@@ -78,71 +79,54 @@ class HollowWorld:
 
     def put(self, kind: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
-        hollow = self.hollow
+        api = self.hollow.api
         if kind == "NetworkPolicy":
-            body = {"metadata": {"name": meta["name"]}, "spec": obj["spec"]}
-            try:
-                hollow.net.create_namespaced_network_policy(meta["namespace"], body)
-            except client.exceptions.ApiException as exc:
-                if exc.status != 409:
-                    raise
-                hollow.net.replace_namespaced_network_policy(meta["name"], meta["namespace"], body)
+            ref = {"name": meta["name"], "namespace": meta["namespace"]}
+            body = {"apiVersion": POLICY_API, "kind": "NetworkPolicy", "metadata": ref, "spec": obj["spec"]}
+            creating.create_or_replace(api, body)
         elif kind == "Namespace":
-            hollow.core.patch_namespace(meta["name"], {"metadata": {"labels": meta["labels"]}})
+            patching.label(api, namespaces.ref(meta["name"]), meta["labels"])
         elif kind == "Pod":
-            try:
-                current = hollow.core.read_namespaced_pod(meta["name"], meta["namespace"])
-            except client.exceptions.ApiException as exc:
-                if exc.status != 404:
-                    raise
+            current = fetching.get(api, probepods.pod_ref(meta["namespace"], meta["name"]))
+            if current is None:
                 state = {
                     "namespaces": [],
                     "policies": [],
                     "pods": [{**obj, "spec": {**obj["spec"], "containers": [{"name": "c"}]}}],
                 }
-                hollow.apply_state(copy.deepcopy(state))
+                self.hollow.apply_state(copy.deepcopy(state))
                 return
             labels = dict(meta["labels"])
-            removed = {k: None for k in (current.metadata.labels or {}) if k not in labels}
-            hollow.core.patch_namespaced_pod(
-                meta["name"], meta["namespace"], {"metadata": {"labels": {**removed, **labels}}}
-            )
+            removed = {k: None for k in current["metadata"].get("labels") or {} if k not in labels}
+            patching.label(api, probepods.pod_ref(meta["namespace"], meta["name"]), {**removed, **labels})
 
     def delete(self, kind: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
+        api = self.hollow.api
         if kind == "NetworkPolicy":
-            self.hollow.net.delete_namespaced_network_policy(meta["name"], meta["namespace"])
+            deleting.delete(api, ObjectRef(POLICY_API, "NetworkPolicy", meta["name"], meta["namespace"]))
         elif kind == "Pod":
-            self.hollow.core.delete_namespaced_pod(meta["name"], meta["namespace"])
-
-            def gone() -> bool:
-                try:
-                    self.hollow.core.read_namespaced_pod(meta["name"], meta["namespace"])
-                    return False
-                except client.exceptions.ApiException as exc:
-                    return exc.status == 404
-
-            wait_until(gone, f"pod {meta['namespace']}/{meta['name']} deleted", timeout=30, interval=0.2)
+            deleting.delete_and_wait(api, [probepods.pod_ref(meta["namespace"], meta["name"])], timeout=30)
             # the kubelet releases the IP once the pod's namespace is gone: wait for that before reusing it
-            wait_until(
+            wait_for(
                 self.hollow.pod_netns_match_pods,
                 "the deleted pod's network namespace to be removed",
                 timeout=30,
-                interval=0.2,
             )
 
     def revert(self) -> None:
         """Back to the base world: no policies, original labels, original pods."""
+        api = self.hollow.api
         for ns in ("x", "y"):
-            for existing in self.hollow.net.list_namespaced_network_policy(ns).items:
-                self.hollow.net.delete_namespaced_network_policy(existing.metadata.name, ns)
+            for existing in fetching.list_objects(api, POLICY_API, "NetworkPolicy", ns):
+                self.delete("NetworkPolicy", existing)
         for namespace in NAMESPACES:
             self.put("Namespace", namespace)
         wanted = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in PODS}
         for ns in ("x", "y"):
-            for running in self.hollow.core.list_namespaced_pod(ns).items:
-                if (ns, running.metadata.name) not in wanted:
-                    self.delete("Pod", {"metadata": {"namespace": ns, "name": running.metadata.name}})
+            for running in fetching.list_objects(api, "v1", "Pod", ns):
+                if (ns, running["metadata"]["name"]) not in wanted:
+                    self.delete("Pod", running)
         for original in PODS:
             self.put("Pod", original)
 
@@ -159,7 +143,7 @@ def run_hollow_check(world: HollowWorld, check: Check) -> dict[tuple[str, str, i
             return last == check.expect
 
         with contextlib.suppress(TimeoutError):  # what did not settle is reported below, cell by cell
-            wait_until(settled, f"check {check.name}'s cells", timeout=SETTLE, interval=0.1)
+            wait_for(settled, f"check {check.name}'s cells", timeout=SETTLE, interval=0.1)
         return {
             c: (check.expect[c], last.get(c, "?")) for c in check.expect if last.get(c) != check.expect[c]
         }

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from netpolcheck.kube.snapshot import state_of
 from netpolcheck.npc.kubewatch import Event
 from netpolcheck.npc.store import WorldStore
 from tests.npc.model_cli import expected_allowed
@@ -26,34 +27,8 @@ def final_world(check: Check) -> dict[str, Any]:
     for kind, verb, obj in check.steps:
         store.apply(Event(kind, verb, (obj,)))
     world = store.world
-    return {
-        "namespaces": [
-            {"name": name, "labels": ns["metadata"].get("labels") or {}}
-            for name, ns in world.namespaces.items()
-        ],
-        "pods": [
-            {
-                "namespace": ns,
-                "name": name,
-                "labels": pod["metadata"].get("labels") or {},
-                "ip": pod["status"]["podIP"],
-                "node": pod["spec"]["nodeName"],
-                "hostNetwork": False,
-                "ports": [],
-            }
-            for (ns, name), pod in world.pods.items()
-        ],
-        "policies": [
-            {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "NetworkPolicy",
-                "metadata": {"namespace": ns, "name": name},
-                "spec": pol["spec"],
-            }
-            for (ns, name), pol in world.policies.items()
-        ],
-        "probes": [{"port": p, "protocol": proto} for p in (80, 81) for proto in ("TCP", "UDP")],
-    }
+    probes = [{"port": p, "protocol": proto} for p in (80, 81) for proto in ("TCP", "UDP")]
+    return state_of(world.namespaces.values(), world.pods.values(), world.policies.values(), probes)
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=[c.name for c in CHECKS])

@@ -15,13 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from netpolcheck.kube.waiting import wait_for
 from netpolcheck.npc.world import World
 from tests.npc.controller_proc import ControllerProcess
 from tests.npc.expected import current_dumps, expected_dumps, same_content
 from tests.npc.nodeapi import NodeApi
 from tests.npc.test_observed_dataplane import OBSERVED
 from tests.npc.topology import Topology
-from tests.npc.waits import wait_until
 
 DENY_ALL = {
     "metadata": {"name": "deny-all-by-default", "namespace": "ns-1"},
@@ -77,7 +77,7 @@ def allowed(topo: Topology) -> bool:
 
 
 def wait_verdict(topo: Topology, want: bool, what: str) -> None:
-    wait_until(
+    wait_for(
         lambda: allowed(topo) == want,
         f"busybox -> http-echo:80 to be {'allowed' if want else 'dropped'} ({what})",
         timeout=15,
@@ -86,7 +86,7 @@ def wait_verdict(topo: Topology, want: bool, what: str) -> None:
 
 def wait_programmed(topo: Topology, api: NodeApi, what: str) -> None:
     want = expected_dumps(api.world(), "node1")
-    wait_until(
+    wait_for(
         lambda: same_content(current_dumps(topo.nodes["node1"]), want),
         f"the node's chains and sets to match the analyser's ({what})",
         timeout=15,
@@ -104,7 +104,7 @@ def test_watch_reconnect_resync_and_restart(seed: tuple[Topology, NodeApi]) -> N
 
         api.put("NetworkPolicy", copy.deepcopy(DENY_ALL))
         wait_verdict(topo, False, "deny-all added through the watch")
-        wait_until(
+        wait_for(
             lambda: "blocked by Weave NPC." in ctl.log(), "a 'blocked by Weave NPC' log line", timeout=5
         )
         line = next(ln for ln in ctl.log().splitlines() if "blocked by Weave NPC." in ln)
@@ -132,7 +132,7 @@ def test_watch_reconnect_resync_and_restart(seed: tuple[Topology, NodeApi]) -> N
 
     # restart: weave-npc flushes its chains and destroys its sets, then rebuilds from list + watch
     with ControllerProcess(node, "node1", api) as ctl:
-        wait_until(
+        wait_for(
             lambda: "Starting Weaveworks NPC" in ctl.log(), "the restarted controller to start", timeout=10
         )
         wait_programmed(topo, api, "after a restart")

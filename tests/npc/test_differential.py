@@ -19,10 +19,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from netpolcheck.kube.snapshot import state_of
+from netpolcheck.kube.waiting import wait_for
 from tests.npc.hollowworld import SETTLE, HollowWorld
 from tests.npc.model_cli import expected_allowed
 from tests.npc.semantics import NAMESPACES, PODS
-from tests.npc.waits import wait_until
 
 PROBES = [(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")]
 Cell = tuple[str, str, int, str]
@@ -106,33 +107,7 @@ def policies(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 
 def expected(pols: list[dict[str, Any]]) -> dict[tuple[str, str, int, str], bool]:
-    state = {
-        "namespaces": [
-            {"name": n["metadata"]["name"], "labels": n["metadata"]["labels"]} for n in NAMESPACES
-        ],
-        "pods": [
-            {
-                "namespace": p["metadata"]["namespace"],
-                "name": p["metadata"]["name"],
-                "labels": p["metadata"]["labels"],
-                "ip": p["status"]["podIP"],
-                "node": p["spec"]["nodeName"],
-                "hostNetwork": False,
-                "ports": [],
-            }
-            for p in PODS
-        ],
-        "policies": [
-            {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "NetworkPolicy",
-                "metadata": {"namespace": p["metadata"]["namespace"], "name": p["metadata"]["name"]},
-                "spec": p["spec"],
-            }
-            for p in pols
-        ],
-        "probes": [{"port": port, "protocol": proto} for port, proto in PROBES],
-    }
+    state = state_of(NAMESPACES, PODS, pols, [{"port": port, "protocol": proto} for port, proto in PROBES])
     return expected_allowed(state)
 
 
@@ -207,7 +182,7 @@ def test_dataplane_agrees_with_the_model(hollow_world: HollowWorld) -> None:
             for pol in pols:
                 world.put("NetworkPolicy", pol)
             with contextlib.suppress(TimeoutError):  # a disagreement is reported below as truth tables
-                wait_until(agrees, "the probed matrix to match the model", timeout=SETTLE, interval=0.1)
+                wait_for(agrees, "the probed matrix to match the model", timeout=SETTLE, interval=0.1)
         finally:
             world.revert()
         assert want.keys() == got.keys()

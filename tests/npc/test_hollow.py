@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
+from netpolcheck.kube.waiting import wait_for
 from netpolcheck.npc.shortname import set_name
 from tests.npc import dumps
 from tests.npc.expected import Dumps
 from tests.npc.hollowkit import Hollow
 from tests.npc.test_observed_dataplane import OBSERVED
-from tests.npc.waits import wait_until
 
 SCENARIOS = sorted(p.name for p in OBSERVED.iterdir() if (p / "matrix.json").exists())
 PROBES = [(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")]
@@ -80,7 +80,7 @@ def wait_for_observed_dumps(hollow: Hollow, scenario: str, node: str, own: set[s
         return without_foreign_namespaces(last[0], own) == want
 
     try:
-        wait_until(matches, f"{node}'s WEAVE-NPC chains and sets to equal the observed ones", timeout=20)
+        wait_for(matches, f"{node}'s WEAVE-NPC chains and sets to equal the observed ones", timeout=20)
     except TimeoutError:
         assert without_foreign_namespaces(last[0], own) == want  # shows the difference
     return last[0]
@@ -141,7 +141,7 @@ def test_restart_rebuilds_everything_and_blocked_lines_are_logged(hollow: Hollow
             "ns-1", "busybox", [{"id": "x", "ip": "10.32.0.10", "port": 80, "protocol": "TCP"}]
         )
         assert verdicts == ["dropped"]
-        wait_until(
+        wait_for(
             lambda: "TCP connection from 10.32.0.11:" in hollow.npc_log("node1"),
             "a 'blocked by Weave NPC' line in weave-npc's log on node1",
             timeout=10,
@@ -149,13 +149,13 @@ def test_restart_rebuilds_everything_and_blocked_lines_are_logged(hollow: Hollow
         hollow.restart_weave()
         # Until the new controller has flushed and reprogrammed, the dumps are still the old one's:
         # first wait for the new controller's own log to show it programmed the state's namespace.
-        wait_until(
+        wait_for(
             lambda: "DefaultAllow ingress isolation for namespace: ns-1" in hollow.npc_log("node1"),
             "the restarted weave-npc on node1 to program namespace ns-1 (its log)",
             timeout=20,
         )
         try:
-            wait_until(
+            wait_for(
                 lambda: hollow.dumps("node1") == settled,
                 "node1's dataplane rebuilt after the restart",
                 timeout=20,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from netpolcheck.kube.waiting import wait_for
 from tests.npc.hollowkit import Hollow
 from tests.npc.hollowworld import SETTLE, HollowWorld
 from tests.npc.semantics import DENY_X, Check, _pol
-from tests.npc.waits import wait_until
 
 ISOLATION = {"net.beta.kubernetes.io/network-policy": '{"ingress":{"isolation":"DefaultDeny"}}'}
 EGRESS_ONLY = _pol(
@@ -46,7 +46,7 @@ def settles(world: HollowWorld, expect: dict[tuple[str, str, int, str], str], wh
         return last == expect
 
     try:
-        wait_until(matches, what, timeout=SETTLE, interval=0.1)
+        wait_for(matches, what, timeout=SETTLE, interval=0.1)
     except TimeoutError:
         pytest.fail(f"{what}: expected {expect}, probed {last}")
 

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from netpolcheck.kube import execing
+from netpolcheck.kube.waiting import wait_for
 from netpolcheck.npc.faults import FAULTS
-from tests.npc.hollowkit import KUBECTL
 from tests.npc.hollowworld import HOLLOW_CHECKS, SETTLE, HollowWorld, run_hollow_check
 from tests.npc.semantics import DENY_X, Check
-from tests.npc.waits import wait_until
 
 FULL_TABLE = os.environ.get("NPCREF_FAULT_TABLE") == "full"
 
@@ -52,11 +51,9 @@ def test_semantic_area_on_hollow(world: HollowWorld, check: Check) -> None:
 
 
 def _hold(world: HollowWorld, command: str, *args: str) -> dict[str, Any]:
-    cmd = [KUBECTL, "exec", "-n", "y", "a", "--", "python", "-m", "netpolcheck.probe", command, *args]
-    env = {**os.environ, "KUBECONFIG": str(world.hollow.state_dir / "kubeconfig")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
-    assert proc.returncode == 0, proc.stderr
-    result: dict[str, Any] = json.loads(proc.stdout)
+    cmd = ["python", "-m", "netpolcheck.probe", command, *args]
+    done = execing.exec_in(world.hollow.api, ("y", "a"), cmd, timeout=60).check(f"probe {command} in y/a")
+    result: dict[str, Any] = json.loads(done.stdout)
     return result
 
 
@@ -72,7 +69,7 @@ def held_connection_problems(world: HollowWorld) -> list[str]:
         world.put("NetworkPolicy", DENY_X)
         deny = Check("deny", [], {("y/a", "x/a", 80, "TCP"): "dropped"})
         try:
-            wait_until(
+            wait_for(
                 lambda: world.verdicts(deny, {}) == deny.expect,
                 "new y/a -> x/a connections to be dropped",
                 timeout=SETTLE,
@@ -82,7 +79,7 @@ def held_connection_problems(world: HollowWorld) -> list[str]:
             problems.append("new connections were not dropped after the deny")
         echoed_at_deny = _hold(world, "hold-status", "--status", status)["flows"]["tcp"]["echoed"]
         try:
-            wait_until(
+            wait_for(
                 lambda: (
                     _hold(world, "hold-status", "--status", status)["flows"]["tcp"]["echoed"]
                     >= echoed_at_deny + 10

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from netpolcheck.kube.waiting import wait_for
 from netpolcheck.npc.world import World, obj_key, pod_ip
 from tests.npc.netns import install_router_hooks, netns, run
-from tests.npc.waits import wait_until
 
 HELPERS = Path(__file__).parent / "podprocs.py"
 PORTS = (80, 81)
@@ -116,9 +116,10 @@ class Topology:
             if line.strip() != "READY":
                 raise RuntimeError(f"echo server did not start: {line!r}")
         bridges = [fabric, *self.nodes.values()]
-        wait_until(
+        wait_for(
             lambda: all(_ports_forwarding(ns) for ns in bridges),
             "every bridge port of the fabric and the nodes to be forwarding",
+            timeout=10,
         )
 
     def _start_server(self, ns: str) -> None:

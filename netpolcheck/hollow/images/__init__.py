@@ -4,7 +4,8 @@
 |--------------------------------------|------------------------------------------------------------------|
 | `*/netpolcheck-probe:*` (or `*probe`)| its command if given, else `python -m netpolcheck.probe ARGS`    |
 | `*/weave-npc:TAG`                    | the `--npc` choice: `none` idles; `reference` runs               |
-|                                      | `python -m netpolcheck.npc ARGS`; a PATH runs that binary ARGS   |
+|                                      | `python -m netpolcheck.npc ARGS`; a PATH runs that binary ARGS;  |
+|                                      | a TAG given `--weave-npc-binary TAG=PATH` runs PATH ARGS         |
 | `*/weave-kube:TAG`, init container   | exits 0 (Weave's init.sh: the fabric already set br_netfilter)   |
 | `*/weave-kube:TAG`                   | `python -m netpolcheck.hollow.weave_router --version TAG`        |
 | `*/http-echo:*`                      | `python -m netpolcheck.hollow.images.http_echo ARGS` (stand-in)  |
@@ -25,11 +26,24 @@ from typing import Any
 
 NPC_NONE = "none"
 NPC_REFERENCE = "reference"
+WEAVE_NONE = "none"  # `--weave-version none`: no built-in weave-net DaemonSet; apply manifests/weave/
 # pause-like: exits on SIGTERM (a PID 1 without a handler would ignore it and wait for SIGKILL)
 IDLE_ARGV = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
 PROBE_REPOS = ("netpolcheck-probe", "probe")
 BUSYBOX_DEFAULT = ["sh"]  # the busybox image's CMD
 BUSYBOX_STANDINS = ("wget", "nc")  # applets the stand-ins provide (netpolcheck/hollow/images/busybox.py)
+
+# weave-npc image tag -> program, from `hollow up --weave-npc-binary TAG=PATH` (set once by the daemon
+# at start-up, before the kubelet runs anything); a tag listed here wins over the `--npc` choice.
+NPC_BINARIES: dict[str, str] = {}
+
+
+def parse_npc_binary(value: str) -> tuple[str, str]:
+    """('2.8.1', '/abs/path') from '2.8.1=PATH'; ValueError naming what is wrong."""
+    tag, sep, path = value.partition("=")
+    if not sep or not tag.strip() or not path.strip():
+        raise ValueError(f"{value!r} is not VERSION=PATH")
+    return tag.strip().lstrip("v"), path.strip()
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,8 @@ def resolve(container: dict[str, Any], npc: str, init: bool = False) -> Program:
         local = _local_command(command + args) if command else None
         return Program(local or [sys.executable, "-m", "netpolcheck.probe", *args], "probe")
     if repo == "weave-npc":
+        if tag.lstrip("v") in NPC_BINARIES:
+            return Program([NPC_BINARIES[tag.lstrip("v")], *args], "weave-npc")
         if npc == NPC_NONE:
             return Program(list(IDLE_ARGV), "weave-npc")
         if npc == NPC_REFERENCE:

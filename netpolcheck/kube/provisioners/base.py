@@ -1,0 +1,126 @@
+"""What every provisioner takes (`ClusterOptions`) and gives (`Cluster`), and the checks they share."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netpolcheck.errors import UsageError
+from netpolcheck.kube import probepods, weave
+from netpolcheck.kube.connection import KubeApi
+from netpolcheck.kube.probepods import DEFAULT_PROBE_IMAGE
+
+KINDS = ("hollow", "kind", "kops", "existing")
+DEFAULT_WEAVE_VERSION = "2.8.1"
+
+
+@dataclass
+class ClusterOptions:
+    """The suite's cluster options (see the README's "Running the suite" table)."""
+
+    kind: str = "hollow"
+    kubeconfig: Path | None = None
+    context: str | None = None
+    nodes: int | None = None
+    weave_version: str | None = None  # None: DEFAULT_WEAVE_VERSION, or what an existing cluster runs
+    upgrade_to: str | None = None
+    weave_npc_binaries: Mapping[str, str] = field(default_factory=dict)
+    probe_image: str = DEFAULT_PROBE_IMAGE
+    keep_cluster: bool = False
+    work_dir: Path = Path(".netpolcheck")
+    pod_cidr: str | None = None  # hollow only: the embedded cluster's pod range
+    timeout: float = 600.0
+
+    def install_version(self) -> str:
+        return self.weave_version or DEFAULT_WEAVE_VERSION
+
+
+@dataclass
+class Cluster:
+    """A cluster the suite can use: how to reach it, its nodes, its Weave version, how to clean up."""
+
+    name: str
+    kind: str
+    kubeconfig: Path
+    context: str | None
+    nodes: list[str]
+    weave_version: str | None
+    pod_cidr: str | None = None
+    _cleanup: Callable[[], None] | None = field(default=None, repr=False)
+
+    def api(self) -> KubeApi:
+        return KubeApi.from_kubeconfig(self.kubeconfig, self.context)
+
+    def cleanup(self) -> None:
+        """Remove what the provisioner created (the cluster itself unless kept); idempotent."""
+        step, self._cleanup = self._cleanup, None
+        if step is not None:
+            step()
+
+
+@contextmanager
+def finishing(cluster: Cluster, prepare: Callable[[], object] | None = None) -> Iterator[KubeApi]:
+    """`prepare()` (e.g. export the kubeconfig), then the new cluster's API for a provisioner's last
+    steps; the nodes are read after them. On any failure, Ctrl-C included, the cluster is cleaned up
+    before the error propagates."""
+    try:
+        if prepare is not None:
+            prepare()
+        api = cluster.api()
+        try:
+            yield api
+            cluster.nodes = probepods.schedulable_nodes(api)
+        finally:
+            api.close()
+    except BaseException:
+        cluster.cleanup()
+        raise
+
+
+def private_dir(path: Path) -> Path:
+    """`path` created 0700 (a parent missing is created 0700 too)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def require_binary(name: str, why: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise UsageError(why)
+    return found
+
+
+def run(argv: Sequence[str], what: str, timeout: float = 1800.0, env: Mapping[str, str] | None = None) -> str:
+    """Run a tool; its stdout, or UsageError naming `what` with the last line of its stderr."""
+    try:
+        proc = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+        )
+    except subprocess.TimeoutExpired:
+        raise UsageError(
+            f"{what}: `{' '.join(argv[:3])} ...` did not finish within {timeout:.0f} s"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot run {argv[0]}: {exc.strerror}") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["no output"])[-1]
+        raise UsageError(f"{what} failed (exit {proc.returncode}): {last}")
+    return proc.stdout
+
+
+def install_weave(api: KubeApi, options: ClusterOptions, ipalloc_range: str | None) -> str:
+    """Install the chosen Weave (manifest from manifests/weave/, pinned tags, IfNotPresent); its version."""
+    version = options.install_version()
+    current = weave.installed_version(api)
+    if current is None:
+        weave.install(api, version, ipalloc_range=ipalloc_range, timeout=options.timeout)
+    elif current != version:
+        weave.upgrade(api, version, ipalloc_range=ipalloc_range, timeout=options.timeout)
+    else:
+        weave.wait_healthy(api, version, options.timeout)
+    return version

@@ -1,0 +1,104 @@
+"""The cluster as a STATE document for `netpolcheck expect` (format: README.md, docs/model.md).
+
+namespaces (name, labels, annotations), pods with an IP (namespace, name, labels, ip, node, hostNetwork,
+container ports), NetworkPolicies as the API stores them (apiVersion, kind, metadata name/namespace,
+spec). Pods being deleted and pods without an IP yet are left out: the dataplane no longer (or not yet)
+knows them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from netpolcheck.kube import fetching
+from netpolcheck.kube.connection import KubeApi
+from netpolcheck.kube.objects import Obj
+
+POLICY_API = "networking.k8s.io/v1"
+
+
+def namespace_entry(ns: Obj) -> dict[str, Any]:
+    meta = ns["metadata"]
+    return {
+        "name": meta["name"],
+        "labels": meta.get("labels") or {},
+        "annotations": meta.get("annotations") or {},
+    }
+
+
+def pod_entry(pod: Obj) -> dict[str, Any] | None:
+    meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+    if meta.get("deletionTimestamp") or not status.get("podIP"):
+        return None
+    ports = []
+    for container in spec.get("containers") or []:
+        for port in container.get("ports") or []:
+            entry = {"containerPort": port["containerPort"], "protocol": port.get("protocol") or "TCP"}
+            if port.get("name"):
+                entry["name"] = port["name"]
+            ports.append(entry)
+    return {
+        "namespace": meta["namespace"],
+        "name": meta["name"],
+        "labels": meta.get("labels") or {},
+        "ip": status["podIP"],
+        "node": spec.get("nodeName"),
+        "hostNetwork": bool(spec.get("hostNetwork")),
+        "ports": ports,
+    }
+
+
+def policy_entry(policy: Obj) -> dict[str, Any]:
+    meta = policy["metadata"]
+    return {
+        "apiVersion": POLICY_API,
+        "kind": "NetworkPolicy",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": policy.get("spec") or {},
+    }
+
+
+def state_of(
+    namespaces: Iterable[Obj],
+    pods: Iterable[Obj],
+    policies: Iterable[Obj],
+    probes: Sequence[dict[str, Any]] = (),
+    externals: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """A STATE from Kubernetes objects as dicts (read from a cluster, or written by a test)."""
+    entries = [e for e in (pod_entry(p) for p in pods) if e is not None]
+    return {
+        "namespaces": sorted((namespace_entry(n) for n in namespaces), key=lambda n: n["name"]),
+        "pods": sorted(entries, key=lambda p: (p["namespace"], p["name"])),
+        "policies": sorted(
+            (policy_entry(p) for p in policies),
+            key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]),
+        ),
+        "probes": list(probes),
+        "externals": list(externals),
+    }
+
+
+def snapshot(
+    api: KubeApi,
+    namespaces: Iterable[str] | None = None,
+    probes: Sequence[dict[str, Any]] = (),
+    externals: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """The STATE of the cluster, or of the given namespaces only (pods and policies in them)."""
+    wanted = set(namespaces) if namespaces is not None else None
+    nss = [
+        n
+        for n in fetching.list_objects(api, "v1", "Namespace")
+        if wanted is None or n["metadata"]["name"] in wanted
+    ]
+    names = {n["metadata"]["name"] for n in nss}
+    pods: list[Obj] = []
+    policies: list[Obj] = []
+    for name in sorted(names) if wanted is not None else [None]:
+        pods.extend(
+            p for p in fetching.list_objects(api, "v1", "Pod", name) if p["metadata"]["namespace"] in names
+        )
+        policies.extend(fetching.list_objects(api, POLICY_API, "NetworkPolicy", name))
+    return state_of(nss, pods, policies, probes, externals)

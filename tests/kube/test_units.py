@@ -1,0 +1,156 @@
+"""Pure parts of netpolcheck.kube: versions, manifests, rollout status, YAML, owners, STATE entries."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from netpolcheck.errors import UsageError
+from netpolcheck.kube import namespaces, objects, probepods, snapshot, weave
+from netpolcheck.kube.execing import split_ref
+from netpolcheck.kube.rollout import daemonset_status
+
+
+def test_versions_compare_as_versions() -> None:
+    assert weave.parse_version("2.10") > weave.parse_version("2.9.0") > weave.parse_version("v2.8.1")
+    assert weave.available_versions() == ["2.0.5", "2.1.3", "2.8.1", "2.9.0"]
+    with pytest.raises(ValueError, match="not a Weave version"):
+        weave.parse_version("latest")
+
+
+def test_image_tag() -> None:
+    assert weave.image_tag("weaveworks/weave-npc:2.8.1") == "2.8.1"
+    assert weave.image_tag("reg:5000/rajchaudhuri/weave-kube:2.9.0@sha256:ab") == "2.9.0"
+    assert weave.image_tag("weaveworks/weave-npc") == "latest"
+
+
+def test_weave_objects_pin_pull_policy_and_ipalloc_range() -> None:
+    objs = weave.weave_objects("2.8.1", ipalloc_range="100.96.0.0/11")
+    (ds,) = [o for o in objs if o["kind"] == "DaemonSet"]
+    pod = ds["spec"]["template"]["spec"]
+    containers = pod["initContainers"] + pod["containers"]
+    assert {c["imagePullPolicy"] for c in containers} == {"IfNotPresent"}
+    router = next(c for c in containers if c["name"] == "weave")
+    assert [e["value"] for e in router["env"] if e["name"] == "IPALLOC_RANGE"] == ["100.96.0.0/11"]
+    assert weave.images("2.9.0") == ["rajchaudhuri/weave-kube:2.9.0", "rajchaudhuri/weave-npc:2.9.0"]
+
+
+def test_unknown_version_names_the_manifests() -> None:
+    with pytest.raises(
+        UsageError, match=r"no Weave manifest for version '2.7.0'; manifests/weave/ has 2.0.5, "
+    ):
+        weave.weave_objects("2.7.0")
+
+
+def _ds(generation: int, observed: int, desired: int, updated: int, available: int) -> dict[str, object]:
+    return {
+        "metadata": {"name": "weave-net", "generation": generation},
+        "spec": {"updateStrategy": {"type": "RollingUpdate"}},
+        "status": {
+            "observedGeneration": observed,
+            "desiredNumberScheduled": desired,
+            "updatedNumberScheduled": updated,
+            "numberAvailable": available,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("ds", "done", "message"),
+    [
+        (
+            _ds(2, 1, 3, 3, 3),
+            False,
+            "Waiting for daemon set spec update to be observed (daemon set weave-net)",
+        ),
+        (_ds(2, 2, 3, 1, 3), False, "rollout to finish: 1 out of 3 new pods updated"),
+        (_ds(2, 2, 3, 3, 2), False, "rollout to finish: 2 of 3 updated pods available"),
+        (_ds(2, 2, 3, 3, 3), True, 'daemon set "weave-net" successfully rolled out'),
+    ],
+)
+def test_rollout_status_reads_like_kubectl(ds: dict[str, object], done: bool, message: str) -> None:
+    status = daemonset_status(ds)  # type: ignore[arg-type]
+    assert status.done is done and message in status.message
+
+
+def test_yaml_lists_are_flattened_and_placeholders_required() -> None:
+    text = "kind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n---\n"
+    assert [o["metadata"]["name"] for o in objects.load_yaml(text)] == ["a"]
+    with pytest.raises(UsageError, match="placeholder without a value"):
+        objects.load_yaml("name: ${POD_NAME}", {})
+    ref = objects.ObjectRef.of(
+        {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "w"}}, "ks"
+    )
+    assert str(ref) == "DaemonSet ks/w"
+
+
+def test_probe_pod_manifest_fills_the_template() -> None:
+    pod = probepods.probe_pod_manifest(probepods.PodSpec("x-1", "a", "node2", {"pod": "a"}), "img:1")
+    assert pod["metadata"] == {
+        "name": "a",
+        "namespace": "x-1",
+        "labels": {"netpolcheck.io/probe": "true", "pod": "a"},
+    }
+    assert pod["spec"]["nodeName"] == "node2" and pod["spec"]["containers"][0]["image"] == "img:1"
+
+
+def test_namespace_manifest_carries_run_owner_and_pod_security() -> None:
+    run = namespaces.Run()
+    ns = namespaces.namespace_manifest(run, run.namespace_name("x"), {"ns": "x"})
+    assert ns["metadata"]["name"] == f"x-{run.id}"
+    assert ns["metadata"]["labels"] == {
+        "ns": "x",
+        "pod-security.kubernetes.io/enforce": "privileged",
+        "netpolcheck.io/run": run.id,
+    }
+    owner = namespaces.Owner.from_json(ns["metadata"]["annotations"][namespaces.OWNER_ANNOTATION])
+    assert owner == run.owner and owner is not None and owner.alive() is True
+    assert namespaces.Owner(owner.host, owner.pid, "1").alive() is False  # same PID, another start time
+    assert namespaces.Owner("elsewhere", os.getpid(), owner.start).alive() is None
+
+
+def test_snapshot_entries() -> None:
+    pod = {
+        "metadata": {"namespace": "x", "name": "a", "labels": {"pod": "a"}},
+        "spec": {
+            "nodeName": "n1",
+            "containers": [
+                {"ports": [{"containerPort": 80}, {"name": "u", "containerPort": 81, "protocol": "UDP"}]}
+            ],
+        },
+        "status": {"podIP": "10.32.0.4"},
+    }
+    assert snapshot.pod_entry(pod) == {
+        "namespace": "x",
+        "name": "a",
+        "labels": {"pod": "a"},
+        "ip": "10.32.0.4",
+        "node": "n1",
+        "hostNetwork": False,
+        "ports": [
+            {"containerPort": 80, "protocol": "TCP"},
+            {"name": "u", "containerPort": 81, "protocol": "UDP"},
+        ],
+    }
+    assert snapshot.pod_entry({**pod, "status": {}}) is None
+    assert snapshot.pod_entry({**pod, "metadata": {**pod["metadata"], "deletionTimestamp": "t"}}) is None
+
+
+def test_split_ref() -> None:
+    assert split_ref("x/a") == ("x", "a") and split_ref(("y", "b")) == ("y", "b")
+    with pytest.raises(ValueError, match="NAMESPACE/NAME"):
+        split_ref("a")
+
+
+def test_hollow_maps_a_weave_npc_tag_to_a_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    from netpolcheck.hollow import images
+
+    monkeypatch.setattr(images, "NPC_BINARIES", {"2.8.1": "/opt/weave-npc"})
+    npc = {"name": "weave-npc", "image": "weaveworks/weave-npc:2.8.1", "args": ["--log-level=debug"]}
+    assert images.resolve(npc, "reference").argv == ["/opt/weave-npc", "--log-level=debug"]
+    other = {**npc, "image": "weaveworks/weave-npc:2.1.3"}
+    assert images.resolve(other, "reference").argv[1:3] == ["-m", "netpolcheck.npc"]
+    assert images.parse_npc_binary("v2.8.1=/x") == ("2.8.1", "/x")
+    with pytest.raises(ValueError, match="is not VERSION=PATH"):
+        images.parse_npc_binary("2.8.1")
