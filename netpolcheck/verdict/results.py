@@ -1,0 +1,65 @@
+"""What a check and a case found: the comparison, the convergence, and the status (pass, fail,
+expected failure, unexpected pass)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from netpolcheck.report.cells import CellKey, ObservedCell, Outcome
+from netpolcheck.report.compare import Comparison
+from netpolcheck.verdict.convergence import Convergence
+from netpolcheck.verdict.deviations import Prediction, Status
+from netpolcheck.verdict.expected import Expectation
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    case_id: str
+    step_index: int  # 0 = the check before the first step
+    step: str
+    expectation: Expectation
+    observed: dict[CellKey, ObservedCell]
+    raw: dict[CellKey, dict[str, Any]]
+    comparison: Comparison
+    convergence: Convergence
+    status: Status
+    status_note: str = ""
+    prediction: Prediction | None = None
+    report: str = ""  # the failure text (tables and cells) when the check did not pass
+
+    @property
+    def deviations_shown(self) -> tuple[str, ...]:
+        """Ids of the profile's documented deviations the observed cells showed (pass under weave-X)."""
+        ids: dict[str, None] = {}
+        for cell in self.comparison.cells:
+            if cell.outcome is Outcome.DEVIATION:
+                ids |= dict.fromkeys(cell.expected.deviations)
+        if self.prediction is not None and self.status is Status.XFAIL:
+            ids |= dict.fromkeys(d.id for d in self.prediction.deviations)
+        return tuple(ids)
+
+
+@dataclass
+class CaseResult:
+    case_id: str
+    profile: str
+    negative_control: bool = False
+    checks: list[CheckResult] = field(default_factory=list)
+    error: str = ""  # set-up, a step or clean-up went wrong (not a verdict)
+
+    @property
+    def status(self) -> Status:
+        statuses = [c.status for c in self.checks]
+        if self.error or Status.FAIL in statuses or Status.XPASS in statuses:
+            return Status.FAIL
+        if Status.XFAIL in statuses:
+            return Status.XFAIL
+        return Status.PASS
+
+    @property
+    def convergence_ms(self) -> list[float | None]:
+        return [c.convergence.ms for c in self.checks]
+
+    def failures(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.status in (Status.FAIL, Status.XPASS)]
