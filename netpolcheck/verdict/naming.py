@@ -16,7 +16,6 @@ from typing import Any
 
 ROLE_LABEL = "netpolcheck.io/role"
 CASE_LABEL = "netpolcheck.io/case"
-RUN_LABEL = "netpolcheck.io/run"
 _PLACEHOLDER = re.compile(r"\{ns:([a-z0-9-]+)\}")
 
 
@@ -47,7 +46,6 @@ class Naming:
         return {
             ROLE_LABEL: logical,
             CASE_LABEL: self.case_id[:63].strip("-."),
-            RUN_LABEL: self.prefix,
             **labels,
         }
 
