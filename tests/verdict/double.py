@@ -81,7 +81,8 @@ class FakeDriver:
                 "ip": f"10.32.0.{self._next_ip}",
                 "node": pod.node,
                 "ports": [
-                    {"name": f"serve-{n}-{p.lower()}", "containerPort": n, "protocol": p} for n, p in pod.ports
+                    {"name": f"serve-{n}-{p.lower()}", "containerPort": n, "protocol": p}
+                    for n, p in pod.ports
                 ],
             }
 
@@ -112,12 +113,16 @@ class FakeDriver:
     def snapshot(self, namespaces: Sequence[str]) -> dict[str, Any]:
         wanted = set(namespaces)
         return {
-            "namespaces": [{"name": n, "labels": dict(lb)} for n, lb in self.namespaces.items() if n in wanted],
+            "namespaces": [
+                {"name": n, "labels": dict(lb)} for n, lb in self.namespaces.items() if n in wanted
+            ],
             "pods": [copy.deepcopy(p) for p in self.pods.values() if p["namespace"] in wanted],
             "policies": [copy.deepcopy(p) for k, p in self.policies.items() if k[0] in wanted],
         }
 
-    def probe(self, namespace: str, pod: str, targets: Sequence[ProbeTarget], timeout: float) -> list[ProbeResult]:
+    def probe(
+        self, namespace: str, pod: str, targets: Sequence[ProbeTarget], timeout: float
+    ) -> list[ProbeResult]:
         """Answers from `dataplane` at the current fake time; a round costs rtt, or `timeout` if any drop."""
         self.probe_timeouts.append(timeout)
         now = self.clock.now()
@@ -125,7 +130,9 @@ class FakeDriver:
         for t in targets:
             verdict = self.dataplane(self, (f"{namespace}/{pod}", t["ip"], t["port"], t["protocol"]), now)
             evidence = f"SYN-ACK from {t['ip']}:{t['port']}" if verdict == "allowed" else "no answer"
-            out.append({"id": t["id"], "verdict": verdict, "attempts": 1, "rtt_ms": 0.4, "evidence": evidence})
+            out.append(
+                {"id": t["id"], "verdict": verdict, "attempts": 1, "rtt_ms": 0.4, "evidence": evidence}
+            )
         self.clock.wait(timeout if any(r["verdict"] == "dropped" for r in out) else self.rtt)
         return out
 

@@ -22,7 +22,9 @@ def _two_pods(driver: FakeDriver, policy: bool) -> None:
     driver.create_namespace("x", {})
     from netpolcheck.verdict.driver import PodSpec
 
-    driver.create_pods([PodSpec("x", "a", {"pod": "a"}, ports=((80, "TCP"),)), PodSpec("x", "b", {"pod": "b"})])
+    driver.create_pods(
+        [PodSpec("x", "a", {"pod": "a"}, ports=((80, "TCP"),)), PodSpec("x", "b", {"pod": "b"})]
+    )
     if policy:
         driver.apply_policy("x", DENY_B)
 
@@ -39,7 +41,14 @@ def _setup(dataplane, policy: bool = True):  # type: ignore[no-untyped-def]
 def _run(clock, driver, expectation, deadline=5.0):  # type: ignore[no-untyped-def]
     full, quick = Prober(driver, 1.0, workers=1), Prober(driver, 0.01, workers=1)
     return converge(
-        expectation.cells, expectation.targets, full, quick, clock.now(), clock.clock(), DENIED, Policy(deadline)
+        expectation.cells,
+        expectation.targets,
+        full,
+        quick,
+        clock.now(),
+        clock.clock(),
+        DENIED,
+        Policy(deadline),
     )
 
 
