@@ -5,4 +5,4 @@ The fixtures live in `fixtures/` and are registered here as plugins as the suite
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["fixtures.verdict"]

@@ -16,7 +16,7 @@ from typing import Any
 
 ROLE_LABEL = "netpolcheck.io/role"
 CASE_LABEL = "netpolcheck.io/case"
-_PLACEHOLDER = re.compile(r"\{ns:([a-z0-9-]+)\}")
+_PLACEHOLDER = re.compile(r"\{(ns|ip):([a-z0-9-]+(?:/[a-z0-9-]+)?)\}")
 
 
 def run_prefix(case_id: str, salt: str | None = None) -> str:
@@ -52,12 +52,20 @@ class Naming:
     def real_namespaces(self, logical: Iterable[str]) -> list[str]:
         return [self.namespace(name) for name in logical]
 
-    def substitute(self, value: Any) -> Any:
-        """A copy of a manifest with every `{ns:x}` replaced by the cluster name of `x`."""
+    def substitute(self, value: Any, ips: Mapping[str, str] | None = None) -> Any:
+        """A copy of a manifest with `{ns:x}` replaced by the cluster name of `x` and `{ip:x/a}` by the
+        IP of pod `x/a` (from `ips`, keyed by logical pod key)."""
         if isinstance(value, str):
-            return _PLACEHOLDER.sub(lambda m: self.namespace(m.group(1)), value)
+            return _PLACEHOLDER.sub(lambda m: self._placeholder(m.group(1), m.group(2), ips or {}), value)
         if isinstance(value, Mapping):
-            return {k: self.substitute(v) for k, v in value.items()}
+            return {k: self.substitute(v, ips) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [self.substitute(v) for v in value]
+            return [self.substitute(v, ips) for v in value]
         return value
+
+    def _placeholder(self, kind: str, name: str, ips: Mapping[str, str]) -> str:
+        if kind == "ns":
+            return self.namespace(name)
+        if name not in ips:
+            raise KeyError(f"{{ip:{name}}}: no pod {name} with an IP in the case")
+        return ips[name]

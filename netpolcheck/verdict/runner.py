@@ -83,8 +83,9 @@ class CaseRunner:
         validate(case)
         naming = Naming(case.id, self.prefix(case.id))
         run = _Run(case, naming, CaseResult(case.id, self.options.profile, self.options.negative_control))
+        original = self.driver.info().weave_version
         try:
-            if case.weave_version is not None and self.driver.info().weave_version != case.weave_version:
+            if case.weave_version is not None and original != case.weave_version:
                 self.progress(f"{case.id}: installing Weave {case.weave_version} (the case starts there)")
                 self.driver.upgrade_weave(case.weave_version)
             for ns in case.namespaces:
@@ -101,7 +102,19 @@ class CaseRunner:
         finally:
             if not self.options.keep:
                 self._clean_up(run)
+            self._restore_weave(run, original)
         return run.result
+
+    def _restore_weave(self, run: _Run, original: str | None) -> None:
+        """A case that moved Weave puts the cluster back on the version it found."""
+        now = self.driver.info().weave_version
+        if original is None or now == original:
+            return
+        self.progress(f"{run.case.id}: putting Weave back from {now} to {original}")
+        try:
+            self.driver.upgrade_weave(original)
+        except Exception as exc:
+            run.result.error += f"restoring Weave {original} failed: {exc}\n"
 
     def _clean_up(self, run: _Run) -> None:
         for logical in list(run.namespaces):
@@ -125,8 +138,15 @@ class CaseRunner:
         node = None if pod.node is None or not nodes else nodes[pod.node % len(nodes)]
         return PodSpec(run.naming.namespace(pod.namespace), pod.name, dict(pod.labels), node, pod.ports)
 
+    def _pod_ips(self, run: _Run) -> dict[str, str]:
+        snapshot = self.driver.snapshot(run.naming.real_namespaces(run.namespaces))
+        return {
+            run.naming.logical_key(f"{p['namespace']}/{p['name']}"): str(p["ip"]) for p in snapshot["pods"]
+        }
+
     def _manifest(self, run: _Run, step: c.ApplyPolicy) -> dict[str, Any]:
-        manifest: dict[str, Any] = run.naming.substitute(step.manifest)
+        ips = self._pod_ips(run) if "{ip:" in repr(step.manifest) else {}
+        manifest: dict[str, Any] = run.naming.substitute(step.manifest, ips)
         manifest.setdefault("apiVersion", "networking.k8s.io/v1")
         manifest["metadata"] = {**manifest["metadata"], "namespace": run.naming.namespace(step.namespace)}
         return manifest

@@ -172,3 +172,41 @@ def test_policy_placeholders_name_the_cluster_namespace() -> None:
     driver = FakeDriver(clock)
     assert _runner(driver, clock).run(case).status is Status.PASS
     assert driver.calls[3] == "apply policy np-test-x/from-x"
+
+
+def test_a_case_that_moves_weave_puts_the_cluster_back() -> None:
+    clock = FakeClock()
+    driver = FakeDriver(clock, weave_version="2.8.1")
+    case = c.Case(
+        "upgrade", CASE.namespaces, CASE.pods, (c.UpgradeWeave("2.1.3"),), CASE.probes, weave_version="2.0.5"
+    )
+    result = _runner(driver, clock).run(case)
+    assert [call for call in driver.calls if call.startswith("upgrade")] == [
+        "upgrade weave 2.0.5",
+        "upgrade weave 2.1.3",
+        "upgrade weave 2.8.1",
+    ]
+    assert [ch.expectation.profile for ch in result.checks] == ["weave-2.0.5", "weave-2.1.3"]
+    assert driver.weave_version == "2.8.1" and result.status is Status.PASS
+
+
+def test_ip_placeholders_take_the_pod_ips_of_the_case() -> None:
+    clock = FakeClock()
+    driver = FakeDriver(clock)
+    seen: list[dict[str, Any]] = []
+    apply = driver.apply_policy
+    driver.apply_policy = lambda ns, m: (seen.append(dict(m)), apply(ns, m))  # type: ignore[method-assign,func-returns-value]
+    block = c.ApplyPolicy(
+        "x",
+        {
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "not-from-a"},
+            "spec": {
+                "podSelector": {},
+                "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["{ip:x/a}/32"]}}]}],
+            },
+        },
+    )
+    case = c.Case("ipblock", CASE.namespaces, CASE.pods, (block,), CASE.probes)
+    _runner(driver, clock, deadline=0.2).run(case)
+    assert seen[0]["spec"]["ingress"][0]["from"][0]["ipBlock"]["except"] == ["10.32.0.11/32"]
