@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,30 @@ class KubeDriver:
         self.timeout = timeout
         self._nodes: tuple[str, ...] | None = None
         self._kubernetes: str | None = None
+        self._local = threading.local()
+        self._exec_clients: list[KubeApi] = []
+        self._lock = threading.Lock()
+
+    def _exec_api(self) -> KubeApi:
+        """A client of this thread's own for exec: the kubernetes client's `stream()` swaps the request
+        function of the client it uses while it runs, so concurrent execs on one shared client can leave
+        it speaking websocket to every later plain request."""
+        api: KubeApi | None = getattr(self._local, "api", None)
+        if api is None:
+            if self.api.kubeconfig is None:
+                raise UsageError("exec needs a client made from a kubeconfig")
+            api = KubeApi.from_kubeconfig(self.api.kubeconfig, self.api.context)
+            self._local.api = api
+            with self._lock:
+                self._exec_clients.append(api)
+        return api
+
+    def close(self) -> None:
+        """Close the exec clients (the shared one belongs to the caller)."""
+        with self._lock:
+            clients, self._exec_clients = self._exec_clients, []
+        for api in clients:
+            api.close()
 
     def info(self) -> ClusterInfo:
         if self._nodes is None:
@@ -118,11 +143,11 @@ class KubeDriver:
     def probe(
         self, namespace: str, pod: str, targets: Sequence[ProbeTarget], timeout: float
     ) -> list[ProbeResult]:
-        return execing.probe(self.api, (namespace, pod), targets, timeout=timeout)
+        return execing.probe(self._exec_api(), (namespace, pod), targets, timeout=timeout)
 
     def journal(self, namespace: str, pod: str, since: float) -> list[dict[str, Any]]:
         command = ["python", "-m", "netpolcheck.probe", "journal", "--since", f"{since:.3f}"]
-        result = execing.exec_in(self.api, (namespace, pod), command, timeout=60).check(
+        result = execing.exec_in(self._exec_api(), (namespace, pod), command, timeout=60).check(
             f"journal of {namespace}/{pod}"
         )
         return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
