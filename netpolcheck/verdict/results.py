@@ -27,6 +27,7 @@ class CheckResult:
     status_note: str = ""
     prediction: Prediction | None = None
     report: str = ""  # the failure text (tables and cells) when the check did not pass
+    weave_version: str | None = None  # what the cluster ran at this check
 
     @property
     def deviations_shown(self) -> tuple[str, ...]:

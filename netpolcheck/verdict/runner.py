@@ -227,6 +227,7 @@ class CaseRunner:
             status,
             note,
             prediction,
+            weave_version=weave_version,
         )
         if status is not Status.PASS:
             wrong = [cell.key for cell in comparison.wrong]
