@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from netpolcheck.report.cells import CellKey
@@ -20,6 +22,22 @@ class CellForensics:
         str  # "reached the destination (...)" / "never reached the destination" / "journal unavailable: ..."
     )
     blocked: tuple[str, ...]  # matching "blocked by Weave NPC" lines
+
+
+def log_time(line: str) -> float | None:
+    """Unix time (local clock) of a weave-npc log line `node: WARN: 2026/11/26 07:11:42.543012 ...`."""
+    parts = line.split()
+    for first, second in pairwise(parts):
+        try:
+            return datetime.strptime(f"{first} {second}", "%Y/%m/%d %H:%M:%S.%f").timestamp()
+        except ValueError:
+            continue
+    return None
+
+
+def lines_since(lines: Iterable[str], since: float, slack: float = 1.0) -> list[str]:
+    """Lines stamped at or after `since` (minus `slack` s for clock rounding); unstamped lines are kept."""
+    return [line for line in lines if (t := log_time(line)) is None or t >= since - slack]
 
 
 def journal_verdict(records: Iterable[Mapping[str, Any]], target: Target) -> str:

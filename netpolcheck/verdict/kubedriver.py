@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from netpolcheck.errors import UsageError
@@ -14,21 +13,11 @@ from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.creating import create_or_replace
 from netpolcheck.kube.objects import ObjectRef
 from netpolcheck.verdict.driver import ClusterInfo, PodSpec, ProbeResult, ProbeTarget
+from netpolcheck.verdict.forensics import lines_since
 
 POLICY_API = "networking.k8s.io/v1"
 # the ports manifests/probe/pod.yaml serves
 TEMPLATE_PORTS = frozenset({(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")})
-
-
-def _log_time(line: str) -> float | None:
-    """Unix time of a weave-npc log line `node: WARN: 2026/11/26 07:11:42.543012 ...`, if it has one."""
-    parts = line.split()
-    for i in range(len(parts) - 1):
-        try:
-            return datetime.strptime(f"{parts[i]} {parts[i + 1]}", "%Y/%m/%d %H:%M:%S.%f").timestamp()
-        except ValueError:
-            continue
-    return None
 
 
 class KubeDriver:
@@ -153,5 +142,4 @@ class KubeDriver:
         return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
     def blocked_lines(self, since: float) -> list[str]:
-        lines = weave.blocked_lines(self.api)
-        return [line for line in lines if (t := _log_time(line)) is None or t >= since - 1.0]
+        return lines_since(weave.blocked_lines(self.api), since)
