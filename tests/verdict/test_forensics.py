@@ -25,11 +25,12 @@ def test_journal_records_from_the_source_on_that_port_and_protocol_count() -> No
 
 
 def test_blocked_lines_match_protocol_source_and_destination_port() -> None:
+    stamp, tail = "node1: WARN: 2026/11/30 10:00:00.000001", "blocked by Weave NPC."
     lines = [
-        "node1: WARN: 2026/11/30 10:00:00.000001 UDP connection from 10.32.0.4:5000 to 10.32.0.5:80 blocked by Weave NPC.",
-        "node1: WARN: 2026/11/30 10:00:00.000002 TCP connection from 10.32.0.4:5000 to 10.32.0.5:80 blocked by Weave NPC.",
-        "node1: WARN: 2026/11/30 10:00:00.000003 UDP connection from 10.32.0.4:5000 to 10.32.0.5:81 blocked by Weave NPC.",
-        "node1: WARN: 2026/11/30 10:00:00.000004 UDP connection from 10.32.0.44:5000 to 10.32.0.5:80 blocked by Weave NPC.",
+        f"{stamp} UDP connection from 10.32.0.4:5000 to 10.32.0.5:80 {tail}",
+        f"{stamp} TCP connection from 10.32.0.4:5000 to 10.32.0.5:80 {tail}",
+        f"{stamp} UDP connection from 10.32.0.4:5000 to 10.32.0.5:81 {tail}",
+        f"{stamp} UDP connection from 10.32.0.44:5000 to 10.32.0.5:80 {tail}",
     ]
     assert blocked_for(lines, TARGET) == (lines[0],)
 
