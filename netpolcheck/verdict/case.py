@@ -137,6 +137,34 @@ class UpgradeWeave:
         return f"upgrade Weave to {self.version}"
 
 
+@dataclass(frozen=True)
+class Hold:
+    """Open a real TCP connection (and a UDP flow) from a pod to another's `port` and keep it going."""
+
+    name: str
+    namespace: str
+    pod: str
+    to_namespace: str
+    to_pod: str
+    port: int = 80
+    udp_port: int | None = 80
+
+    def describe(self) -> str:
+        return (
+            f"hold {self.name}: {self.namespace}/{self.pod} -> {self.to_namespace}/{self.to_pod}:{self.port}"
+        )
+
+
+@dataclass(frozen=True)
+class Release:
+    """Stop a held connection; its report (gaps per flow, how it ended) goes into the case result."""
+
+    name: str
+
+    def describe(self) -> str:
+        return f"release {self.name}"
+
+
 Step = (
     ApplyPolicy
     | DeletePolicy
@@ -148,6 +176,8 @@ Step = (
     | DeleteNamespace
     | RestartController
     | UpgradeWeave
+    | Hold
+    | Release
 )
 CLUSTER_WIDE_STEPS = (RestartController, UpgradeWeave)
 POLICY_STEPS = (ApplyPolicy, DeletePolicy)

@@ -86,6 +86,16 @@ class Driver(Protocol):
         """Run the probe agent in that pod on `targets`; one result per target, in order."""
         ...
 
+    def hold_start(
+        self, namespace: str, pod: str, ip: str, port: int, udp_port: int | None, name: str
+    ) -> None:
+        """Start the probe agent's `hold` in that pod (docs/probe.md), in the background, named `name`."""
+        ...
+
+    def hold_stop(self, namespace: str, pod: str, name: str) -> dict[str, Any]:
+        """Stop that hold; its final status (flows with gaps, how it ended)."""
+        ...
+
     def journal(self, namespace: str, pod: str, since: float) -> list[dict[str, Any]]:
         """The serve journal records of that pod since the Unix time `since` (docs/probe.md)."""
         ...

@@ -20,6 +20,11 @@ POLICY_API = "networking.k8s.io/v1"
 TEMPLATE_PORTS = frozenset({(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")})
 
 
+def _hold_path(name: str) -> str:
+    """The hold's status file in the pod (the template mounts an emptyDir at /tmp)."""
+    return f"/tmp/netpolcheck-hold-{name}.json"
+
+
 class KubeDriver:
     """`kind` names the provisioner (hollow, kind, kops, existing); `run` owns the namespaces it creates."""
 
@@ -133,6 +138,25 @@ class KubeDriver:
         self, namespace: str, pod: str, targets: Sequence[ProbeTarget], timeout: float
     ) -> list[ProbeResult]:
         return execing.probe(self._exec_api(), (namespace, pod), targets, timeout=timeout)
+
+    def _agent(self, namespace: str, pod: str, args: list[str], what: str) -> dict[str, Any]:
+        command = ["python", "-m", "netpolcheck.probe", *args]
+        result = execing.exec_in(self._exec_api(), (namespace, pod), command, timeout=60).check(what)
+        document: dict[str, Any] = json.loads(result.stdout)
+        return document
+
+    def hold_start(
+        self, namespace: str, pod: str, ip: str, port: int, udp_port: int | None, name: str
+    ) -> None:
+        args = ["hold", "--background", "--ip", ip, "--port", str(port), "--status", _hold_path(name)]
+        if udp_port is not None:
+            args += ["--udp-port", str(udp_port)]
+        status = self._agent(namespace, pod, args, f"hold {name} in {namespace}/{pod}")
+        if status.get("state") != "running":
+            raise RuntimeError(f"hold {name} in {namespace}/{pod} did not start: {status.get('ended')}")
+
+    def hold_stop(self, namespace: str, pod: str, name: str) -> dict[str, Any]:
+        return self._agent(namespace, pod, ["hold-stop", "--status", _hold_path(name)], f"hold-stop {name}")
 
     def journal(self, namespace: str, pod: str, since: float) -> list[dict[str, Any]]:
         command = ["python", "-m", "netpolcheck.probe", "journal", "--since", f"{since:.3f}"]

@@ -41,12 +41,38 @@ class CheckResult:
         return tuple(ids)
 
 
+@dataclass(frozen=True)
+class HoldReport:
+    """A held connection's story: gaps per flow (TCP, UDP) and how it ended."""
+
+    name: str
+    status: dict[str, Any]
+
+    def gaps(self, flow: str) -> list[dict[str, Any]]:
+        return list(self.status.get("flows", {}).get(flow, {}).get("gaps", []))
+
+    @property
+    def ended(self) -> str:
+        return str((self.status.get("ended") or {}).get("how", "running"))
+
+    @property
+    def survived(self) -> bool:
+        """No flow lost a tick and the connection was still up when it was released."""
+        flows = self.status.get("flows", {})
+        return bool(flows) and not any(self.gaps(f) for f in flows) and self.ended in ("stopped", "running")
+
+    def summary(self) -> str:
+        flows = ", ".join(f"{f}: {len(self.gaps(f))} gap(s)" for f in self.status.get("flows", {}))
+        return f"hold {self.name}: {flows}; ended: {self.ended}"
+
+
 @dataclass
 class CaseResult:
     case_id: str
     profile: str
     negative_control: bool = False
     checks: list[CheckResult] = field(default_factory=list)
+    holds: dict[str, HoldReport] = field(default_factory=dict)
     error: str = ""  # set-up, a step or clean-up went wrong (not a verdict)
 
     @property

@@ -28,7 +28,7 @@ from netpolcheck.verdict.forensics import gather
 from netpolcheck.verdict.naming import Naming, run_prefix
 from netpolcheck.verdict.probing import Prober
 from netpolcheck.verdict.profile import implementation_profile, run_profile
-from netpolcheck.verdict.results import CaseResult, CheckResult
+from netpolcheck.verdict.results import CaseResult, CheckResult, HoldReport
 from netpolcheck.verdict.validation import validate
 
 log = logging.getLogger("netpolcheck.verdict")
@@ -58,6 +58,7 @@ class _Run:
     result: CaseResult
     namespaces: list[str] = field(default_factory=list)  # logical names that exist now
     virtual: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # negative control
+    holds: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (namespace, pod) holding
 
 
 class CaseRunner:
@@ -117,6 +118,8 @@ class CaseRunner:
             run.result.error += f"restoring Weave {original} failed: {exc}\n"
 
     def _clean_up(self, run: _Run) -> None:
+        for name in list(run.holds):
+            self._release(run, name)
         for logical in list(run.namespaces):
             name = run.naming.namespace(logical)
             self.progress(f"{run.case.id}: deleting namespace {name}")
@@ -183,6 +186,21 @@ class CaseRunner:
                 d.restart_policy_controller()
             case c.UpgradeWeave(version=version):
                 d.upgrade_weave(version)
+            case c.Hold(name=name):
+                ip = self._pod_ips(run)[f"{step.to_namespace}/{step.to_pod}"]
+                d.hold_start(n.namespace(step.namespace), step.pod, ip, step.port, step.udp_port, name)
+                run.holds[name] = (n.namespace(step.namespace), step.pod)
+            case c.Release(name=name):
+                self._release(run, name)
+
+    def _release(self, run: _Run, name: str) -> None:
+        namespace, pod = run.holds.pop(name)
+        try:
+            status = self.driver.hold_stop(namespace, pod, name)
+        except Exception as exc:  # the report says so; clean-up goes on
+            status = {"ended": {"how": f"could not stop the hold: {exc}"}}
+        run.result.holds[name] = HoldReport(name, status)
+        self.progress(f"{run.case.id}: {run.result.holds[name].summary()}")
 
     # ----- checks --------------------------------------------------------------------------------
 

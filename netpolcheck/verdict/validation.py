@@ -72,6 +72,7 @@ class _World:
         self.namespaces: set[str] = set()
         self.pods: set[tuple[str, str]] = set()
         self.policies: set[tuple[str, str]] = set()
+        self.holds: set[str] = set()
 
     def add_namespace(self, where: str, ns: c.NamespaceDef) -> None:
         _name(self.case_id, where, ns.name)
@@ -130,6 +131,18 @@ class _World:
                     raise CaseError(self.case_id, where, f"Weave version {version!r} is not X.Y.Z")
             case c.RestartController():
                 pass
+            case c.Hold(name=name):
+                _name(self.case_id, where, name)
+                self.need_pod(where, step.namespace, step.pod)
+                self.need_pod(where, step.to_namespace, step.to_pod)
+                _ports(self.case_id, where, ((step.port, "TCP"),))
+                if name in self.holds:
+                    raise CaseError(self.case_id, where, f"hold {name} is running already")
+                self.holds.add(name)
+            case c.Release(name=name):
+                if name not in self.holds:
+                    raise CaseError(self.case_id, where, f"no hold {name} at this step")
+                self.holds.discard(name)
 
 
 def validate(case: c.Case) -> c.Case:

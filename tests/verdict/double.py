@@ -51,6 +51,8 @@ class FakeDriver:
     journals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     blocked: list[str] = field(default_factory=list)
     probe_timeouts: list[float] = field(default_factory=list)
+    holds: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> what hold_start got
+    hold_gaps: list[dict[str, Any]] = field(default_factory=list)  # the TCP gaps every hold reports
     _next_ip: int = 10
 
     def info(self) -> ClusterInfo:
@@ -135,6 +137,18 @@ class FakeDriver:
             )
         self.clock.wait(timeout if any(r["verdict"] == "dropped" for r in out) else self.rtt)
         return out
+
+    def hold_start(
+        self, namespace: str, pod: str, ip: str, port: int, udp_port: int | None, name: str
+    ) -> None:
+        self.calls.append(f"hold {name} from {namespace}/{pod} to {ip}:{port}")
+        self.holds[name] = {"pod": f"{namespace}/{pod}", "ip": ip, "port": port, "udp_port": udp_port}
+
+    def hold_stop(self, namespace: str, pod: str, name: str) -> dict[str, Any]:
+        self.calls.append(f"release {name}")
+        del self.holds[name]
+        flows = {"tcp": {"gaps": list(self.hold_gaps)}, "udp": {"gaps": []}}
+        return {"state": "ended", "flows": flows, "ended": {"at": 0, "how": "stopped"}}
 
     def journal(self, namespace: str, pod: str, since: float) -> list[dict[str, Any]]:
         return self.journals.get(f"{namespace}/{pod}", [])

@@ -77,3 +77,17 @@ def test_a_broken_case_is_refused_naming_case_place_and_problem(case: c.Case, me
     assert message in str(info.value)
     assert isinstance(info.value, UsageError)  # one line, exit 2 on the command line
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ((c.Release("h"),), "no hold h at this step"),
+        ((c.Hold("h", "x", "a", "x", "b"), c.Hold("h", "x", "b", "x", "a")), "hold h is running already"),
+        ((c.Hold("h", "x", "a", "x", "zz"),), "no pod x/zz at this step"),
+        ((c.Hold("H!", "x", "a", "x", "b"),), "'H!' is not a valid name"),
+    ],
+)
+def test_holds_are_checked_through_the_steps(steps: tuple[c.Step, ...], message: str) -> None:
+    with pytest.raises(CaseError, match=message.replace("(", r"\(")):
+        validate(_case(*steps))

@@ -213,3 +213,23 @@ def test_ip_placeholders_take_the_pod_ips_of_the_case() -> None:
     case = c.Case("ipblock", CASE.namespaces, CASE.pods, (block,), CASE.probes)
     _runner(driver, clock, deadline=0.2).run(case)
     assert seen[0]["spec"]["ingress"][0]["from"][0]["ipBlock"]["except"] == ["10.32.0.11/32"]
+
+
+def test_held_connections_are_reported_and_released_even_when_the_case_forgets() -> None:
+    clock = FakeClock()
+    driver = FakeDriver(clock)
+    steps = (
+        c.Hold("ab", "x", "a", "x", "b"),
+        c.ApplyPolicy("x", DENY_B),
+        c.Release("ab"),
+        c.Hold("ba", "x", "b", "x", "a", port=81, udp_port=None),
+    )
+    case = c.Case("holds", CASE.namespaces, CASE.pods, steps, CASE.probes)
+    driver.hold_gaps = [{"start": 1.0, "end": 2.0, "lost": 3}]
+    result = _runner(driver, clock, deadline=0.2).run(case)
+    assert "hold ab from np-test-x/a to 10.32.0.12:80" in driver.calls
+    assert "hold ba from np-test-x/b to 10.32.0.11:81" in driver.calls
+    assert driver.calls.index("release ba") < driver.calls.index("delete namespace np-test-x")
+    ab = result.holds["ab"]
+    assert not ab.survived and ab.summary() == "hold ab: tcp: 1 gap(s), udp: 0 gap(s); ended: stopped"
+    assert not driver.holds

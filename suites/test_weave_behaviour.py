@@ -1,0 +1,44 @@
+"""How Weave denies: silently (dropped, never rejected) and with a "blocked by Weave NPC" line per
+denied connection attempt, on the destination's node."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from netpolcheck.verdict import case as c
+from netpolcheck.verdict.builders import policy, probes
+from netpolcheck.verdict.driver import Driver
+from netpolcheck.verdict.forensics import blocked_for
+from netpolcheck.verdict.results import CaseResult
+
+pytestmark = [pytest.mark.weave]
+
+DENY = c.Case(
+    "deny-all-drops-and-logs",
+    (c.NamespaceDef("x", {"ns": "x"}), c.NamespaceDef("y", {"ns": "y"})),
+    (
+        c.PodDef("x", "a", {"pod": "a"}, node=0),
+        c.PodDef("x", "b", {"pod": "b"}, node=1),
+        c.PodDef("y", "a", node=2),
+    ),
+    (c.ApplyPolicy("x", policy("deny-all", ingress=[])),),
+    probes((80,), ("TCP", "UDP")),
+    check_first=False,
+)
+
+
+def test_denied_connections_are_dropped_not_rejected_and_logged(
+    verdict: Callable[[c.Case], CaseResult], verdict_driver: Driver
+) -> None:
+    since = time.time()
+    result = verdict(DENY)
+    check = result.checks[-1]
+    denied = sorted(k for k, cell in check.expectation.cells.items() if not cell.allowed)
+    assert len(denied) == 6  # x/a, x/b from the two others, TCP and UDP
+    assert {check.observed[k].verdict for k in denied} == {"dropped"}
+    lines = verdict_driver.blocked_lines(since)
+    unlogged = [k for k in denied if not blocked_for(lines, check.expectation.targets[k])]
+    assert not unlogged, f"denied without a 'blocked by Weave NPC' line: {unlogged}"
