@@ -42,3 +42,30 @@ def test_denied_connections_are_dropped_not_rejected_and_logged(
     lines = verdict_driver.blocked_lines(since)
     unlogged = [k for k in denied if not blocked_for(lines, check.expectation.targets[k])]
     assert not unlogged, f"denied without a 'blocked by Weave NPC' line: {unlogged}"
+
+
+RESTART = c.Case(
+    "policies-hold-across-a-policy-controller-restart",
+    (c.NamespaceDef("x", {"ns": "x"}), c.NamespaceDef("y", {"ns": "y"})),
+    (
+        c.PodDef("x", "a", {"pod": "a"}, node=0),
+        c.PodDef("x", "b", {"pod": "b"}, node=1),
+        c.PodDef("y", "a", node=2),
+    ),
+    (
+        c.ApplyPolicy(
+            "x", policy("from-b", ingress=[{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}])
+        ),
+        c.RestartController(),
+    ),
+    probes((80,), ("TCP",)),
+    check_first=False,
+)
+
+
+@pytest.mark.cluster_wide
+def test_policies_hold_across_a_policy_controller_restart(verdict: Callable[[c.Case], CaseResult]) -> None:
+    """weave-npc's pods are deleted and the DaemonSet starts new ones; after the restart the matrix is
+    the same (its convergence time is the outage bound of the restart, a JUnit property)."""
+    result = verdict(RESTART)
+    assert [ch.step for ch in result.checks] == ["apply policy x/from-b", "restart the policy controller"]

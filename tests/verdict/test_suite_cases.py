@@ -40,5 +40,6 @@ def test_suite_case_is_valid(case: Case) -> None:
     assert validate(case) is case
 
 
-def test_only_the_tutorial_changes_the_whole_cluster() -> None:
-    assert [case.id for case in CASES if case.cluster_wide] == ["seed-walkthrough"]
+def test_only_the_tutorial_and_the_restart_change_the_whole_cluster() -> None:
+    wide = {case.id for case in CASES if case.cluster_wide}
+    assert wide == {"seed-walkthrough", "policies-hold-across-a-policy-controller-restart"}
