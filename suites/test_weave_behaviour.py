@@ -37,7 +37,7 @@ def test_denied_connections_are_dropped_not_rejected_and_logged(
     result = verdict(DENY)
     check = result.checks[-1]
     denied = sorted(k for k, cell in check.expectation.cells.items() if not cell.allowed)
-    assert len(denied) == 6  # x/a, x/b from the two others, TCP and UDP
+    assert len(denied) == 8  # to x/a and x/b from each of the two others, TCP and UDP
     assert {check.observed[k].verdict for k in denied} == {"dropped"}
     lines = verdict_driver.blocked_lines(since)
     unlogged = [k for k in denied if not blocked_for(lines, check.expectation.targets[k])]
