@@ -131,7 +131,10 @@ class RestartController:
 
 @dataclass(frozen=True)
 class UpgradeWeave:
+    """`watch`: probe continuously while the DaemonSet rolls (see verdict/watch.py)."""
+
     version: str
+    watch: bool = True
 
     def describe(self) -> str:
         return f"upgrade Weave to {self.version}"

@@ -11,6 +11,7 @@ from netpolcheck.report.compare import Comparison
 from netpolcheck.verdict.convergence import Convergence
 from netpolcheck.verdict.deviations import Prediction, Status
 from netpolcheck.verdict.expected import Expectation
+from netpolcheck.verdict.watch import Watch
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class CaseResult:
     negative_control: bool = False
     checks: list[CheckResult] = field(default_factory=list)
     holds: dict[str, HoldReport] = field(default_factory=dict)
+    watches: dict[int, Watch] = field(default_factory=dict)  # step index -> what was seen while it ran
     error: str = ""  # set-up, a step or clean-up went wrong (not a verdict)
 
     @property

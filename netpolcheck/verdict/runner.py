@@ -30,6 +30,7 @@ from netpolcheck.verdict.probing import Prober
 from netpolcheck.verdict.profile import implementation_profile, run_profile
 from netpolcheck.verdict.results import CaseResult, CheckResult, HoldReport
 from netpolcheck.verdict.validation import validate
+from netpolcheck.verdict.watch import watch_while
 
 log = logging.getLogger("netpolcheck.verdict")
 
@@ -48,6 +49,7 @@ class RunOptions:
     deadline: float = 15.0
     negative_control: bool = False
     probe_workers: int = 16  # source pods probed at once
+    outage_bound: float = 10.0  # seconds an allowed cell may go dark while Weave rolls
     keep: bool = False  # leave the namespaces for inspection
 
 
@@ -98,7 +100,10 @@ class CaseRunner:
             for index, step in enumerate(case.steps, start=1):
                 self.progress(f"{case.id}: step {index}/{len(case.steps)}: {step.describe()}")
                 wall = time.time()
-                self._do(run, step)
+                if isinstance(step, c.UpgradeWeave) and step.watch:
+                    self._watched_upgrade(run, index, step)
+                else:
+                    self._do(run, step)
                 self._check(run, index, step.describe(), self.clock.now(), wall)
         finally:
             if not self.options.keep:
@@ -193,6 +198,32 @@ class CaseRunner:
             case c.Release(name=name):
                 self._release(run, name)
 
+    def _watched_upgrade(self, run: _Run, index: int, step: c.UpgradeWeave) -> None:
+        """Upgrade while probing every round against the old and the new version's expectations."""
+        old_version = self.driver.info().weave_version
+        snapshot = self.driver.snapshot(run.naming.real_namespaces(run.namespaces))
+        snapshot["policies"] = list(snapshot.get("policies", [])) + list(run.virtual.values())
+        document = state_document(snapshot, run.case.probes)
+
+        def expectation(version: str | None) -> Expectation:
+            profile = implementation_profile(version) or run_profile(self.options.profile, version)
+            return expect(document, profile, run.naming.logical_key)
+
+        old, new = expectation(old_version), expectation(step.version)
+        self.progress(
+            f"{run.case.id}: upgrading Weave {old_version} -> {step.version}, probing while it rolls"
+        )
+        watch = watch_while(
+            lambda: self.driver.upgrade_weave(step.version),
+            old.cells,
+            new.cells,
+            old.targets,
+            self.full,
+            self.clock,
+        )
+        run.result.watches[index] = watch
+        self.progress(f"{run.case.id}: rollout watched: {watch.summary()}")
+
     def _release(self, run: _Run, name: str) -> None:
         namespace, pod = run.holds.pop(name)
         try:
@@ -233,6 +264,15 @@ class CaseRunner:
         )
         comparison = compare(expectation.cells, outcome.observed, expectation.model_profile.denied_verdicts)
         status, note = classify(comparison, prediction)
+        watch = run.result.watches.get(index)
+        violations = watch.violations(self.options.outage_bound * 1000) if watch is not None else []
+        if violations:
+            status = Status.FAIL
+            note = "; ".join(
+                [note, f"while rolling: {len(violations)} violation(s)"]
+                if note
+                else [f"while rolling: {len(violations)} violation(s)"]
+            )
         result = CheckResult(
             case.id,
             index,
@@ -250,7 +290,10 @@ class CaseRunner:
         if status is not Status.PASS:
             wrong = [cell.key for cell in comparison.wrong]
             forensics = gather(self.driver, wrong, expectation.targets, wall)
-            result = CheckResult(**{**result.__dict__, "report": failure_text(result, forensics)})
+            text = failure_text(result, forensics)
+            if watch is not None:
+                text = "\n".join([f"while rolling: {watch.summary()}", *violations, "", text])
+            result = CheckResult(**{**result.__dict__, "report": text})
         conv = outcome.convergence
         self.progress(
             f"{case.id}: check {index}: {status.value}; "
