@@ -40,6 +40,10 @@ def test_suite_case_is_valid(case: Case) -> None:
     assert validate(case) is case
 
 
-def test_only_the_tutorial_and_the_restart_change_the_whole_cluster() -> None:
+def test_only_tutorial_restart_and_upgrade_change_the_whole_cluster() -> None:
     wide = {case.id for case in CASES if case.cluster_wide}
-    assert wide == {"seed-walkthrough", "policies-hold-across-a-policy-controller-restart"}
+    assert wide == {
+        "seed-walkthrough",
+        "policies-hold-across-a-policy-controller-restart",
+        "upgrade-2-8-1-to-2-9-0-keeps-every-cell-legitimate",
+    }
