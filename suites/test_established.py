@@ -14,17 +14,12 @@ from collections.abc import Callable
 import pytest
 
 from netpolcheck.verdict import case as c
-from netpolcheck.verdict.builders import labels, policy, probes
+from netpolcheck.verdict.builders import labels, policy, probes, two_namespaces_three_pods
 from netpolcheck.verdict.results import CaseResult
 
 pytestmark = [pytest.mark.established]
 
-PODS = (
-    c.PodDef("x", "a", {"pod": "a"}, node=0),
-    c.PodDef("x", "b", {"pod": "b"}, node=1),
-    c.PodDef("y", "a", node=2),
-)
-NAMESPACES = (c.NamespaceDef("x", {"ns": "x"}), c.NamespaceDef("y", {"ns": "y"}))
+NAMESPACES, PODS = two_namespaces_three_pods()
 TCP_UDP_80 = probes((80,), ("TCP", "UDP"))
 
 SURVIVE_DENY = c.Case(

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from netpolcheck.verdict import case as c
-from netpolcheck.verdict.builders import policy, probes
+from netpolcheck.verdict.builders import policy, probes, two_namespaces_three_pods
 from netpolcheck.verdict.driver import Driver
 from netpolcheck.verdict.forensics import blocked_for
 from netpolcheck.verdict.results import CaseResult
@@ -18,12 +18,7 @@ pytestmark = [pytest.mark.weave]
 
 DENY = c.Case(
     "deny-all-drops-and-logs",
-    (c.NamespaceDef("x", {"ns": "x"}), c.NamespaceDef("y", {"ns": "y"})),
-    (
-        c.PodDef("x", "a", {"pod": "a"}, node=0),
-        c.PodDef("x", "b", {"pod": "b"}, node=1),
-        c.PodDef("y", "a", node=2),
-    ),
+    *two_namespaces_three_pods(),
     (c.ApplyPolicy("x", policy("deny-all", ingress=[])),),
     probes((80,), ("TCP", "UDP")),
     check_first=False,
@@ -46,12 +41,7 @@ def test_denied_connections_are_dropped_not_rejected_and_logged(
 
 RESTART = c.Case(
     "policies-hold-across-a-policy-controller-restart",
-    (c.NamespaceDef("x", {"ns": "x"}), c.NamespaceDef("y", {"ns": "y"})),
-    (
-        c.PodDef("x", "a", {"pod": "a"}, node=0),
-        c.PodDef("x", "b", {"pod": "b"}, node=1),
-        c.PodDef("y", "a", node=2),
-    ),
+    *two_namespaces_three_pods(),
     (
         c.ApplyPolicy(
             "x", policy("from-b", ingress=[{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}])

@@ -46,3 +46,15 @@ def labels(**match: str) -> dict[str, Any]:
 def ports(*entries: tuple[int | str | None, str]) -> list[dict[str, Any]]:
     """`ports:` entries from (port or None, protocol)."""
     return [{"protocol": proto} | ({"port": port} if port is not None else {}) for port, proto in entries]
+
+
+def two_namespaces_three_pods() -> tuple[tuple[NamespaceDef, ...], tuple[PodDef, ...]]:
+    """x/a, x/b and y/a on three different nodes: the small topology of the Weave-behaviour cases."""
+    return (
+        xyz_namespaces(("x", "y")),
+        (
+            PodDef("x", "a", {"pod": "a"}, node=0),
+            PodDef("x", "b", {"pod": "b"}, node=1),
+            PodDef("y", "a", node=2),
+        ),
+    )
