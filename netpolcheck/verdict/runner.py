@@ -10,6 +10,7 @@ they had been; a suite that can fail must then fail (`negative_control_verdict`)
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -101,7 +102,10 @@ class CaseRunner:
                 self.progress(f"{case.id}: step {index}/{len(case.steps)}: {step.describe()}")
                 wall = time.time()
                 if isinstance(step, c.UpgradeWeave) and step.watch:
-                    self._watched_upgrade(run, index, step)
+                    upgrade = functools.partial(self.driver.upgrade_weave, step.version)
+                    self._watched(run, index, upgrade, step.version)
+                elif isinstance(step, c.RestartController):
+                    self._watched(run, index, self.driver.restart_policy_controller, None)
                 else:
                     self._do(run, step)
                 self._check(run, index, step.describe(), self.clock.now(), wall)
@@ -187,7 +191,7 @@ class CaseRunner:
                 d.delete_namespace(n.namespace(name))
                 run.namespaces.remove(name)
                 run.virtual = {k: v for k, v in run.virtual.items() if k[0] != name}
-            case c.RestartController():
+            case c.RestartController():  # watched by run()
                 d.restart_policy_controller()
             case c.UpgradeWeave(version=version):
                 d.upgrade_weave(version)
@@ -198,31 +202,28 @@ class CaseRunner:
             case c.Release(name=name):
                 self._release(run, name)
 
-    def _watched_upgrade(self, run: _Run, index: int, step: c.UpgradeWeave) -> None:
-        """Upgrade while probing every round against the old and the new version's expectations."""
-        old_version = self.driver.info().weave_version
+    def _document(self, run: _Run) -> dict[str, Any]:
+        """The STATE of the case's namespaces now, with the policies negative control held back."""
         snapshot = self.driver.snapshot(run.naming.real_namespaces(run.namespaces))
         snapshot["policies"] = list(snapshot.get("policies", [])) + list(run.virtual.values())
-        document = state_document(snapshot, run.case.probes)
+        return state_document(snapshot, run.case.probes)
+
+    def _watched(self, run: _Run, index: int, step: Callable[[], None], new_version: str | None) -> None:
+        """Run `step` while probing every round against the expectations of the version running before
+        and of `new_version` (None: the same version, e.g. a controller restart)."""
+        old_version = self.driver.info().weave_version
+        document = self._document(run)
 
         def expectation(version: str | None) -> Expectation:
             profile = implementation_profile(version) or run_profile(self.options.profile, version)
             return expect(document, profile, run.naming.logical_key)
 
-        old, new = expectation(old_version), expectation(step.version)
-        self.progress(
-            f"{run.case.id}: upgrading Weave {old_version} -> {step.version}, probing while it rolls"
-        )
-        watch = watch_while(
-            lambda: self.driver.upgrade_weave(step.version),
-            old.cells,
-            new.cells,
-            old.targets,
-            self.full,
-            self.clock,
-        )
+        old = expectation(old_version)
+        new = old if new_version is None else expectation(new_version)
+        self.progress(f"{run.case.id}: step {index} runs while every cell is probed in rounds")
+        watch = watch_while(step, old.cells, new.cells, old.targets, self.full, self.clock)
         run.result.watches[index] = watch
-        self.progress(f"{run.case.id}: rollout watched: {watch.summary()}")
+        self.progress(f"{run.case.id}: watched: {watch.summary()}")
 
     def _release(self, run: _Run, name: str) -> None:
         namespace, pod = run.holds.pop(name)
@@ -242,9 +243,7 @@ class CaseRunner:
     def _check(self, run: _Run, index: int, description: str, since: float, wall: float) -> CheckResult:
         case, naming = run.case, run.naming
         weave_version = self.driver.info().weave_version
-        snapshot = self.driver.snapshot(naming.real_namespaces(run.namespaces))
-        snapshot["policies"] = list(snapshot.get("policies", [])) + list(run.virtual.values())
-        document = state_document(snapshot, case.probes)
+        document = self._document(run)
         expectation = self._expectation(run, document, weave_version)
         implementation = implementation_profile(weave_version)
         prediction, target = None, expectation

@@ -233,3 +233,21 @@ def test_held_connections_are_reported_and_released_even_when_the_case_forgets()
     ab = result.holds["ab"]
     assert not ab.survived and ab.summary() == "hold ab: tcp: 1 gap(s), udp: 0 gap(s); ended: stopped"
     assert not driver.holds
+
+
+def test_a_controller_restart_is_watched_against_the_same_expectation() -> None:
+    clock = FakeClock()
+    driver = FakeDriver(clock, isolating_dataplane(0.0))
+    case = c.Case(
+        "restart",
+        CASE.namespaces,
+        CASE.pods,
+        (c.ApplyPolicy("x", DENY_B), c.RestartController()),
+        CASE.probes,
+    )
+    result = _runner(driver, clock).run(case)
+    assert "restart controller" in driver.calls
+    assert set(result.watches) == {2}
+    watch = result.watches[2]
+    assert watch.rounds >= 1 and not watch.leaks and not watch.outages
+    assert result.status is Status.PASS
