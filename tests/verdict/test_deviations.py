@@ -45,7 +45,8 @@ def test_spec_against_weave_2_0_5_predicts_the_legacy_isolation_deviation_with_p
     assert prediction is not None
     assert len(prediction.cells) == 2
     assert [d.id for d in prediction.deviations] == ["legacy-isolation"]
-    assert "weave-npc.md" in prediction.reason() and "<2.1.0" in prediction.reason()
+    provenance = prediction.deviations[0].provenance
+    assert provenance in prediction.reason() and "<2.1.0" in prediction.reason()
 
 
 def test_no_prediction_when_the_profiles_agree() -> None:
