@@ -11,9 +11,16 @@ from netpolcheck.verdict import case as c
 from netpolcheck.verdict.builders import probes, xyz_namespaces, xyz_pods
 
 
-def xyz_case(case_id: str, *steps: c.Step, check_first: bool = False, **kw: Any) -> c.Case:
-    """A case on the xyz topology; its first check comes after the first step unless `check_first`."""
-    return c.Case(case_id, xyz_namespaces(), xyz_pods(), tuple(steps), probes(), check_first, **kw)
+def xyz_case(
+    case_id: str,
+    *steps: c.Step,
+    check_first: bool = False,
+    probed: tuple[c.ProbeDef, ...] | None = None,
+    **kw: Any,
+) -> c.Case:
+    """A case on the xyz topology; its first check comes after the first step unless `check_first`;
+    `probed` replaces the default probes (TCP and UDP on 80 and 81)."""
+    return c.Case(case_id, xyz_namespaces(), xyz_pods(), tuple(steps), probed or probes(), check_first, **kw)
 
 
 def apply(namespace: str, manifest: dict[str, Any]) -> c.ApplyPolicy:

@@ -32,6 +32,10 @@ CASES = [
         ),
     ),
     xyz_case(
+        "egress-allow-all-with-one-empty-rule",
+        apply("x", policy("allow-egress", policyTypes=EGRESS, egress=[{}])),
+    ),
+    xyz_case(
         "egress-and-ingress-policies-both-apply",
         apply("x", policy("deny-egress-a", labels(pod="a"), policyTypes=EGRESS)),
         apply("y", policy("deny-ingress-b", labels(pod="b"), ingress=[])),

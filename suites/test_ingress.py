@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from netpolcheck.verdict import case as c
-from netpolcheck.verdict.builders import labels, policy
+from netpolcheck.verdict.builders import labels, policy, ports
 from netpolcheck.verdict.results import CaseResult
 from suites.catalog import apply, params, xyz_case
 
@@ -104,6 +104,74 @@ SELECTORS = [
         ),
     ),
 ]
+
+
+PAIRS = [
+    xyz_case(
+        "empty-pod-selector-peer-means-the-policy-namespace",
+        apply("y", policy("from-own-namespace", ingress=[{"from": [{"podSelector": {}}]}])),
+    ),
+    xyz_case(
+        "allow-by-pod-and-deny-by-ip-in-two-rules-is-a-union",
+        apply(
+            "x",
+            policy(
+                "pod-or-ip",
+                A,
+                ingress=[
+                    {"from": [{"namespaceSelector": {}, "podSelector": labels(pod="b")}]},
+                    {
+                        "from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["{ip:y/b}/32"]}}],
+                        "ports": ports((81, "UDP")),
+                    },
+                ],
+            ),
+        ),
+    ),
+    xyz_case(
+        "namespace-selector-match-expressions-exists-and-does-not-exist",
+        apply(
+            "x",
+            policy(
+                "ns-exists",
+                A,
+                ingress=[
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {
+                                    "matchExpressions": [
+                                        {"key": "ns", "operator": "In", "values": ["y", "z"]},
+                                        {"key": "team", "operator": "DoesNotExist"},
+                                    ]
+                                }
+                            }
+                        ]
+                    }
+                ],
+            ),
+        ),
+        c.LabelNamespace("z", {"team": "blue"}),
+    ),
+    xyz_case(
+        "two-policies-on-one-pod-are-a-union",
+        apply("x", policy("from-y", A, ingress=[{"from": [{"namespaceSelector": labels(ns="y")}]}])),
+        apply(
+            "x",
+            policy(
+                "from-z-c",
+                A,
+                ingress=[{"from": [{"namespaceSelector": labels(ns="z"), "podSelector": labels(pod="c")}]}],
+            ),
+        ),
+    ),
+]
+
+
+@pytest.mark.selectors
+@pytest.mark.parametrize("case", params(*PAIRS))
+def test_ingress_peer_pairs_and_unions(case: c.Case, verdict: Callable[[c.Case], CaseResult]) -> None:
+    verdict(case)
 
 
 @pytest.mark.parametrize("case", params(*CASES))
