@@ -11,4 +11,5 @@ pytest_plugins: list[str] = [
     "fixtures.weave",
     "fixtures.topology",
     "fixtures.policies",
+    "fixtures.verdict",
 ]

@@ -1,0 +1,105 @@
+"""What the verdict engine needs from a cluster: a small typed Protocol.
+
+The engine talks to a cluster only through `Driver`; `kubedriver.KubeDriver` implements it over
+`netpolcheck.kube`, and the unit tests implement it with a simulated dataplane. Every call is
+synchronous and bounded: when a method returns, the API server has accepted the change (the engine
+then measures how long the dataplane takes to follow; the driver never waits for enforcement).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+# A probe target and a probe result are the probe agent's JSON objects (docs/probe.md):
+#   target: {"id", "ip", "port", "protocol"}
+#   result: {"id", "verdict", "attempts", "rtt_ms", "evidence", ...}
+ProbeTarget = dict[str, Any]
+ProbeResult = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    """A probe pod the engine asks for: it serves `ports` (number, protocol) and can probe."""
+
+    namespace: str
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    node: str | None = None  # None: let the scheduler decide
+    ports: tuple[tuple[int, str], ...] = ((80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP"))
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    kind: str  # hollow | kind | kops | existing | a test double's name
+    kubernetes_version: str
+    weave_version: str | None  # the weave-npc image tag the DaemonSet runs, None when there is no Weave
+    nodes: tuple[str, ...]
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """Cluster operations of the verdict engine. Labels map a key to a value, or to None to remove it."""
+
+    def info(self) -> ClusterInfo: ...
+
+    def create_namespace(self, name: str, labels: Mapping[str, str]) -> None: ...
+
+    def delete_namespace(self, name: str) -> None:
+        """Delete and wait until it is gone (its pods with it)."""
+        ...
+
+    def label_namespace(self, name: str, labels: Mapping[str, str | None]) -> None: ...
+
+    def create_pods(self, pods: Sequence[PodSpec]) -> None:
+        """Create the probe pods and wait until every one is ready (serving) with an IP."""
+        ...
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        """Delete and wait until it is gone."""
+        ...
+
+    def label_pod(self, namespace: str, name: str, labels: Mapping[str, str | None]) -> None: ...
+
+    def apply_policy(self, namespace: str, manifest: Mapping[str, Any]) -> None:
+        """Create or replace the NetworkPolicy `manifest` in `namespace`."""
+        ...
+
+    def delete_policy(self, namespace: str, name: str) -> None: ...
+
+    def restart_policy_controller(self) -> None:
+        """Restart weave-npc everywhere and wait until its pods run again."""
+        ...
+
+    def upgrade_weave(self, version: str) -> None:
+        """Roll the weave-net DaemonSet to `version` and wait for the rollout to finish."""
+        ...
+
+    def snapshot(self, namespaces: Sequence[str]) -> dict[str, Any]:
+        """The STATE document (docs/model.md) of these namespaces: namespaces, pods, policies."""
+        ...
+
+    def probe(
+        self, namespace: str, pod: str, targets: Sequence[ProbeTarget], timeout: float
+    ) -> list[ProbeResult]:
+        """Run the probe agent in that pod on `targets`; one result per target, in order."""
+        ...
+
+    def hold_start(
+        self, namespace: str, pod: str, ip: str, port: int, udp_port: int | None, name: str
+    ) -> None:
+        """Start the probe agent's `hold` in that pod (docs/probe.md), in the background, named `name`."""
+        ...
+
+    def hold_stop(self, namespace: str, pod: str, name: str) -> dict[str, Any]:
+        """Stop that hold; its final status (flows with gaps, how it ended)."""
+        ...
+
+    def journal(self, namespace: str, pod: str, since: float) -> list[dict[str, Any]]:
+        """The serve journal records of that pod since the Unix time `since` (docs/probe.md)."""
+        ...
+
+    def blocked_lines(self, since: float) -> list[str]:
+        """The policy controller's "blocked by Weave NPC" log lines since the Unix time `since`."""
+        ...

@@ -1,0 +1,169 @@
+"""`Driver` over `netpolcheck.kube`: the engine's cluster operations on a real (or embedded) cluster."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from netpolcheck.errors import UsageError
+from netpolcheck.kube import deleting, execing, namespaces, patching, probepods, snapshot, weave
+from netpolcheck.kube.connection import KubeApi
+from netpolcheck.kube.creating import create_or_replace
+from netpolcheck.kube.objects import ObjectRef
+from netpolcheck.verdict.driver import ClusterInfo, PodSpec, ProbeResult, ProbeTarget
+from netpolcheck.verdict.forensics import lines_since
+
+POLICY_API = "networking.k8s.io/v1"
+# the ports manifests/probe/pod.yaml serves
+TEMPLATE_PORTS = frozenset({(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")})
+
+
+def _hold_path(name: str) -> str:
+    """The hold's status file in the pod (the template mounts an emptyDir at /tmp)."""
+    return f"/tmp/netpolcheck-hold-{name}.json"
+
+
+class KubeDriver:
+    """`kind` names the provisioner (hollow, kind, kops, existing); `run` owns the namespaces it creates."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        kind: str,
+        run: namespaces.Run,
+        probe_image: str = probepods.DEFAULT_PROBE_IMAGE,
+        timeout: float = 180.0,
+    ) -> None:
+        self.api = api
+        self.kind = kind
+        self.run = run
+        self.probe_image = probe_image
+        self.timeout = timeout
+        self._nodes: tuple[str, ...] | None = None
+        self._kubernetes: str | None = None
+        self._local = threading.local()
+        self._exec_clients: list[KubeApi] = []
+        self._lock = threading.Lock()
+
+    def _exec_api(self) -> KubeApi:
+        """A client of this thread's own for exec: the kubernetes client's `stream()` swaps the request
+        function of the client it uses while it runs, so concurrent execs on one shared client can leave
+        it speaking websocket to every later plain request."""
+        api: KubeApi | None = getattr(self._local, "api", None)
+        if api is None:
+            if self.api.kubeconfig is None:
+                raise UsageError("exec needs a client made from a kubeconfig")
+            api = KubeApi.from_kubeconfig(self.api.kubeconfig, self.api.context)
+            self._local.api = api
+            with self._lock:
+                self._exec_clients.append(api)
+        return api
+
+    def close(self) -> None:
+        """Close the exec clients (the shared one belongs to the caller)."""
+        with self._lock:
+            clients, self._exec_clients = self._exec_clients, []
+        for api in clients:
+            api.close()
+
+    def info(self) -> ClusterInfo:
+        if self._nodes is None:
+            self._nodes = tuple(probepods.schedulable_nodes(self.api))
+        if self._kubernetes is None:
+            self._kubernetes = str((self.api.request("GET", "/version") or {}).get("gitVersion", "unknown"))
+        return ClusterInfo(self.kind, self._kubernetes, weave.installed_version(self.api), self._nodes)
+
+    # ----- namespaces and pods -----------------------------------------------------------------------
+
+    def create_namespace(self, name: str, labels: Mapping[str, str]) -> None:
+        namespaces.create_namespace(self.api, self.run, name, labels, exact_name=True)
+
+    def delete_namespace(self, name: str) -> None:
+        deleting.delete_and_wait(self.api, [namespaces.ref(name)], timeout=self.timeout)
+        if name in self.run.created:
+            self.run.created.remove(name)
+
+    def label_namespace(self, name: str, labels: Mapping[str, str | None]) -> None:
+        patching.label(self.api, namespaces.ref(name), labels)
+
+    def create_pods(self, pods: Sequence[PodSpec]) -> None:
+        for pod in pods:
+            extra = set(pod.ports) - TEMPLATE_PORTS
+            if extra:
+                raise UsageError(
+                    f"pod {pod.namespace}/{pod.name}: the probe pod template does not serve {extra}"
+                )
+        specs = [probepods.PodSpec(p.namespace, p.name, p.node, dict(p.labels)) for p in pods]
+        probepods.create_probe_pods(self.api, specs, self.probe_image, self.timeout)
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        deleting.delete_and_wait(self.api, [probepods.pod_ref(namespace, name)], timeout=self.timeout)
+
+    def label_pod(self, namespace: str, name: str, labels: Mapping[str, str | None]) -> None:
+        patching.label(self.api, probepods.pod_ref(namespace, name), labels)
+
+    # ----- policies ----------------------------------------------------------------------------------
+
+    def apply_policy(self, namespace: str, manifest: Mapping[str, Any]) -> None:
+        body = dict(manifest)
+        body["metadata"] = {**body["metadata"], "namespace": namespace}
+        create_or_replace(self.api, body)
+
+    def delete_policy(self, namespace: str, name: str) -> None:
+        deleting.delete(self.api, ObjectRef(POLICY_API, "NetworkPolicy", name, namespace))
+
+    # ----- Weave ---------------------------------------------------------------------------------------
+
+    def restart_policy_controller(self) -> None:
+        """Delete every weave-net pod (the DaemonSet starts new ones) and wait until Weave is healthy."""
+        version = weave.installed_version(self.api)
+        pods = [probepods.pod_ref(weave.NAMESPACE, p.pod) for p in weave.running(self.api).values()]
+        deleting.delete_and_wait(self.api, pods, timeout=self.timeout)
+        weave.wait_healthy(self.api, version, self.timeout)
+
+    def upgrade_weave(self, version: str) -> None:
+        if weave.installed_version(self.api) is None:
+            weave.install(self.api, version, timeout=self.timeout)
+        else:
+            weave.upgrade(self.api, version, timeout=self.timeout)
+
+    # ----- observing ---------------------------------------------------------------------------------
+
+    def snapshot(self, namespaces: Sequence[str]) -> dict[str, Any]:
+        return snapshot.snapshot(self.api, namespaces)
+
+    def probe(
+        self, namespace: str, pod: str, targets: Sequence[ProbeTarget], timeout: float
+    ) -> list[ProbeResult]:
+        return execing.probe(self._exec_api(), (namespace, pod), targets, timeout=timeout)
+
+    def _agent(self, namespace: str, pod: str, args: list[str], what: str) -> dict[str, Any]:
+        command = ["python", "-m", "netpolcheck.probe", *args]
+        result = execing.exec_in(self._exec_api(), (namespace, pod), command, timeout=60).check(what)
+        document: dict[str, Any] = json.loads(result.stdout)
+        return document
+
+    def hold_start(
+        self, namespace: str, pod: str, ip: str, port: int, udp_port: int | None, name: str
+    ) -> None:
+        args = ["hold", "--background", "--ip", ip, "--port", str(port), "--status", _hold_path(name)]
+        if udp_port is not None:
+            args += ["--udp-port", str(udp_port)]
+        status = self._agent(namespace, pod, args, f"hold {name} in {namespace}/{pod}")
+        if status.get("state") != "running":
+            raise RuntimeError(f"hold {name} in {namespace}/{pod} did not start: {status.get('ended')}")
+
+    def hold_stop(self, namespace: str, pod: str, name: str) -> dict[str, Any]:
+        return self._agent(namespace, pod, ["hold-stop", "--status", _hold_path(name)], f"hold-stop {name}")
+
+    def journal(self, namespace: str, pod: str, since: float) -> list[dict[str, Any]]:
+        command = ["python", "-m", "netpolcheck.probe", "journal", "--since", f"{since:.3f}"]
+        result = execing.exec_in(self._exec_api(), (namespace, pod), command, timeout=60).check(
+            f"journal of {namespace}/{pod}"
+        )
+        return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+    def blocked_lines(self, since: float) -> list[str]:
+        return lines_since(weave.blocked_lines(self.api), since)

@@ -1,0 +1,94 @@
+"""What a check and a case found: the comparison, the convergence, and the status (pass, fail,
+expected failure, unexpected pass)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from netpolcheck.report.cells import CellKey, ObservedCell, Outcome
+from netpolcheck.report.compare import Comparison
+from netpolcheck.verdict.convergence import Convergence
+from netpolcheck.verdict.deviations import Prediction, Status
+from netpolcheck.verdict.expected import Expectation
+from netpolcheck.verdict.watch import Watch
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    case_id: str
+    step_index: int  # 0 = the check before the first step
+    step: str
+    expectation: Expectation
+    observed: dict[CellKey, ObservedCell]
+    raw: dict[CellKey, dict[str, Any]]
+    comparison: Comparison
+    convergence: Convergence
+    status: Status
+    status_note: str = ""
+    prediction: Prediction | None = None
+    report: str = ""  # the failure text (tables and cells) when the check did not pass
+    weave_version: str | None = None  # what the cluster ran at this check
+
+    @property
+    def deviations_shown(self) -> tuple[str, ...]:
+        """Ids of the profile's documented deviations the observed cells showed (pass under weave-X)."""
+        ids: dict[str, None] = {}
+        for cell in self.comparison.cells:
+            if cell.outcome is Outcome.DEVIATION:
+                ids |= dict.fromkeys(cell.expected.deviations)
+        if self.prediction is not None and self.status is Status.XFAIL:
+            ids |= dict.fromkeys(d.id for d in self.prediction.deviations)
+        return tuple(ids)
+
+
+@dataclass(frozen=True)
+class HoldReport:
+    """A held connection's story: gaps per flow (TCP, UDP) and how it ended."""
+
+    name: str
+    status: dict[str, Any]
+
+    def gaps(self, flow: str) -> list[dict[str, Any]]:
+        return list(self.status.get("flows", {}).get(flow, {}).get("gaps", []))
+
+    @property
+    def ended(self) -> str:
+        return str((self.status.get("ended") or {}).get("how", "running"))
+
+    @property
+    def survived(self) -> bool:
+        """No flow lost a tick and the connection was still up when it was released."""
+        flows = self.status.get("flows", {})
+        return bool(flows) and not any(self.gaps(f) for f in flows) and self.ended in ("stopped", "running")
+
+    def summary(self) -> str:
+        flows = ", ".join(f"{f}: {len(self.gaps(f))} gap(s)" for f in self.status.get("flows", {}))
+        return f"hold {self.name}: {flows}; ended: {self.ended}"
+
+
+@dataclass
+class CaseResult:
+    case_id: str
+    profile: str
+    negative_control: bool = False
+    checks: list[CheckResult] = field(default_factory=list)
+    holds: dict[str, HoldReport] = field(default_factory=dict)
+    watches: dict[int, Watch] = field(default_factory=dict)  # step index -> what was seen while it ran
+    error: str = ""  # set-up, a step or clean-up went wrong (not a verdict)
+
+    @property
+    def status(self) -> Status:
+        statuses = [c.status for c in self.checks]
+        if self.error or Status.FAIL in statuses or Status.XPASS in statuses:
+            return Status.FAIL
+        if Status.XFAIL in statuses:
+            return Status.XFAIL
+        return Status.PASS
+
+    @property
+    def convergence_ms(self) -> list[float | None]:
+        return [c.convergence.ms for c in self.checks]
+
+    def failures(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.status in (Status.FAIL, Status.XPASS)]

@@ -1,0 +1,315 @@
+"""Run a case on a cluster: create its namespaces and pods, do each step, check after each, clean up.
+
+A check: snapshot the case's namespaces -> expected matrix under the run's profile (model) -> probe
+until it matches or the deadline passes (convergence) -> status (pass, fail, documented deviation as
+expected failure) -> on anything but a pass, the failure text with truth tables and per-cell forensics.
+
+Negative control: policy steps are *not* sent to the cluster, but the expectation is computed as if
+they had been; a suite that can fail must then fail (`negative_control_verdict`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from netpolcheck.report.compare import compare
+from netpolcheck.verdict import case as c
+from netpolcheck.verdict.convergence import Clock, Policy, converge
+from netpolcheck.verdict.deviations import Status, classify, predict
+from netpolcheck.verdict.driver import Driver, PodSpec
+from netpolcheck.verdict.expected import Expectation, expect, state_document
+from netpolcheck.verdict.failure import failure_text
+from netpolcheck.verdict.forensics import gather
+from netpolcheck.verdict.naming import Naming, run_prefix
+from netpolcheck.verdict.probing import Prober
+from netpolcheck.verdict.profile import implementation_profile, run_profile
+from netpolcheck.verdict.results import CaseResult, CheckResult, HoldReport
+from netpolcheck.verdict.validation import validate
+from netpolcheck.verdict.watch import watch_while
+
+log = logging.getLogger("netpolcheck.verdict")
+
+
+def system_clock() -> Clock:
+    return Clock(time.monotonic, threading.Event().wait)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """`probe_timeout`: the agent's window for full rounds; `quick_timeout`: for re-probing wrong cells."""
+
+    profile: str = "weave"
+    probe_timeout: float = 1.0
+    quick_timeout: float = 0.1
+    deadline: float = 15.0
+    negative_control: bool = False
+    probe_workers: int = 16  # source pods probed at once
+    outage_bound: float = 10.0  # seconds an allowed cell may go dark while Weave rolls
+    keep: bool = False  # leave the namespaces for inspection
+
+
+@dataclass
+class _Run:
+    case: c.Case
+    naming: Naming
+    result: CaseResult
+    namespaces: list[str] = field(default_factory=list)  # logical names that exist now
+    virtual: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # negative control
+    holds: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (namespace, pod) holding
+
+
+class CaseRunner:
+    def __init__(
+        self,
+        driver: Driver,
+        options: RunOptions,
+        clock: Clock | None = None,
+        progress: Callable[[str], None] = log.info,
+        prefix: Callable[[str], str] = run_prefix,
+    ) -> None:
+        self.driver = driver
+        self.options = options
+        self.clock = clock or system_clock()
+        self.progress = progress
+        self.prefix = prefix
+        self.full = Prober(driver, options.probe_timeout, options.probe_workers)
+        self.quick = Prober(driver, options.quick_timeout, options.probe_workers)
+
+    # ----- the case ------------------------------------------------------------------------------
+
+    def run(self, case: c.Case) -> CaseResult:
+        validate(case)
+        naming = Naming(case.id, self.prefix(case.id))
+        run = _Run(case, naming, CaseResult(case.id, self.options.profile, self.options.negative_control))
+        original = self.driver.info().weave_version
+        try:
+            if case.weave_version is not None and original != case.weave_version:
+                self.progress(f"{case.id}: installing Weave {case.weave_version} (the case starts there)")
+                self.driver.upgrade_weave(case.weave_version)
+            for ns in case.namespaces:
+                self._create_namespace(run, ns)
+            self.progress(f"{case.id}: creating {len(case.pods)} probe pods and waiting until they serve")
+            self.driver.create_pods([self._pod_spec(run, p) for p in case.pods])
+            if case.check_first:
+                self._check(run, 0, "initial state", self.clock.now(), time.time())
+            for index, step in enumerate(case.steps, start=1):
+                self.progress(f"{case.id}: step {index}/{len(case.steps)}: {step.describe()}")
+                wall = time.time()
+                if isinstance(step, c.UpgradeWeave) and step.watch:
+                    upgrade = functools.partial(self.driver.upgrade_weave, step.version)
+                    self._watched(run, index, upgrade, step.version)
+                elif isinstance(step, c.RestartController):
+                    self._watched(run, index, self.driver.restart_policy_controller, None)
+                else:
+                    self._do(run, step)
+                self._check(run, index, step.describe(), self.clock.now(), wall)
+        finally:
+            if not self.options.keep:
+                self._clean_up(run)
+            self._restore_weave(run, original)
+        return run.result
+
+    def _restore_weave(self, run: _Run, original: str | None) -> None:
+        """A case that moved Weave puts the cluster back on the version it found."""
+        now = self.driver.info().weave_version
+        if original is None or now == original:
+            return
+        self.progress(f"{run.case.id}: putting Weave back from {now} to {original}")
+        try:
+            self.driver.upgrade_weave(original)
+        except Exception as exc:
+            run.result.error += f"restoring Weave {original} failed: {exc}\n"
+
+    def _clean_up(self, run: _Run) -> None:
+        for name in list(run.holds):
+            self._release(run, name)
+        for logical in list(run.namespaces):
+            name = run.naming.namespace(logical)
+            self.progress(f"{run.case.id}: deleting namespace {name}")
+            try:
+                self.driver.delete_namespace(name)
+            except Exception as exc:  # keep going: every namespace must be tried
+                run.result.error += f"clean-up of namespace {name} failed: {exc}\n"
+
+    # ----- steps ---------------------------------------------------------------------------------
+
+    def _create_namespace(self, run: _Run, ns: c.NamespaceDef) -> None:
+        self.driver.create_namespace(
+            run.naming.namespace(ns.name), run.naming.namespace_labels(ns.name, ns.labels)
+        )
+        run.namespaces.append(ns.name)
+
+    def _pod_spec(self, run: _Run, pod: c.PodDef) -> PodSpec:
+        nodes = self.driver.info().nodes
+        node = None if pod.node is None or not nodes else nodes[pod.node % len(nodes)]
+        return PodSpec(run.naming.namespace(pod.namespace), pod.name, dict(pod.labels), node, pod.ports)
+
+    def _pod_ips(self, run: _Run) -> dict[str, str]:
+        snapshot = self.driver.snapshot(run.naming.real_namespaces(run.namespaces))
+        return {
+            run.naming.logical_key(f"{p['namespace']}/{p['name']}"): str(p["ip"]) for p in snapshot["pods"]
+        }
+
+    def _manifest(self, run: _Run, step: c.ApplyPolicy) -> dict[str, Any]:
+        ips = self._pod_ips(run) if "{ip:" in repr(step.manifest) else {}
+        manifest: dict[str, Any] = run.naming.substitute(step.manifest, ips)
+        manifest.setdefault("apiVersion", "networking.k8s.io/v1")
+        manifest["metadata"] = {**manifest["metadata"], "namespace": run.naming.namespace(step.namespace)}
+        return manifest
+
+    def _do(self, run: _Run, step: c.Step) -> None:
+        d, n = self.driver, run.naming
+        match step:
+            case c.ApplyPolicy(namespace=ns):
+                manifest = self._manifest(run, step)
+                if self.options.negative_control:
+                    run.virtual[(ns, step.name)] = manifest
+                else:
+                    d.apply_policy(n.namespace(ns), manifest)
+            case c.DeletePolicy(namespace=ns, name=name):
+                if self.options.negative_control:
+                    run.virtual.pop((ns, name), None)
+                else:
+                    d.delete_policy(n.namespace(ns), name)
+            case c.LabelPod(namespace=ns, name=name, labels=labels):
+                d.label_pod(n.namespace(ns), name, labels)
+            case c.LabelNamespace(name=name, labels=labels):
+                d.label_namespace(n.namespace(name), labels)
+            case c.CreatePod(pod=pod):
+                d.create_pods([self._pod_spec(run, pod)])
+            case c.DeletePod(namespace=ns, name=name):
+                d.delete_pod(n.namespace(ns), name)
+            case c.CreateNamespace(namespace=ns):
+                self._create_namespace(run, ns)
+            case c.DeleteNamespace(name=name):
+                d.delete_namespace(n.namespace(name))
+                run.namespaces.remove(name)
+                run.virtual = {k: v for k, v in run.virtual.items() if k[0] != name}
+            case c.RestartController():  # watched by run()
+                d.restart_policy_controller()
+            case c.UpgradeWeave(version=version):
+                d.upgrade_weave(version)
+            case c.Hold(name=name):
+                ip = self._pod_ips(run)[f"{step.to_namespace}/{step.to_pod}"]
+                d.hold_start(n.namespace(step.namespace), step.pod, ip, step.port, step.udp_port, name)
+                run.holds[name] = (n.namespace(step.namespace), step.pod)
+            case c.Release(name=name):
+                self._release(run, name)
+
+    def _document(self, run: _Run) -> dict[str, Any]:
+        """The STATE of the case's namespaces now, with the policies negative control held back."""
+        snapshot = self.driver.snapshot(run.naming.real_namespaces(run.namespaces))
+        snapshot["policies"] = list(snapshot.get("policies", [])) + list(run.virtual.values())
+        return state_document(snapshot, run.case.probes)
+
+    def _watched(self, run: _Run, index: int, step: Callable[[], None], new_version: str | None) -> None:
+        """Run `step` while probing every round against the expectations of the version running before
+        and of `new_version` (None: the same version, e.g. a controller restart)."""
+        old_version = self.driver.info().weave_version
+        document = self._document(run)
+
+        def expectation(version: str | None) -> Expectation:
+            profile = implementation_profile(version) or run_profile(self.options.profile, version)
+            return expect(document, profile, run.naming.logical_key)
+
+        old = expectation(old_version)
+        new = old if new_version is None else expectation(new_version)
+        self.progress(f"{run.case.id}: step {index} runs while every cell is probed in rounds")
+        watch = watch_while(step, old.cells, new.cells, old.targets, self.full, self.clock)
+        run.result.watches[index] = watch
+        self.progress(f"{run.case.id}: watched: {watch.summary()}")
+
+    def _release(self, run: _Run, name: str) -> None:
+        namespace, pod = run.holds.pop(name)
+        try:
+            status = self.driver.hold_stop(namespace, pod, name)
+        except Exception as exc:  # the report says so; clean-up goes on
+            status = {"ended": {"how": f"could not stop the hold: {exc}"}}
+        run.result.holds[name] = HoldReport(name, status)
+        self.progress(f"{run.case.id}: {run.result.holds[name].summary()}")
+
+    # ----- checks --------------------------------------------------------------------------------
+
+    def _expectation(self, run: _Run, document: dict[str, Any], weave_version: str | None) -> Expectation:
+        profile = run_profile(self.options.profile, weave_version)
+        return expect(document, profile, run.naming.logical_key)
+
+    def _check(self, run: _Run, index: int, description: str, since: float, wall: float) -> CheckResult:
+        case, naming = run.case, run.naming
+        weave_version = self.driver.info().weave_version
+        document = self._document(run)
+        expectation = self._expectation(run, document, weave_version)
+        implementation = implementation_profile(weave_version)
+        prediction, target = None, expectation
+        if implementation is not None and implementation.name != expectation.profile:
+            target = expect(document, implementation, naming.logical_key)
+            prediction = predict(expectation, target, implementation)
+            denied = implementation.denied_verdicts
+        else:
+            denied = expectation.model_profile.denied_verdicts
+        self.progress(
+            f"{case.id}: check {index} ({description}): waiting up to {self.options.deadline:g} s for "
+            f"{len(expectation.cells)} cells to match {expectation.profile}"
+        )
+        deadline = Policy(self.options.deadline)
+        outcome = converge(
+            target.cells, target.targets, self.full, self.quick, since, self.clock, denied, deadline
+        )
+        comparison = compare(expectation.cells, outcome.observed, expectation.model_profile.denied_verdicts)
+        status, note = classify(comparison, prediction)
+        watch = run.result.watches.get(index)
+        violations = watch.violations(self.options.outage_bound * 1000) if watch is not None else []
+        if violations:
+            status = Status.FAIL
+            note = "; ".join(
+                [note, f"while rolling: {len(violations)} violation(s)"]
+                if note
+                else [f"while rolling: {len(violations)} violation(s)"]
+            )
+        result = CheckResult(
+            case.id,
+            index,
+            description,
+            expectation,
+            outcome.observed,
+            outcome.raw,
+            comparison,
+            outcome.convergence,
+            status,
+            note,
+            prediction,
+            weave_version=weave_version,
+        )
+        if status is not Status.PASS:
+            wrong = [cell.key for cell in comparison.wrong]
+            forensics = gather(self.driver, wrong, expectation.targets, wall)
+            text = failure_text(result, forensics)
+            if watch is not None:
+                text = "\n".join([f"while rolling: {watch.summary()}", *violations, "", text])
+            result = CheckResult(**{**result.__dict__, "report": text})
+        conv = outcome.convergence
+        self.progress(
+            f"{case.id}: check {index}: {status.value}; "
+            + (
+                f"converged in {conv.ms:.0f} ms (>= {conv.lower_ms:.0f} ms)"
+                if conv.ms is not None
+                else "not converged"
+            )
+        )
+        run.result.checks.append(result)
+        return result
+
+
+def negative_control_verdict(result: CaseResult) -> tuple[bool, str]:
+    """(proved, why): under negative control a policy case must fail at least one check."""
+    failed = [ch for ch in result.checks if ch.status is not Status.PASS]
+    if failed:
+        first = failed[0]
+        return True, f"check {first.step_index} ({first.step}) failed as it must: {first.status_note}"
+    return False, "every check passed with the policies not applied: this case cannot fail"
