@@ -3,6 +3,7 @@ stdin), turned into a validated model `State`. Any problem is one `UsageError` l
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,22 @@ def _yaml_documents(text: str, where: str) -> list[Any]:
         raise UsageError(f"{where}: malformed YAML{at}: {problem}") from None
 
 
+def _json_documents(text: str, where: str) -> list[Any]:
+    try:
+        return [json.loads(text)]
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{where}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+
+
+def _documents(text: str, where: str, json_expected: bool) -> list[Any]:
+    """JSON files (and JSON on stdin) keep JSON's error messages; anything else is YAML."""
+    if json_expected or text.lstrip().startswith("{"):
+        return _json_documents(text, where)
+    return _yaml_documents(text, where)
+
+
 def is_state_document(documents: list[Any]) -> bool:
     """One mapping without `kind`/`apiVersion`: a STATE document (JSON is YAML), not manifests."""
     return (
@@ -46,7 +63,7 @@ def is_state_document(documents: list[Any]) -> bool:
 def read_documents(source: str) -> tuple[list[Any], str]:
     """The decoded documents of `source` (a file, a directory of *.yaml/*.yml/*.json, or `-`)."""
     if source == "-":
-        return _yaml_documents(sys.stdin.read(), "stdin"), "stdin"
+        return _documents(sys.stdin.read(), "stdin", False), "stdin"
     path = Path(source)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (*YAML_SUFFIXES, ".json"))
@@ -54,9 +71,9 @@ def read_documents(source: str) -> tuple[list[Any], str]:
             raise UsageError(f"{source}: no *.yaml, *.yml or *.json files in this directory")
         documents: list[Any] = []
         for file in files:
-            documents += _yaml_documents(_read(file), str(file))
+            documents += _documents(_read(file), str(file), file.suffix == ".json")
         return documents, source
-    return _yaml_documents(_read(path), source), source
+    return _documents(_read(path), source, path.suffix == ".json"), source
 
 
 def load_state(source: str, notes: list[str] | None = None) -> State:
