@@ -44,6 +44,11 @@ def _json_documents(text: str, where: str) -> list[Any]:
         ) from None
 
 
+def read_json_file(path: str) -> Any:
+    """A JSON file's decoded content; any problem is one UsageError line."""
+    return _json_documents(_read(Path(path)), path)[0]
+
+
 def _documents(text: str, where: str, json_expected: bool) -> list[Any]:
     """JSON files (and JSON on stdin) keep JSON's error messages; anything else is YAML."""
     if json_expected or text.lstrip().startswith("{"):
