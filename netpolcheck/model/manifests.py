@@ -3,7 +3,9 @@ in, a plain STATE dict and notes out.
 
 What is read: Namespaces, Pods, the pod templates of Deployments, StatefulSets, DaemonSets,
 ReplicaSets and Jobs (one representative pod `<name>-0` each: replicas of one template are
-indistinguishable to policy), NetworkPolicies, and `List`s of them. Other kinds are ignored with a note.
+indistinguishable to policy; left out when pods of it were given too, as in a `kubectl get -o yaml`
+dump), NetworkPolicies, and `List`s of them. Other kinds are ignored with a note. Deleted and finished
+pods are left out.
 Objects without a namespace go to `default`; namespaces that objects use but no manifest declares are
 created with only the label the API server adds (`kubernetes.io/metadata.name`).
 
@@ -25,6 +27,7 @@ from netpolcheck.model.state import State
 PLACEHOLDER_RANGE = ipaddress.ip_network("198.18.0.0/15")
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 DEFAULT_NAMESPACE = "default"
+GONE = ("Succeeded", "Failed")
 NAME_LABEL = "kubernetes.io/metadata.name"
 MAX_LISTED_CELLS = 20
 
@@ -75,6 +78,8 @@ class _Builder:
         self.pods: list[dict[str, Any]] = []
         self.policies: list[dict[str, Any]] = []
         self.ignored: dict[str, int] = {}
+        self.given_pods: list[dict[str, Any]] = []
+        self.workloads: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = []
         self.conversion = Conversion({})
 
     def namespace_of(self, meta: dict[str, Any]) -> str:
@@ -105,17 +110,22 @@ class _Builder:
                 },
             }
         elif kind == "Pod":
-            self.pod(meta, name, _mapping(obj.get("spec"), here, "spec"), obj.get("status") or {}, here)
+            status = obj.get("status") or {}
+            if meta.get("deletionTimestamp") or (isinstance(status, dict) and status.get("phase") in GONE):
+                self.conversion.notes.append(f"left out pod {name}: deleted or finished")
+                return
+            self.pod(meta, name, _mapping(obj.get("spec"), here, "spec"), status, here)
         elif kind in WORKLOADS:
             spec = _mapping(obj.get("spec"), here, "spec")
             template = _mapping(spec.get("template"), here, "spec.template")
             pod_meta = _mapping(template.get("metadata"), here, "spec.template.metadata")
-            self.pod(
-                {"namespace": meta.get("namespace"), "labels": pod_meta.get("labels")},
-                f"{name}-0",
-                _mapping(template.get("spec"), here, "spec.template.spec"),
-                {},
-                here,
+            self.workloads.append(
+                (
+                    here,
+                    {"namespace": meta.get("namespace"), "labels": pod_meta.get("labels")},
+                    f"{name}-0",
+                    _mapping(template.get("spec"), here, "spec.template.spec"),
+                )
             )
         elif kind == "NetworkPolicy":
             policy = dict(obj)
@@ -142,7 +152,22 @@ class _Builder:
         pod["ip"] = str(ip)
         self.pods.append(pod)
 
+    def add_workloads(self) -> None:
+        """A template pod stands in for a workload only when none of its own pods were given (a
+        `kubectl get -A -o yaml` dump has both): a given pod in the namespace carrying every label of
+        the template is taken to be one of them."""
+        for here, meta, name, spec in self.workloads:
+            namespace = str(meta.get("namespace") or DEFAULT_NAMESPACE)
+            labels = _labels(meta, here)
+            if labels and any(
+                p["namespace"] == namespace and labels.items() <= p["labels"].items() for p in self.given_pods
+            ):
+                continue
+            self.pod(meta, name, spec, {}, here)
+
     def finish(self) -> Conversion:
+        self.given_pods = list(self.pods)
+        self.add_workloads()
         for name in self.used_namespaces:
             self.namespaces.setdefault(name, {"name": name, "labels": {NAME_LABEL: name}, "annotations": {}})
         probes = sorted(

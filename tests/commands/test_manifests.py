@@ -181,3 +181,49 @@ def test_bad_manifests_exit_2_in_one_line(tmp_path: Path) -> None:
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
         assert proc.stdout == ""
+
+
+def test_a_cluster_dump_uses_the_real_pods_not_the_templates() -> None:
+    """`kubectl get deploy,pods -o yaml` lists a Deployment and its pods: the pods stand for it."""
+    template = {
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"ports": [{"containerPort": 80}]}]},
+    }
+    dump = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "shop"},
+                "spec": {"template": template},
+            },
+            {
+                "kind": "Deployment",
+                "metadata": {"name": "idle", "namespace": "shop"},
+                "spec": {"template": {}},
+            },
+            {
+                "kind": "Pod",
+                "metadata": {
+                    "name": "web-7d9f-abcde",
+                    "namespace": "shop",
+                    "labels": {"app": "web", "pod-template-hash": "7d9f"},
+                },
+                "spec": template["spec"],
+                "status": {"podIP": "10.32.0.5", "phase": "Running"},
+            },
+            {
+                "kind": "Pod",
+                "metadata": {"name": "batch-1", "namespace": "shop"},
+                "spec": {},
+                "status": {"podIP": "10.32.0.6", "phase": "Succeeded"},
+            },
+        ],
+    }
+    conversion = manifests_to_state([dump])
+    assert [(p["name"], p["ip"]) for p in conversion.document["pods"]] == [
+        ("web-7d9f-abcde", "10.32.0.5"),
+        ("idle-0", str(PLACEHOLDER_RANGE[1])),  # no pod of it was given, and no labels to find one by
+    ]
+    assert "left out pod batch-1: deleted or finished" in conversion.notes
