@@ -20,6 +20,7 @@ from netpolcheck.model.engine import ExpectedMatrix, bits
 from netpolcheck.model.errors import StateError
 from netpolcheck.model.explain import touched_deviations
 from netpolcheck.model.profiles import PROFILES, Deviation, Profile, weave_profile
+from netpolcheck.model.reasons import RowReasons
 from netpolcheck.model.state import State
 
 REMOVED = "removed"
@@ -128,18 +129,22 @@ class Impact:
         }
 
 
-def _deciding_policies(direction: DirectionVerdict) -> tuple[str, ...]:
+def _direction_policies(direction: DirectionVerdict) -> tuple[str, ...]:
     if not direction.isolated_by:
         return ()
     hit = direction.matched
     return (hit.policy,) if hit is not None else direction.isolated_by
 
 
-def _policies(*verdicts: CellVerdict) -> tuple[str, ...]:
+def deciding_policies(*verdicts: CellVerdict) -> tuple[str, ...]:
+    """The policies that decide the cells (none where a deviation decided outright). A function of the
+    verdicts' reasons, which name exactly these policies: computed once per pair of reasons."""
     found: list[str] = []
     for verdict in verdicts:
+        if verdict.override is not None:
+            continue
         for direction in (verdict.egress, verdict.ingress):
-            found += _deciding_policies(direction)
+            found += _direction_policies(direction)
     return tuple(dict.fromkeys(found))
 
 
@@ -149,40 +154,49 @@ class _Attribution:
     def __init__(self, state: State, before: ExpectedMatrix, after: ExpectedMatrix) -> None:
         self.before, self.after = before, after
         b, a = before.profile, after.profile
-        self.variants: list[tuple[str, str, ExpectedMatrix]] = [
-            (d.id, REMOVED, ExpectedMatrix(state, b.without(d.id)))
-            for d in b.deviations
-            if d.modelled and not a.has(d.id)
-        ] + [
-            (d.id, INTRODUCED, ExpectedMatrix(state, a.without(d.id)))
-            for d in a.deviations
-            if d.modelled and not b.has(d.id)
-        ]
-
-    def explain(
-        self, s: int, d: int, p: int, verdicts: tuple[CellVerdict, CellVerdict]
-    ) -> tuple[tuple[str, str], ...]:
-        new = bool(self.after.probes[p].allowed[s] >> d & 1)
-        found = tuple(
-            (dev_id, how)
-            for dev_id, how, variant in self.variants
-            if bool(variant.probes[p].allowed[s] >> d & 1) == (new if how == REMOVED else not new)
+        self.variants: list[tuple[str, str, ExpectedMatrix]] = sorted(
+            [
+                (d.id, REMOVED, ExpectedMatrix(state, b.without(d.id)))
+                for d in b.deviations
+                if d.modelled and not a.has(d.id)
+            ]
+            + [
+                (d.id, INTRODUCED, ExpectedMatrix(state, a.without(d.id)))
+                for d in a.deviations
+                if d.modelled and not b.has(d.id)
+            ],
+            key=lambda v: (v[0], v[1]),
         )
-        if found:
-            return found
+
+    def explain_row(self, s: int, p: int, changed: int) -> dict[int, tuple[tuple[str, str], ...]]:
+        """`explain` for every changed destination of row s, one bitset test per deviation and row: a
+        removed deviation explains d when its variant agrees with the new row there, an introduced
+        one when its variant agrees with the old row."""
+        old_row, new_row = self.before.probes[p].allowed[s], self.after.probes[p].allowed[s]
+        masks = [
+            ((dev_id, how), changed & ~(v.probes[p].allowed[s] ^ (new_row if how == REMOVED else old_row)))
+            for dev_id, how, v in self.variants  # sorted: one group key per set of deviations
+        ]
+        out: dict[int, tuple[tuple[str, str], ...]] = {}
+        interned: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
+        for d in bits(changed):
+            ids = tuple(key for key, mask in masks if mask >> d & 1)
+            out[d] = interned.setdefault(ids, ids) if ids else self.touched(s, d, p)
+        return out
+
+    def touched(self, s: int, d: int, p: int) -> tuple[tuple[str, str], ...]:
+        """No single deviation flips the cell: every differing one that touched it."""
         endpoints = self.before.state.endpoints
         touched: list[tuple[str, str]] = []
-        for matrix, verdict, how in (
-            (self.before, verdicts[0], REMOVED),
-            (self.after, verdicts[1], INTRODUCED),
-        ):
+        for matrix, how in ((self.before, REMOVED), (self.after, INTRODUCED)):
+            verdict = matrix.verdict(s, d, p)
             other = self.after.profile if how == REMOVED else self.before.profile
             touched += [
                 (dev_id, how)
                 for dev_id in touched_deviations(matrix.evaluator, verdict, endpoints[s], endpoints[d])
                 if not other.has(dev_id)
             ]
-        return tuple(dict.fromkeys(touched))
+        return tuple(sorted(set(touched)))
 
 
 def upgrade_impact(state: State, before: Profile, after: Profile) -> Impact:
@@ -190,15 +204,24 @@ def upgrade_impact(state: State, before: Profile, after: Profile) -> Impact:
     old, new = ExpectedMatrix(state, before), ExpectedMatrix(state, after)
     attribution = _Attribution(state, old, new)
     endpoints = state.endpoints
+    reasons_old, reasons_new = RowReasons(old), RowReasons(new)
+    policies: dict[tuple[str, str], tuple[str, ...]] = {}
     grouped: dict[tuple[tuple[str, str], ...], list[ChangedCell]] = {}
     compared = 0
     for p, (pm_old, pm_new) in enumerate(zip(old.probes, new.probes, strict=True)):
         probe = pm_old.probe
         for s in range(len(endpoints)):
             compared += (pm_old.probed & ~(1 << s)).bit_count()
-            for d in bits((pm_old.allowed[s] ^ pm_new.allowed[s]) & pm_old.probed):
-                verdicts = (old.verdict(s, d, p), new.verdict(s, d, p))
-                deviations = attribution.explain(s, d, p, verdicts)
+            changed = (pm_old.allowed[s] ^ pm_new.allowed[s]) & pm_old.probed
+            if not changed:
+                continue
+            row_old, row_new = reasons_old.row(s, p), reasons_new.row(s, p)
+            explained = attribution.explain_row(s, p, changed)
+            for d in bits(changed):
+                reasons = (row_old[d], row_new[d])
+                if reasons not in policies:
+                    policies[reasons] = deciding_policies(old.verdict(s, d, p), new.verdict(s, d, p))
+                deviations = explained[d]
                 port = probe.resolve(endpoints[d])
                 assert port is not None  # probed destinations resolve
                 grouped.setdefault(deviations, []).append(
@@ -208,11 +231,10 @@ def upgrade_impact(state: State, before: Profile, after: Profile) -> Impact:
                         port,
                         probe.protocol,
                         probe.port if isinstance(probe.port, str) else None,
-                        verdicts[0].allowed,
-                        verdicts[1].allowed,
-                        verdicts[0].reason,
-                        verdicts[1].reason,
-                        _policies(*verdicts),
+                        bool(pm_old.allowed[s] >> d & 1),
+                        bool(pm_new.allowed[s] >> d & 1),
+                        *reasons,
+                        policies[reasons],
                         deviations,
                     )
                 )
