@@ -14,7 +14,7 @@ from netpolcheck.report.certification_html import render_html
 from netpolcheck.report.certification_markdown import render_markdown
 from netpolcheck.report.certification_schema import load_schema, schema_errors, validate_report
 
-from .certification_data import EVIDENCE, sample_report
+from .certification_data import sample_report
 
 
 def test_summary_per_feature_and_deviations() -> None:
@@ -118,6 +118,7 @@ def test_html_renders_summary_first_then_failures_then_the_plot() -> None:
     failure = " ".join(article)
     assert "ingress-deny-b: check 1 (apply x/deny-b): fail" in failure
     assert "x/a -> x/b TCP/80" in failure and "expected denied, observed allowed" in failure
+    assert "SYN-ACK" in failure and "isolated by x/deny-b and no rule allows it" in failure
     assert "expected TCP 80" in failure and "difference TCP 80" in failure  # its truth tables
     assert "svg" in page.tags and page.tags.count("rect") == 3  # three converged checks
     assert "never converged" in " ".join(page.text["convergence"])  # the failing check's marker
@@ -141,5 +142,5 @@ def test_markdown_has_the_same_parts() -> None:
     assert "| ingress | **does not hold** |" in text
     assert "### ingress-deny-b: check 1 (apply x/deny-b): fail" in text
     assert "x/a -> x/b TCP/80: expected denied, observed allowed" in text
-    assert EVIDENCE not in text.split("## Failures")[0]
+    assert "evidence (1 attempt(s)): SYN-ACK" in text  # what the probe saw on the wrong cell
     assert "never converged" in text.split("## Convergence times")[1]
