@@ -94,6 +94,31 @@ def case_entry(
     }
 
 
+def environment_entry(
+    cluster_kind: str,
+    kubernetes_version: str,
+    nodes: Sequence[Mapping[str, str]],
+    cni: tuple[str, str | None],
+    suite_version: str,
+    profile: str,
+    options: Mapping[str, Any],
+) -> dict[str, Any]:
+    """`nodes`: {name, kernel, osImage, kubeletVersion} as the Node objects' status.nodeInfo gives
+    them; the top-level `kernel` is the nodes' kernel when they agree, else `mixed: a, b`."""
+    kernels = sorted({n["kernel"] for n in nodes if n.get("kernel")})
+    kernel = kernels[0] if len(kernels) == 1 else ("mixed: " + ", ".join(kernels) if kernels else "unknown")
+    return {
+        "clusterKind": cluster_kind,
+        "kubernetesVersion": kubernetes_version,
+        "nodes": [dict(n) for n in nodes],
+        "kernel": kernel,
+        "cni": {"name": cni[0], "version": cni[1]},
+        "suiteVersion": suite_version,
+        "profile": profile,
+        "options": dict(options),
+    }
+
+
 def _feature_summary(cases: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     features: dict[str, dict[str, Any]] = {}
     for case in cases:

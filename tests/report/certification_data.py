@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from netpolcheck.report.cells import CellKey, ExpectedCell, ObservedCell
-from netpolcheck.report.certification import build_report, case_entry, check_entry
+from netpolcheck.report.certification import build_report, case_entry, check_entry, environment_entry
 from netpolcheck.report.compare import compare
 
 DROPPED = frozenset({"dropped"})
@@ -91,16 +91,15 @@ def sample_report(case_prefix: str = "") -> dict[str, Any]:
         ],
         features=("ports",),
     )
-    environment = {
-        "clusterKind": "hollow",
-        "kubernetesVersion": "v1.31.0",
-        "nodes": [{"name": "node1", "kernel": "6.1.0-test"}, {"name": "node2", "kernel": "6.1.0-test"}],
-        "kernel": "6.1.0-test",
-        "cni": {"name": "weave-net", "version": "2.8.1"},
-        "suiteVersion": "0.1.0",
-        "profile": "weave-2.8.1",
-        "options": {"probe-timeout": 0.3, "negative-control": False},
-    }
+    environment = environment_entry(
+        "hollow",
+        "v1.31.0",
+        [{"name": "node1", "kernel": "6.1.0-test"}, {"name": "node2", "kernel": "6.1.0-test"}],
+        ("weave-net", "2.8.1"),
+        "0.1.0",
+        "weave-2.8.1",
+        {"probe-timeout": 0.3, "negative-control": False},
+    )
     profile = {
         "endport-ignored": "endPort is ignored: only `port` is enforced",
         "multicast-always-allowed": "destinations in 224.0.0.0/4 are always accepted",

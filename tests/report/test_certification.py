@@ -67,6 +67,10 @@ def test_the_schema_rejects_what_is_not_a_report(breakage: Any, where: str) -> N
     assert "\n" not in str(caught.value)
 
 
+VOID = {"meta", "br", "hr", "img", "input", "link", "col", "area", "base", "wbr", "source", "track"}
+SVG_LEAVES = {"line", "rect"}  # written with `/>` (self-closing) or closed explicitly
+
+
 class Page(HTMLParser):
     """Sections, headings, text per section, failure articles, and anything that would fetch."""
 
@@ -78,9 +82,16 @@ class Page(HTMLParser):
         self.fetches: list[str] = []
         self.tags: list[str] = []
         self._article_depth = 0
+        self.open: list[str] = []
+        self.unbalanced: list[str] = []
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
+        if tag not in VOID:
+            self.open.append(tag)
         values = dict(attrs)
         if tag == "section":
             self.sections.append(values.get("id") or "")
@@ -95,6 +106,10 @@ class Page(HTMLParser):
             self.fetches.append(tag)
 
     def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open[-1] != tag:
+            self.unbalanced.append(f"</{tag}> while open: {self.open[-3:]}")
+        else:
+            self.open.pop()
         if tag == "article" and self._article_depth:
             self._article_depth -= 1
 
@@ -110,6 +125,7 @@ def test_html_renders_summary_first_then_failures_then_the_plot() -> None:
     html = render_html(sample_report())
     page.feed(html)
     page.close()
+    assert page.unbalanced == [] and page.open == []  # every element closed, in order
     assert page.sections == ["summary", "environment", "failures", "convergence"]
     summary = " ".join(page.text["summary"])
     assert "FAIL" in summary and "does not hold" in summary and "holds" in summary
