@@ -1,7 +1,11 @@
 """Hollow API server timings, each next to an in-process baseline measured in the same run.
 
 Run: .venv/bin/python benchmarks/bench_hollow_api.py [--pods 300] [--rounds 20]
+     [--idle-connections 3000] [--big-mb 10] [--big-rounds 40]
 Prints a table and writes benchmarks/results/bench_hollow_api.json. Nothing here is asserted.
+The memory part holds idle TLS connections open from a child process (so the figures are the
+server's alone) and churns one large object through the Store; its baseline is the same process
+before the load.
 """
 
 from __future__ import annotations
@@ -126,11 +130,90 @@ def watch_latency(store: Store, core: client.CoreV1Api, rounds: int, over_http: 
     return samples
 
 
+IDLE_CLIENT = """
+import socket, ssl, sys
+ctx = ssl.create_default_context(cadata=sys.argv[3])
+socks = []
+for _ in range(int(sys.argv[2])):
+    raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    s.sendall(b"GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+    s.recv(4096)
+    socks.append(s)
+print("open", flush=True)
+sys.stdin.readline()
+"""
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory_figures(idle: int, big_mb: int, big_rounds: int) -> dict[str, Any]:
+    """Server threads and RSS with `idle` idle TLS connections; Store history and RSS after
+    creating and deleting a `big_mb` MB object `big_rounds` times."""
+    figures: dict[str, Any] = {}
+    store = Store()
+    pki = make_pki("bench-memory")
+    server = ApiServer(store, None, "bench-token", pki)
+    sock, port = server.listen_loopback(0)
+    try:
+        before_threads, before_rss = threading.active_count(), rss_mb()
+        clients = subprocess.Popen(
+            [sys.executable, "-c", IDLE_CLIENT, str(port), str(idle), pki.ca_cert_pem.decode()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert clients.stdout is not None and clients.stdin is not None
+        assert clients.stdout.readline().strip() == "open"
+        figures["idle_connections"] = {
+            "connections": server.open_connections,
+            "threads_before": before_threads,
+            "threads_with_idle": threading.active_count(),
+            "rss_mb_before": round(before_rss, 1),
+            "rss_mb_with_idle": round(rss_mb(), 1),
+        }
+        clients.stdin.write("done\n")
+        clients.stdin.flush()
+        clients.wait(30)
+    finally:
+        server.stop()
+        sock.close()
+        store.close()
+    store = Store()
+    try:
+        before_rss = rss_mb()
+        for round_ in range(big_rounds):
+            blob = chr(ord("a") + round_ % 26) * (big_mb * 1024 * 1024)  # a new string each round
+            store.create(r.CONFIGMAPS, {"metadata": {"name": "big"}, "data": {"blob": blob}})
+            del blob
+            store.delete(r.CONFIGMAPS, "default", "big")
+        figures["large_object_churn"] = {
+            "object_mb": big_mb,
+            "rounds": big_rounds,
+            "history_bytes_mb": round(store.history_bytes / 2**20, 1),
+            "history_events": store.history_length,
+            "rss_mb_before": round(before_rss, 1),
+            "rss_mb_after": round(rss_mb(), 1),
+        }
+    finally:
+        store.close()
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pods", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--idle-connections", type=int, default=3000)
+    parser.add_argument("--big-mb", type=int, default=10)
+    parser.add_argument("--big-rounds", type=int, default=40)
     args = parser.parse_args()
+    memory = memory_figures(args.idle_connections, args.big_mb, args.big_rounds)
 
     store = Store()
     pki = make_pki("bench")
@@ -228,11 +311,14 @@ def main() -> int:
                     {"operation": op, "baseline": base, "baseline_stats": b, "https_stats": h}
                     for op, base, b, h in rows
                 ],
+                "memory": memory,
             },
             indent=2,
         )
         + "\n"
     )
+    for part, values in memory.items():
+        print(part + ": " + ", ".join(f"{k}={v}" for k, v in values.items()))
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
 

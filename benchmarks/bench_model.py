@@ -179,11 +179,18 @@ def check_reasons(
 ) -> int:
     """The row reasons, the per-cell writer and the evaluator must agree (sampled); returns cells checked."""
     n, writer = len(matrix.keys), ReasonWriter(matrix)
+    evaluator, endpoints, probe = (
+        Evaluator(matrix.state, matrix.profile),
+        matrix.state.endpoints,
+        matrix.probes[0].probe,
+    )
     checked = 0
     for s, d in ((rnd.randrange(n), rnd.randrange(n)) for _ in range(count)):
         if s == d:
             continue
-        expected = matrix.verdict(s, d, 0).reason
+        verdict = evaluator.cell(endpoints[s], endpoints[d], probe)
+        assert verdict is not None
+        expected = verdict.reason
         if not rows[s][d] == writer.reason(s, d, 0) == expected:
             raise SystemExit(f"reasons disagree on {matrix.keys[s]} -> {matrix.keys[d]}: {rows[s][d]!r}")
         checked += 1

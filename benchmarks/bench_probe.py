@@ -7,6 +7,10 @@ tests/probe (9 pod namespaces on a bridge, `npcprobe-` prefix, removed at the en
   with a 1 s timeout), 3 in parallel, as the upstream Kubernetes e2e tests run agnhost;
 - agent: one `python -m netpolcheck.probe probe` per source pod, all 9 at once, default options;
 - process start: the same 9 agents each probing one open port (start + scapy + one answer).
+Then, at scale ("scale" in the results): one agent probing 1, 1,000, 2,000 and 5,000 targets that are all
+dropped (half TCP, half UDP, every packet dropped by the destination), under `ulimit -n 256`, reporting
+wall and CPU time, the agent's peak open file descriptors, and the verdicts.
+`--scale-only` runs just that part and keeps the matrix rows of the previous results file.
 Prints a table and writes benchmarks/results/bench_probe.json.
 """
 
@@ -21,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -132,7 +137,7 @@ def measure(name: str, all_dropped: bool, agent_runs: int) -> dict[str, Any]:
             cpus.append(children_cpu_seconds() - cpu_before)
             walls.append(wall)
             wrong += len(matrix.wrong(results))
-            attempts += sum(int(r["attempts"]) for r in results.values())  # type: ignore[call-overload]
+            attempts += sum(int(r["attempts"]) for r in results.values())
         cpu_before = children_cpu_seconds()
         baseline_wall, baseline_right = baseline(matrix)
         baseline_cpu = children_cpu_seconds() - cpu_before
@@ -160,14 +165,118 @@ def measure(name: str, all_dropped: bool, agent_runs: int) -> dict[str, Any]:
     }
 
 
+SCALE_COUNTS = (1, 1000, 2000, 5000)
+SCALE_FD_LIMIT = 256
+
+
+def limit_open_files() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (SCALE_FD_LIMIT, SCALE_FD_LIMIT))
+
+
+def open_descriptors(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def scale_run(lab: Lab, source: Any, destination: Any, count: int) -> dict[str, Any]:
+    """One agent, `count` dropped targets: wall and CPU seconds, peak descriptors, verdicts."""
+    targets = [
+        {"id": f"t{i}", "ip": destination.ip, "port": 1000 + i // 2, "protocol": "UDP" if i % 2 else "TCP"}
+        for i in range(count)
+    ]
+    cpu_before = children_cpu_seconds()
+    started = time.monotonic()
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", source.netns, *AGENT, "probe"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=limit_open_files,
+    )
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:  # `ip netns exec` execs the agent, so this pid is the agent's
+        while not done.is_set():
+            peak[0] = max(peak[0], open_descriptors(process.pid))
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        stdout, stderr = process.communicate(json.dumps(targets), timeout=600)
+    finally:
+        done.set()
+        sampler.join()
+    wall = time.monotonic() - started
+    verdicts: dict[str, int] = {}
+    for result in json.loads(stdout) if process.returncode == 0 else []:
+        verdicts[result["verdict"]] = verdicts.get(result["verdict"], 0) + 1
+    return {
+        "targets": count,
+        "exit": process.returncode,
+        "stderr": stderr.strip()[-300:],
+        "wall_s": round(wall, 3),
+        "cpu_s": round(children_cpu_seconds() - cpu_before, 3),
+        "peak_open_fds": peak[0],
+        "verdicts": verdicts,
+    }
+
+
+def measure_scale(runs: int) -> list[dict[str, Any]]:
+    lab = Lab().start()
+    try:
+        source, destination = lab.add_pod("source"), lab.add_pod("dropper")
+        for proto in ("tcp", "udp"):
+            lab.iptables(destination, "-A", "INPUT", "-p", proto, "-j", "DROP")
+        rows = []
+        for count in SCALE_COUNTS:
+            samples = [scale_run(lab, source, destination, count) for _ in range(runs)]
+            walls = [r["wall_s"] for r in samples]
+            middle = sorted(samples, key=lambda r: r["wall_s"])[len(samples) // 2]
+            rows.append({**middle, "walls_s": walls, "runs": runs})
+    finally:
+        lab.close()
+    single = rows[0]["wall_s"]
+    for row in rows:
+        row["beyond_one_target_s"] = round(row["wall_s"] - single, 3)
+        row["goal_one_timeout_window"] = row["wall_s"] <= single + TIMEOUT
+    return rows
+
+
+def print_scale(rows: list[dict[str, Any]]) -> None:
+    print(f"{'targets':>7} {'wall s':>7} {'walls':<24} {'cpu s':>6} {'peak fds':>8} {'+1 tgt s':>8} verdicts")
+    for r in rows:
+        walls = ",".join(f"{w:.2f}" for w in r["walls_s"])
+        print(
+            f"{r['targets']:>7} {r['wall_s']:>7.2f} {walls:<24} {r['cpu_s']:>6.2f} {r['peak_open_fds']:>8} "
+            f"{r['beyond_one_target_s']:>8.2f} {r['verdicts']}"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agent-runs", type=int, default=5, help="agent runs per matrix (median reported)")
+    parser.add_argument("--scale-runs", type=int, default=3, help="runs per target count (median reported)")
+    parser.add_argument("--scale-only", action="store_true", help="only the scale rows; keep the matrix rows")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_probe: needs root (it builds network namespaces)", file=sys.stderr)
         return 2
     load_at_start = os.getloadavg()
+    if args.scale_only:
+        scale = measure_scale(args.scale_runs)
+        print_scale(scale)
+        document = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmark": "bench_probe"}
+        document["scale"] = scale_document(scale, load_at_start)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+        print(f"load average (1/5/15 min) at start {load_at_start}, at end {os.getloadavg()}")
+        print(f"wrote {RESULTS.relative_to(ROOT)}")
+        return 0
     rows = [measure("mixed", False, args.agent_runs), measure("all-dropped", True, args.agent_runs)]
     header = (
         f"{'matrix':<12} {'probes':>6} {'agent s':>8} {'start s':>8} {'agent cpu':>9} {'baseline s':>10} "
@@ -202,11 +311,25 @@ def main() -> int:
         "default --timeout 1 --retries 7",
         "rows": rows,
     }
+    scale = measure_scale(args.scale_runs)
+    print_scale(scale)
+    document["scale"] = scale_document(scale, load_at_start)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
     print(f"load average (1/5/15 min) at start {load_at_start}, at end {os.getloadavg()}")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
+
+
+def scale_document(rows: list[dict[str, Any]], load_at_start: tuple[float, float, float]) -> dict[str, Any]:
+    return {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": os.getloadavg(),
+        "agent": f"one agent, every target dropped, default --timeout {TIMEOUT} --retries 7, "
+        f"ulimit -n {SCALE_FD_LIMIT}",
+        "rows": rows,
+    }
 
 
 if __name__ == "__main__":

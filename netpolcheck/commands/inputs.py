@@ -1,26 +1,39 @@
 """Reading what users hand in: a STATE JSON file, or Kubernetes YAML (files, a directory, `-` for
-stdin), turned into a validated model `State`. Any problem is one `UsageError` line."""
+stdin), turned into a validated model `State`. Any problem is one `UsageError` line.
+
+`*.json` files go through `expect`'s strict JSON reader (no NaN, bounded nesting and number size);
+everything else, stdin included, is YAML (which JSON is a subset of).
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from netpolcheck.errors import UsageError
+from netpolcheck.model.apivalidation import printable
+from netpolcheck.model.cli import read_state_file
 from netpolcheck.model.state import State, parse_state
 
-YAML_SUFFIXES = (".yaml", ".yml")
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def _read(path: Path) -> str:
+def read_json_file(path: str) -> Any:
+    """A JSON file's decoded content (strict); any problem is one UsageError line."""
+    return read_state_file(path)
+
+
+def _read_text(path: Path) -> str:
+    shown = printable(str(path))
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
+        raise UsageError(f"{shown}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{shown}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise UsageError(f"{shown}: cannot read: {printable(exc.strerror or str(exc))}") from None
 
 
 def _yaml_documents(text: str, where: str) -> list[Any]:
@@ -32,32 +45,19 @@ def _yaml_documents(text: str, where: str) -> list[Any]:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{where}: malformed YAML{at}: {problem}") from None
+        raise UsageError(f"{printable(where)}: malformed YAML{at}: {printable(problem)}") from None
+    except RecursionError:
+        raise UsageError(f"{printable(where)}: YAML nested too deeply") from None
 
 
-def _json_documents(text: str, where: str) -> list[Any]:
-    try:
-        return [json.loads(text)]
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{where}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-
-
-def read_json_file(path: str) -> Any:
-    """A JSON file's decoded content; any problem is one UsageError line."""
-    return _json_documents(_read(Path(path)), path)[0]
-
-
-def _documents(text: str, where: str, json_expected: bool) -> list[Any]:
-    """JSON files (and JSON on stdin) keep JSON's error messages; anything else is YAML."""
-    if json_expected or text.lstrip().startswith("{"):
-        return _json_documents(text, where)
-    return _yaml_documents(text, where)
+def _file_documents(path: Path) -> list[Any]:
+    if path.suffix == ".json":
+        return [read_json_file(str(path))]
+    return _yaml_documents(_read_text(path), str(path))
 
 
 def is_state_document(documents: list[Any]) -> bool:
-    """One mapping without `kind`/`apiVersion`: a STATE document (JSON is YAML), not manifests."""
+    """One mapping without `kind`/`apiVersion`: a STATE document, not manifests."""
     return (
         len(documents) == 1
         and isinstance(documents[0], dict)
@@ -68,17 +68,17 @@ def is_state_document(documents: list[Any]) -> bool:
 def read_documents(source: str) -> tuple[list[Any], str]:
     """The decoded documents of `source` (a file, a directory of *.yaml/*.yml/*.json, or `-`)."""
     if source == "-":
-        return _documents(sys.stdin.read(), "stdin", False), "stdin"
+        return _yaml_documents(sys.stdin.read(), "stdin"), "stdin"
     path = Path(source)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (*YAML_SUFFIXES, ".json"))
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in MANIFEST_SUFFIXES)
         if not files:
-            raise UsageError(f"{source}: no *.yaml, *.yml or *.json files in this directory")
+            raise UsageError(f"{printable(source)}: no *.yaml, *.yml or *.json files in this directory")
         documents: list[Any] = []
         for file in files:
-            documents += _documents(_read(file), str(file), file.suffix == ".json")
+            documents += _file_documents(file)
         return documents, source
-    return _documents(_read(path), source, path.suffix == ".json"), source
+    return _file_documents(path), source
 
 
 def load_state(source: str, notes: list[str] | None = None) -> State:
@@ -87,7 +87,7 @@ def load_state(source: str, notes: list[str] | None = None) -> State:
     stderr as `note: ...` lines when `notes` is None."""
     documents, where = read_documents(source)
     if not documents:
-        raise UsageError(f"{where}: empty input")
+        raise UsageError(f"{printable(where)}: empty input")
     if is_state_document(documents):
         return parse_state(documents[0])
     from netpolcheck.model.manifests import manifests_to_state
@@ -97,7 +97,7 @@ def load_state(source: str, notes: list[str] | None = None) -> State:
     found = conversion.notes + conversion.address_cautions(state)
     if notes is None:
         for note in found:
-            print(f"note: {note}", file=sys.stderr)
+            print(f"note: {printable(note)}", file=sys.stderr)
     else:
         notes += found
     return state

@@ -60,7 +60,9 @@ def enter(spec: dict[str, object]) -> None:
         netns.mount(str(spec["ulogd_conf"]), ULOGD_CONF, None, MS_BIND)
     mounts = [(str(source), str(target)) for source, target in spec.get("mounts") or []]  # type: ignore[attr-defined]
     if mounts:
-        mount_volumes(mounts, runtime_paths([str(a) for a in spec["argv"]]))  # type: ignore[attr-defined]
+        search_path = str(dict(spec["env"]).get("PATH", ""))  # type: ignore[call-overload]
+        argv = [str(a) for a in spec["argv"]]  # type: ignore[attr-defined]
+        mount_volumes(mounts, runtime_paths(argv, search_path))
     os.chdir("/")
 
 
@@ -68,15 +70,17 @@ def enter(spec: dict[str, object]) -> None:
 HOST_VIEW = "/run/hollow-host"
 
 
-def runtime_paths(argv: list[str]) -> list[str]:
+def runtime_paths(argv: list[str], search_path: str = "") -> list[str]:
     """What the container's program needs from the machine: the interpreter and its environment, the
-    project's package, the program's directory. A volume mounted over a parent of one of them (an
-    emptyDir at /tmp while the checkout or its venv lives under /tmp) must not hide it."""
+    project's package, the program's directory, the directories of its PATH (the busybox stand-ins live
+    in the state dir). A volume mounted over a parent of one of them (the pod's own /tmp, or an emptyDir
+    there, while the checkout, its venv or the state dir lives under /tmp) must not hide it."""
     import netpolcheck
 
     paths = {sys.prefix, sys.base_prefix, str(Path(netpolcheck.__file__).resolve().parents[1])}
     if os.path.isabs(argv[0]):
         paths.add(os.path.dirname(argv[0]))
+    paths.update(p for p in search_path.split(":") if os.path.isabs(p) and os.path.isdir(p))
     return sorted({os.path.realpath(p) for p in paths})
 
 

@@ -10,9 +10,10 @@ Typical use::
 """
 
 from netpolcheck.model.cell import CellVerdict, Evaluator
+from netpolcheck.model.deviations import DeviationFinder, explaining_deviations
 from netpolcheck.model.engine import ExpectedMatrix
 from netpolcheck.model.errors import StateError
-from netpolcheck.model.explain import DeviationFinder, Explanation, explain, explaining_deviations
+from netpolcheck.model.explain import Explanation, explain
 from netpolcheck.model.objects import External, Namespace, Pod, Probe
 from netpolcheck.model.profiles import PROFILES, SPEC, Deviation, Profile, get_profile
 from netpolcheck.model.results import expected_results

@@ -6,23 +6,18 @@ baseline of the benchmark.
 
 from __future__ import annotations
 
-import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from netpolcheck.model import profiles as dev
-from netpolcheck.model.effective import (
-    EffectivePeer,
-    EffectivePolicy,
-    EffectiveRule,
-    effective_policy,
-    legacy_default_deny,
-)
+from netpolcheck.model import wording
+from netpolcheck.model.effective import EffectivePeer, EffectivePolicy, EffectiveRule, effective_policies
+from netpolcheck.model.endpoint_rules import EndpointRules
+from netpolcheck.model.index import EndpointIndex
 from netpolcheck.model.objects import Endpoint, Pod, Probe
 from netpolcheck.model.policy import PolicyPort
 from netpolcheck.model.profiles import Profile
 from netpolcheck.model.state import State
-
-MULTICAST = ipaddress.ip_network("224.0.0.0/4")
 
 
 @dataclass(frozen=True)
@@ -34,6 +29,8 @@ class RuleCheck:
     peer_ok: bool
     port_ok: bool
     deviations: tuple[str, ...] = ()
+    # what failed to match, worded only when an explanation asks (the evaluator checks many cells)
+    miss: Callable[[], str] = field(default=lambda: "", compare=False, repr=False)
 
     @property
     def matched(self) -> bool:
@@ -42,8 +39,7 @@ class RuleCheck:
     def describe(self) -> str:
         if self.matched:
             return f"{self.policy} {self.rule} matches"
-        why = [w for w, ok in (("peer", self.peer_ok), ("port", self.port_ok)) if not ok]
-        return f"{self.policy} {self.rule} does not match ({' and '.join(why)} differ)"
+        return f"{self.policy} {self.rule} does not match: {self.miss()}"
 
 
 @dataclass(frozen=True)
@@ -60,12 +56,9 @@ class DirectionVerdict:
         return next((c for c in self.checks if c.matched), None)
 
     def reason(self) -> str:
-        if not self.isolated_by:
-            return f"{self.direction} {self.note or 'not isolated'}"
         hit = self.matched
-        if hit is not None:
-            return f"{self.direction} allowed by {hit.policy} {hit.rule}"
-        return f"{self.direction} denied: isolated by {', '.join(self.isolated_by)} and no rule allows it"
+        match = f"{hit.policy} {hit.rule}" if hit is not None else ""
+        return wording.direction(self.direction, self.isolated_by, match, self.note)
 
 
 @dataclass(frozen=True)
@@ -82,10 +75,13 @@ class CellVerdict:
     @property
     def reason(self) -> str:
         if self.override is not None:
-            return f"allowed: {self.override} (implementation deviation)"
-        if not self.ingress.isolated_by and not self.egress.isolated_by:
-            return "not isolated"
-        return f"{self.egress.reason()}; {self.ingress.reason()}"
+            return wording.decided_by(self.override)
+        return wording.cell(
+            bool(self.egress.isolated_by),
+            self.egress.reason(),
+            bool(self.ingress.isolated_by),
+            self.ingress.reason(),
+        )
 
 
 class Evaluator:
@@ -94,13 +90,12 @@ class Evaluator:
     def __init__(self, state: State, profile: Profile, memoise: bool = True) -> None:
         self.state = state
         self.profile = profile
-        self.policies: tuple[EffectivePolicy, ...] = tuple(
-            effective_policy(p, profile) for p in state.policies
-        )
+        self.policies = effective_policies(state.policies, profile)
         self.by_namespace: dict[str, list[EffectivePolicy]] = {}
         for policy in self.policies:
             self.by_namespace.setdefault(policy.namespace, []).append(policy)
-        self.legacy = profile.has(dev.LEGACY_ISOLATION)
+        self.rules = EndpointRules(state, profile, EndpointIndex(state))
+        self.position = {ep.key: i for i, ep in enumerate(state.endpoints)}
         self._selecting: dict[str, list[EffectivePolicy]] = {}
         self._memoise = memoise  # the benchmark's naive baseline turns this off
 
@@ -147,7 +142,53 @@ class Evaluator:
         port_ok = rule.ports is None or any(
             self.port_matches(p, number, protocol, destination) for p in rule.ports
         )
-        return RuleCheck(policy.key, rule.label, peer_ok, port_ok, rule.deviations)
+        return RuleCheck(
+            policy.key,
+            rule.label,
+            peer_ok,
+            port_ok,
+            rule.deviations,
+            lambda: self._miss(rule, peer_ok, port_ok, peer, number, protocol),
+        )
+
+    def _miss(
+        self, rule: EffectiveRule, peer_ok: bool, port_ok: bool, peer: Endpoint, number: int, protocol: str
+    ) -> str:
+        """What failed to match in a rule: the label, namespace or CIDR of each peer, or the port."""
+        why = []
+        if not peer_ok and rule.peers is not None:
+            misses = [self.peer_miss(p, peer) for p in rule.peers] or ["the rule lists no peer"]
+            why.append(f"peer {peer.key}: {' | '.join(misses)}")
+        if not port_ok and rule.ports is not None:
+            listed = ", ".join(p.describe() for p in rule.ports) or "no port"
+            why.append(f"port {protocol}/{number} is not {listed}")
+        return "; ".join(why)
+
+    def peer_miss(self, peer: EffectivePeer, endpoint: Endpoint) -> str:
+        """Why `endpoint` is not `peer` (call only when it is not)."""
+        if peer.kind == "none":
+            return "the profile reads this peer as matching nothing"
+        if peer.kind == "ipblock":
+            assert peer.ip_block is not None
+            block = peer.ip_block
+            inside = endpoint.ip.version == block.cidr.version and endpoint.ip in block.cidr
+            if not inside:
+                return f"{endpoint.ip} is not in ipBlock {block.cidr}"
+            excluded = next(ex for ex in block.excepts if endpoint.ip in ex)
+            return f"{endpoint.ip} is in the except {excluded} of ipBlock {block.cidr}"
+        if not isinstance(endpoint, Pod):
+            return "pod and namespace selectors match pods only"
+        if endpoint.host_network:
+            return "selectors never match a hostNetwork pod"
+        if peer.namespace_selector is None:
+            if endpoint.namespace != peer.namespace:
+                return f"namespace {endpoint.namespace} is not the policy's namespace {peer.namespace}"
+        else:
+            labels = self.state.namespaces[endpoint.namespace].labels
+            if not peer.namespace_selector.matches(labels):
+                return f"namespace {endpoint.namespace}: {peer.namespace_selector.miss(labels)}"
+        assert peer.pod_selector is not None
+        return f"labels: {peer.pod_selector.miss(endpoint.labels)}"
 
     def selecting(self, pod: Pod) -> list[EffectivePolicy]:
         """Policies whose podSelector selects `pod` (memoised: the engine asks per cell)."""
@@ -169,21 +210,15 @@ class Evaluator:
     def ingress(
         self, source: Endpoint, destination: Endpoint, number: int, protocol: str
     ) -> DirectionVerdict:
-        if not isinstance(destination, Pod):
-            return DirectionVerdict("ingress", True, note="not policed (destination outside the pod network)")
-        if destination.host_network:
-            return DirectionVerdict("ingress", True, note="not policed (hostNetwork pods are never selected)")
+        note = self.rules.unpoliced("ingress", destination)
+        if note or not isinstance(destination, Pod):
+            return DirectionVerdict("ingress", True, note=note)
         selecting = self.selecting(destination)
-        isolated: tuple[str, ...]
-        if self.legacy:
-            ns = self.state.namespaces[destination.namespace]
-            isolated = (
-                (f"namespace {ns.name} annotation DefaultDeny",)
-                if legacy_default_deny(ns.annotations)
-                else ()
-            )
-        else:
-            isolated = tuple(p.key for p in selecting if p.isolates_ingress)
+        isolated = (
+            self.rules.legacy_isolators(destination)
+            if self.rules.legacy
+            else tuple(p.key for p in selecting if p.isolates_ingress)
+        )
         checks = tuple(
             self.rule_check(p, r, source, number, protocol, destination) for p in selecting for r in p.ingress
         )
@@ -191,21 +226,14 @@ class Evaluator:
         return DirectionVerdict("ingress", allowed, isolated, checks)
 
     def egress(self, source: Endpoint, destination: Endpoint, number: int, protocol: str) -> DirectionVerdict:
-        if not isinstance(source, Pod):
-            return DirectionVerdict("egress", True, note="not policed (source outside the pod network)")
-        if source.host_network:
-            return DirectionVerdict("egress", True, note="not policed (hostNetwork pods are never selected)")
-        if (
-            self.profile.has(dev.EGRESS_TO_OWN_NODE)
-            and isinstance(destination, Pod)
-            and destination.host_network
-            and destination.node is not None
-            and destination.node == source.node
-        ):
+        note = self.rules.unpoliced("egress", source)
+        if note or not isinstance(source, Pod):
+            return DirectionVerdict("egress", True, note=note)
+        if self.rules.own_node(self.position[source.key]) >> self.position[destination.key] & 1:
             return DirectionVerdict(
                 "egress",
                 True,
-                note=f"not policed ({dev.EGRESS_TO_OWN_NODE})",
+                note=wording.not_policed_by(dev.EGRESS_TO_OWN_NODE),
                 deviations=(dev.EGRESS_TO_OWN_NODE,),
             )
         selecting = self.selecting(source)
@@ -218,21 +246,6 @@ class Evaluator:
         allowed = not isolated or any(c.matched for c in checks)
         return DirectionVerdict("egress", allowed, isolated, checks)
 
-    def override(self, source: Endpoint, destination: Endpoint) -> str | None:
-        if self.profile.has(dev.MULTICAST_ALLOWED) and destination.ip in MULTICAST:
-            return dev.MULTICAST_ALLOWED
-        if (
-            self.profile.has(dev.HOST_TO_LOCAL_POD)
-            and isinstance(source, Pod)
-            and source.host_network
-            and isinstance(destination, Pod)
-            and not destination.host_network
-            and source.node is not None
-            and source.node == destination.node
-        ):
-            return dev.HOST_TO_LOCAL_POD
-        return None
-
     def cell(self, source: Endpoint, destination: Endpoint, probe: Probe) -> CellVerdict | None:
         """The verdict for one cell, or None when `destination` has no port for this probe."""
         number = probe.resolve(destination)
@@ -240,7 +253,7 @@ class Evaluator:
             return None
         ingress = self.ingress(source, destination, number, probe.protocol)
         egress = self.egress(source, destination, number, probe.protocol)
-        override = self.override(source, destination)
+        override = self.rules.decided_cell(self.position[source.key], self.position[destination.key])
         allowed = override is not None or (ingress.allowed and egress.allowed)
         return CellVerdict(
             source.key, destination.key, number, probe.protocol, allowed, ingress, egress, override

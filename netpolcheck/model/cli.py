@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from netpolcheck.errors import UsageError
+from netpolcheck.model.apivalidation import printable, quote
 from netpolcheck.model.objects import PROTOCOLS, Probe
 from netpolcheck.model.profiles import PROFILES, Profile, get_profile
 from netpolcheck.model.state import State
@@ -20,26 +22,44 @@ FORMATS = ("json", "table")
 EXIT_USAGE = 2
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def read_state_file(path: str) -> Any:
-    """Read and decode a STATE file; any problem is one UsageError line."""
+    """Read and decode a STATE file; any problem is one UsageError line.
+
+    JSON is read strictly: no NaN or Infinity, no number of more than 4,300 digits, nesting only as
+    deep as the decoder handles (a document nested deeper is refused, not a crash).
+    """
+    shown = printable(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
+        raise UsageError(f"{shown}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{shown}: cannot read: {printable(exc.strerror or str(exc))}") from None
     try:
-        return json.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{shown}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise UsageError(
-            f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            f"{shown}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
+    except RecursionError:
+        raise UsageError(f"{shown}: JSON nested too deeply") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer too long to convert
+        message = str(exc).split(":")[0] if "digits" in str(exc) else str(exc)
+        raise UsageError(f"{shown}: invalid JSON number: {message}") from None
 
 
 def explain_probe(state: State, port: str | None, protocol: str | None) -> Probe:
     """The probe `--explain` looks at: `--port`/`--protocol`, else the state's first matching probe."""
     if protocol is not None and protocol not in PROTOCOLS:
-        raise UsageError(f"--protocol: unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+        raise UsageError(f"--protocol: unknown protocol {quote(protocol)}; use one of {', '.join(PROTOCOLS)}")
     if port is None:
         for probe in state.probes:
             if protocol is None or probe.protocol == protocol:
@@ -51,7 +71,7 @@ def explain_probe(state: State, port: str | None, protocol: str | None) -> Probe
             raise UsageError(f"--port: {port}: port out of range 1-65535")
         return Probe(number, protocol or "TCP")
     if not port or port.startswith("-"):
-        raise UsageError(f"--port: {port!r}: not a port number or name")
+        raise UsageError(f"--port: {quote(port)}: not a port number or name")
     return Probe(port, protocol or "TCP")
 
 
@@ -61,54 +81,101 @@ def print_explanation(state: State, profile: Profile, cell: Sequence[str], probe
     known = {ep.key for ep in state.endpoints}
     for key in cell:
         if key not in known:
-            raise UsageError(f"--explain: {key}: no such pod (namespace/name) or external in the state")
+            raise UsageError(
+                f"--explain: {printable(key)}: no such pod (namespace/name) or external in the state"
+            )
     if cell[0] == cell[1]:
-        raise UsageError(f"--explain: {cell[0]} -> {cell[1]}: a cell needs two different endpoints")
+        raise UsageError(f"--explain: {printable(cell[0])}: a cell needs two different endpoints")
     sys.stdout.write(explain(state, profile, cell[0], cell[1], probe).text() + "\n")
 
 
+TABLE_LIMIT = 10_000  # endpoints; the table is streamed, but past this no one could read it
+RICH_LIMIT = 40  # endpoints; a bigger table is streamed as plain text even on a terminal
+
+
 def print_tables(state: State, profile: Profile) -> None:
-    from netpolcheck.model.results import expected_results
-    from netpolcheck.report.truthtable import document_tables, render_plain, render_rich
+    """One truth table per probe, streamed row by row (rich colours for a small table on a terminal)."""
+    from netpolcheck.model.caveats import unpredictable
+    from netpolcheck.model.tables import TableBuilder
+    from netpolcheck.report.truthtable import TruthTable, render_rich, stream_plain
 
-    document = expected_results(state, profile)
-    tables = document_tables(document)
-    if sys.stdout.isatty():
-        from rich.console import Console
+    out = sys.stdout
+    rich = out.isatty() and len(state.endpoints) <= RICH_LIMIT
+    for table in TableBuilder(state, profile).tables():
+        if rich:
+            from rich.console import Console
 
-        console = Console()
-        for table in tables:
-            console.print(render_rich(table))
-    else:
-        sys.stdout.write("\n".join(render_plain(table) for table in tables))
-    for caution in document.get("cautions", []):
-        sys.stdout.write(f"caution: {caution}\n")
+            rows = list(table.rows())
+            marks = {(r, c): m for r, row in rows for c, m in zip(table.columns, row, strict=True)}
+            Console().print(
+                render_rich(TruthTable("expected", table.title, table.columns, table.columns, marks))
+            )
+            out.write("\n".join(table.legend()) + "\n")
+        else:
+            for line in stream_plain(table.title, table.columns, table.rows(), _Later(table.legend)):
+                out.write(line)
+    for dev, why in unpredictable(state, profile):
+        out.write(f"caution: {dev.id} ({why}): {dev.reason}\n")
+
+
+class _Later:
+    """An iterable that calls `make` only when iterated: the legend is known after the rows."""
+
+    def __init__(self, make: Callable[[], list[str]]) -> None:
+        self.make = make
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.make())
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader stopped early (`| head`): no traceback; stdout is closed quietly at exit."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1
 
 
 def run(args: argparse.Namespace) -> int:
     if args.format not in FORMATS:
-        raise UsageError(f"--format: unknown format {args.format!r}; use one of {', '.join(FORMATS)}")
+        raise UsageError(f"--format: unknown format {quote(args.format)}; use one of {', '.join(FORMATS)}")
     if args.explain is None and (args.port is not None or args.protocol is not None):
         raise UsageError("--port and --protocol choose the cell of --explain FROM TO; give --explain too")
     profile = get_profile(args.profile)
     from netpolcheck.commands.inputs import load_state  # STATE JSON or Kubernetes YAML (file, dir, -)
 
     state = load_state(args.state)
-    if args.explain is not None:
-        print_explanation(state, profile, args.explain, explain_probe(state, args.port, args.protocol))
-    elif args.format == "json":
-        from netpolcheck.model.results import write_expected_json
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # a terminal or pipe that is not UTF-8 (PYTHONIOENCODING=ascii, LANG=C): escape, never crash
+        sys.stdout.reconfigure(errors="backslashreplace")
+    try:
+        if args.explain is not None:
+            print_explanation(state, profile, args.explain, explain_probe(state, args.port, args.protocol))
+        elif args.format == "json":
+            from netpolcheck.model.results import write_expected_json
 
-        try:
             write_expected_json(state, profile, sys.stdout)
-            sys.stdout.flush()
-        except BrokenPipeError:
-            # the reader stopped early (`| head`): no traceback; stdout is closed quietly at exit
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 1
-    else:
-        print_tables(state, profile)
+        else:
+            _check_table_size(state)
+            print_tables(state, profile)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except MemoryError:
+        cells = len(state.endpoints) ** 2 * len(state.probes)
+        raise UsageError(
+            f"not enough memory for the matrix of {len(state.endpoints):,} endpoints and "
+            f"{len(state.probes)} probes ({cells:,} cells)"
+        ) from None
     return 0
+
+
+def _check_table_size(state: State) -> None:
+    """Refuse a table nobody could read before computing it (10,000 endpoints print about 1.4 GB)."""
+    if len(state.endpoints) > TABLE_LIMIT:
+        raise UsageError(
+            f"--format table: {len(state.endpoints):,} endpoints make a table of "
+            f"{len(state.endpoints) ** 2:,} cells per probe, more than the {TABLE_LIMIT:,} x "
+            f"{TABLE_LIMIT:,} a table is printed for; use --format json (streamed) or --explain FROM TO"
+        )
 
 
 def register(subparsers: Any) -> None:

@@ -7,6 +7,7 @@ verdicts in one place. Each effective rule lists the deviations that changed it 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from netpolcheck.model import profiles as dev
@@ -196,3 +197,8 @@ def legacy_default_deny(annotations: dict[str, str]) -> bool:
         return False
     ingress = value.get("ingress") if isinstance(value, dict) else None
     return isinstance(ingress, dict) and ingress.get("isolation") == "DefaultDeny"
+
+
+def effective_policies(policies: Iterable[Policy], profile: Profile) -> tuple[EffectivePolicy, ...]:
+    """Every policy of a state as `profile` enforces it (the engine and the evaluator read these)."""
+    return tuple(effective_policy(p, profile) for p in policies)

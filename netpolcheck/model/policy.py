@@ -11,26 +11,17 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from netpolcheck.model import apivalidation as api
 from netpolcheck.model import validation as v
 from netpolcheck.model.errors import StateError
 from netpolcheck.model.objects import IPAddress
+from netpolcheck.model.schema import fields
 from netpolcheck.model.selectors import Selector, parse_selector
 
 API_VERSIONS = ("networking.k8s.io/v1", "extensions/v1beta1")
-POLICY_TYPES = ("Ingress", "Egress")
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-_METADATA_FIELDS = {
-    "name",
-    "namespace",
-    "labels",
-    "annotations",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "managedFields",
-    "selfLink",
-}
+POLICY_TYPES = api.POLICY_TYPES
+IPNetwork = api.IPNetwork
+_METADATA_FIELDS = fields("objectMeta")
 
 
 @dataclass(frozen=True)
@@ -98,112 +89,95 @@ class Policy:
         return any(isinstance(p.port, str) for rule in self.ingress + self.egress for p in rule.ports)
 
 
-def _ip_block(value: Any, where: str, field: str) -> IPBlock:
-    obj = v.require_object(value, where, field)
-    v.reject_unknown(obj, {"cidr", "except"}, where, f"{field}.")
-    cidr = _network(obj.get("cidr"), where, f"{field}.cidr")
-    excepts = []
-    for i, raw in enumerate(obj.get("except") or []):
-        net = _network(raw, where, f"{field}.except[{i}]")
-        if net.version != cidr.version or not net.subnet_of(cidr) or net == cidr:  # type: ignore[arg-type]
-            raise StateError(where, f"{field}.except[{i}]", f"{raw} must be strictly within cidr {cidr}")
-        excepts.append(net)
-    return IPBlock(cidr, tuple(excepts))
+PEER_FIELDS = fields("peer")
+IPBLOCK_FIELDS = fields("ipBlock")
+PORT_FIELDS = fields("policyPort")
+SPEC_FIELDS = fields("networkPolicySpec")
+TOP_FIELDS = fields("networkPolicy")
+RULE_FIELDS = {"from": fields("ingressRule"), "to": fields("egressRule")}
+
+# The parsers below build a Policy from a document `apivalidation` has already accepted (types,
+# syntax, ranges); they only add the strict-decoding check for unknown fields.
 
 
-def _network(value: Any, where: str, field: str) -> IPNetwork:
-    if not isinstance(value, str) or "/" not in value:
-        raise StateError(where, field, f"invalid CIDR {value!r}")
-    try:
-        return ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        raise StateError(where, field, f"invalid CIDR {value!r}") from None
-
-
-def _peer(value: Any, where: str, field: str) -> Peer:
-    obj = v.require_object(value, where, field)
-    v.reject_unknown(obj, {"podSelector", "namespaceSelector", "ipBlock"}, where, f"{field}.")
-    if "ipBlock" in obj:
-        if len(obj) > 1:
-            raise StateError(where, field, "ipBlock cannot be combined with a pod or namespace selector")
-        return Peer(ip_block=_ip_block(obj["ipBlock"], where, f"{field}.ipBlock"))
-    if not obj:
-        raise StateError(where, field, "a peer needs podSelector, namespaceSelector or ipBlock")
-    pods = parse_selector(obj["podSelector"], where, f"{field}.podSelector") if "podSelector" in obj else None
-    nss = (
-        parse_selector(obj["namespaceSelector"], where, f"{field}.namespaceSelector")
-        if "namespaceSelector" in obj
-        else None
+def _ip_block(obj: dict[str, Any], where: str, field: str) -> IPBlock:
+    v.reject_unknown(obj, IPBLOCK_FIELDS, where, f"{field}.")
+    return IPBlock(
+        ipaddress.ip_network(obj["cidr"], strict=False),
+        tuple(ipaddress.ip_network(e, strict=False) for e in obj.get("except") or []),
     )
-    return Peer(pod_selector=pods, namespace_selector=nss)
 
 
-def _port(value: Any, where: str, field: str) -> PolicyPort:
-    obj = v.require_object(value, where, field)
-    v.reject_unknown(obj, {"protocol", "port", "endPort"}, where, f"{field}.")
-    proto = v.protocol(obj.get("protocol"), where, f"{field}.protocol")
-    port = v.number_or_name(obj["port"], where, f"{field}.port") if obj.get("port") is not None else None
-    end = obj.get("endPort")
-    if end is not None:
-        end = v.port_number(end, where, f"{field}.endPort")
-        if not isinstance(port, int):
-            raise StateError(where, f"{field}.endPort", "needs a numeric port")
-        if end < port:
-            raise StateError(where, f"{field}.endPort", f"{end} is below port {port}")
-    return PolicyPort(proto, port, end)
+def _peer(obj: dict[str, Any], where: str, field: str) -> Peer:
+    v.reject_unknown(obj, PEER_FIELDS, where, f"{field}.")
+    if obj.get("ipBlock") is not None:
+        return Peer(ip_block=_ip_block(obj["ipBlock"], where, f"{field}.ipBlock"))
+    selectors = [
+        parse_selector(obj[key], where, f"{field}.{key}") if obj.get(key) is not None else None
+        for key in ("podSelector", "namespaceSelector")
+    ]
+    return Peer(pod_selector=selectors[0], namespace_selector=selectors[1])
 
 
-def _rule(value: Any, where: str, field: str, peer_key: str) -> Rule:
-    obj = v.require_object(value, where, field)
-    v.reject_unknown(obj, {peer_key, "ports"}, where, f"{field}.")
+def _port(obj: dict[str, Any], where: str, field: str) -> PolicyPort:
+    v.reject_unknown(obj, PORT_FIELDS, where, f"{field}.")
+    return PolicyPort(obj.get("protocol") or "TCP", obj.get("port"), obj.get("endPort"))
+
+
+def _rule(obj: dict[str, Any], where: str, field: str, peer_key: str) -> Rule:
+    v.reject_unknown(obj, RULE_FIELDS[peer_key], where, f"{field}.")
     peers_raw, ports_raw = obj.get(peer_key), obj.get("ports")
-    for name, raw in ((peer_key, peers_raw), ("ports", ports_raw)):
-        if raw is not None and not isinstance(raw, list):
-            raise StateError(where, f"{field}.{name}", "must be a list")
     peers = tuple(_peer(p, where, f"{field}.{peer_key}[{i}]") for i, p in enumerate(peers_raw or []))
     ports = tuple(_port(p, where, f"{field}.ports[{i}]") for i, p in enumerate(ports_raw or []))
     return Rule(peers, peers_raw is not None, ports, ports_raw is not None)
 
 
 def _rules(spec: dict[str, Any], key: str, where: str, peer_key: str) -> tuple[Rule, ...]:
-    raw = spec.get(key)
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise StateError(where, f"spec.{key}", "must be a list")
-    return tuple(_rule(r, where, f"spec.{key}[{i}]", peer_key) for i, r in enumerate(raw))
+    return tuple(_rule(r, where, f"spec.{key}[{i}]", peer_key) for i, r in enumerate(spec.get(key) or []))
+
+
+def _where(index: int, meta: Any) -> str:
+    """How messages name a policy: `policy NS/NAME` once both are strings, else its index."""
+    if isinstance(meta, dict):
+        name, namespace = v.name_of(meta.get("name")), v.name_of(meta.get("namespace"))
+        if name and namespace:
+            return f"policy {namespace}/{name}"
+    return f"policies[{index}]"
 
 
 def parse_policy(value: Any, index: int) -> Policy:
-    """Parse and default one NetworkPolicy; `index` names it in messages until its name is known."""
-    where = f"policies[{index}]"
-    obj = v.require_object(value, where, "")
-    meta = v.require_object(obj.get("metadata"), where, "metadata")
-    name = v.require_string(meta.get("name"), where, "metadata.name")
-    namespace = v.require_string(meta.get("namespace"), where, "metadata.namespace")
-    where = f"policy {namespace}/{name}"
-    v.reject_unknown(obj, {"apiVersion", "kind", "metadata", "spec", "status"}, where)
+    """Validate (as the API server does), then parse and default one NetworkPolicy."""
+    obj = v.require_object(value, f"policies[{index}]", "")
+    where = _where(index, obj.get("metadata"))
+    causes: api.Causes = []
+    api.object_meta(causes, obj.get("metadata"), "subdomain")
+    v.check(where, causes)
+    meta = obj["metadata"]
+    v.require_string(meta.get("namespace"), where, "metadata.namespace")
+    api.dns1123_label(causes, "metadata.namespace", meta["namespace"])
+    v.check(where, causes)
+    v.reject_unknown(obj, TOP_FIELDS, where)
     v.reject_unknown(meta, _METADATA_FIELDS, where, "metadata.")
     if obj.get("apiVersion") not in API_VERSIONS:
         raise StateError(
-            where, "apiVersion", f"{obj.get('apiVersion')!r} is not one of {', '.join(API_VERSIONS)}"
+            where, "apiVersion", f"{api.quote(obj.get('apiVersion'))} is not one of {', '.join(API_VERSIONS)}"
         )
     if obj.get("kind") != "NetworkPolicy":
-        raise StateError(where, "kind", f"{obj.get('kind')!r} is not NetworkPolicy")
-    spec = v.require_object(obj.get("spec"), where, "spec")
-    v.reject_unknown(spec, {"podSelector", "policyTypes", "ingress", "egress"}, where, "spec.")
+        raise StateError(where, "kind", f"{api.quote(obj.get('kind'))} is not NetworkPolicy")
+    if obj.get("spec") is None:
+        raise StateError(where, "spec", "Required value")
+    api.network_policy_spec(causes, "spec", obj["spec"])
+    v.check(where, causes)
+    spec = obj["spec"]
+    v.reject_unknown(spec, SPEC_FIELDS, where, "spec.")
     if "podSelector" not in spec:
-        raise StateError(where, "spec.podSelector", "required (use {} to select every pod)")
+        raise StateError(where, "spec.podSelector", "Required value (use {} to select every pod)")
     selector = parse_selector(spec["podSelector"], where, "spec.podSelector")
     ingress = _rules(spec, "ingress", where, "from")
     egress = _rules(spec, "egress", where, "to")
     types_raw = spec.get("policyTypes") or []
-    if not isinstance(types_raw, list) or any(t not in POLICY_TYPES for t in types_raw):
-        raise StateError(where, "spec.policyTypes", f"must list only {' and '.join(POLICY_TYPES)}")
-    if len(set(types_raw)) != len(types_raw):
-        raise StateError(where, "spec.policyTypes", "lists a type twice")
     types = frozenset(types_raw) if types_raw else default_policy_types(egress)
-    return Policy(namespace, name, str(obj["apiVersion"]), selector, types, ingress, egress)
+    return Policy(meta["namespace"], meta["name"], str(obj["apiVersion"]), selector, types, ingress, egress)
 
 
 def default_policy_types(egress: tuple[Rule, ...]) -> frozenset[str]:

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from netpolcheck.model.caveats import unpredictable
-from netpolcheck.model.engine import bits
-from netpolcheck.model.explain import DeviationFinder
+from netpolcheck.model.deviations import DeviationFinder
+from netpolcheck.model.index import bits
 from netpolcheck.model.profiles import Profile
 from netpolcheck.model.reasons import RowReasons
 from netpolcheck.model.state import State

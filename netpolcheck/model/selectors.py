@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from netpolcheck.model.errors import StateError
+from netpolcheck.model.apivalidation import OPERATORS
+from netpolcheck.model.schema import fields
+from netpolcheck.model.validation import reject_unknown
 
-OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+__all__ = ["EVERYTHING", "OPERATORS", "Requirement", "Selector", "parse_selector"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,15 @@ class Requirement:
             return self.key in labels
         return self.key not in labels  # DoesNotExist
 
+    def miss(self, labels: Mapping[str, str]) -> str:
+        """Why `labels` fail this requirement (call only when they do)."""
+        if self.operator in ("Exists", "In") and self.key not in labels:
+            return f"no label {self.key}"
+        if self.operator == "DoesNotExist":
+            return f"has label {self.key}"
+        verb = "not in" if self.operator == "In" else "in"
+        return f"{self.key}={labels[self.key]} {verb} ({','.join(sorted(self.values))})"
+
     def describe(self) -> str:
         if self.operator in ("Exists", "DoesNotExist"):
             return self.key if self.operator == "Exists" else f"!{self.key}"
@@ -42,6 +53,10 @@ class Selector:
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all(req.matches(labels) for req in self.requirements)
 
+    def miss(self, labels: Mapping[str, str]) -> str:
+        """Why `labels` fail this selector: every requirement they fail."""
+        return ", ".join(req.miss(labels) for req in self.requirements if not req.matches(labels))
+
     @property
     def is_empty(self) -> bool:
         return not self.requirements
@@ -53,54 +68,19 @@ class Selector:
 EVERYTHING = Selector(())
 
 
-def _labels_requirements(value: Any, where: str, field: str) -> list[Requirement]:
-    if value is None:
-        return []
-    if not isinstance(value, dict):
-        raise StateError(where, field, "must be an object of label key to value")
-    reqs = []
-    for key, val in value.items():
-        if not isinstance(val, str):
-            raise StateError(where, f"{field}.{key}", "label value must be a string")
-        reqs.append(Requirement(str(key), "In", frozenset({val})))
-    return reqs
-
-
-def _expression(value: Any, where: str, field: str) -> Requirement:
-    if not isinstance(value, dict):
-        raise StateError(where, field, "must be an object with key, operator and values")
-    unknown = set(value) - {"key", "operator", "values"}
-    if unknown:
-        raise StateError(where, f"{field}.{sorted(unknown)[0]}", "unknown field")
-    key, operator, values = value.get("key"), value.get("operator"), value.get("values")
-    if not isinstance(key, str) or not key:
-        raise StateError(where, f"{field}.key", "must be a non-empty string")
-    if operator not in OPERATORS:
-        raise StateError(
-            where, f"{field}.operator", f"invalid operator {operator!r}; use one of " + ", ".join(OPERATORS)
-        )
-    if values is None:
-        values = []
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise StateError(where, f"{field}.values", "must be a list of strings")
-    if operator in ("In", "NotIn") and not values:
-        raise StateError(where, f"{field}.values", f"operator {operator} needs at least one value")
-    if operator in ("Exists", "DoesNotExist") and values:
-        raise StateError(where, f"{field}.values", f"operator {operator} takes no values")
-    return Requirement(key, operator, frozenset(values))
+SELECTOR_FIELDS = fields("labelSelector")
+EXPRESSION_FIELDS = fields("requirement")
 
 
 def parse_selector(value: Any, where: str, field: str) -> Selector:
-    """Parse a LabelSelector object; `{}` is the empty selector (matches everything)."""
-    if not isinstance(value, dict):
-        raise StateError(where, field, "must be a label selector object")
-    unknown = set(value) - {"matchLabels", "matchExpressions"}
-    if unknown:
-        raise StateError(where, f"{field}.{sorted(unknown)[0]}", "unknown field")
-    reqs = _labels_requirements(value.get("matchLabels"), where, f"{field}.matchLabels")
-    exprs = value.get("matchExpressions") or []
-    if not isinstance(exprs, list):
-        raise StateError(where, f"{field}.matchExpressions", "must be a list")
-    reqs += [_expression(e, where, f"{field}.matchExpressions[{i}]") for i, e in enumerate(exprs)]
+    """Build a LabelSelector `apivalidation.label_selector` accepted; `{}` matches everything.
+
+    Only the strict-decoding check for unknown fields is added here.
+    """
+    reject_unknown(value, SELECTOR_FIELDS, where, f"{field}.")
+    reqs = [Requirement(key, "In", frozenset({val})) for key, val in (value.get("matchLabels") or {}).items()]
+    for i, expr in enumerate(value.get("matchExpressions") or []):
+        reject_unknown(expr, EXPRESSION_FIELDS, where, f"{field}.matchExpressions[{i}].")
+        reqs.append(Requirement(expr["key"], expr["operator"], frozenset(expr.get("values") or ())))
     canonical = sorted(set(reqs), key=lambda r: (r.key, r.operator, sorted(r.values)))
     return Selector(tuple(canonical))

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from netpolcheck.model.caveats import unpredictable
-from netpolcheck.model.cell import CellVerdict, DirectionVerdict
-from netpolcheck.model.engine import ExpectedMatrix, bits
+from netpolcheck.model.cell import CellVerdict, DirectionVerdict, Evaluator
+from netpolcheck.model.deviations import touched_deviations
+from netpolcheck.model.engine import ExpectedMatrix
 from netpolcheck.model.errors import StateError
-from netpolcheck.model.explain import touched_deviations
+from netpolcheck.model.index import bits
 from netpolcheck.model.profiles import PROFILES, Deviation, Profile, weave_profile
 from netpolcheck.model.reasons import RowReasons
 from netpolcheck.model.state import State
@@ -148,11 +149,32 @@ def deciding_policies(*verdicts: CellVerdict) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+class _Verdicts:
+    """Full per-cell verdicts of a matrix, from an evaluator built only when first asked."""
+
+    def __init__(self, matrix: ExpectedMatrix) -> None:
+        self.matrix = matrix
+        self._evaluator: Evaluator | None = None
+
+    @property
+    def evaluator(self) -> Evaluator:
+        if self._evaluator is None:
+            self._evaluator = Evaluator(self.matrix.state, self.matrix.profile)
+        return self._evaluator
+
+    def verdict(self, s: int, d: int, p: int) -> CellVerdict:
+        endpoints = self.matrix.state.endpoints
+        verdict = self.evaluator.cell(endpoints[s], endpoints[d], self.matrix.probes[p].probe)
+        assert verdict is not None  # probed cells have a port
+        return verdict
+
+
 class _Attribution:
     """Which differing deviations explain a flip, with one counterfactual matrix per deviation."""
 
     def __init__(self, state: State, before: ExpectedMatrix, after: ExpectedMatrix) -> None:
         self.before, self.after = before, after
+        self.verdicts = (_Verdicts(before), _Verdicts(after))
         b, a = before.profile, after.profile
         self.variants: list[tuple[str, str, ExpectedMatrix]] = sorted(
             [
@@ -188,12 +210,12 @@ class _Attribution:
         """No single deviation flips the cell: every differing one that touched it."""
         endpoints = self.before.state.endpoints
         touched: list[tuple[str, str]] = []
-        for matrix, how in ((self.before, REMOVED), (self.after, INTRODUCED)):
-            verdict = matrix.verdict(s, d, p)
+        for verdicts, how in zip(self.verdicts, (REMOVED, INTRODUCED), strict=True):
+            verdict = verdicts.verdict(s, d, p)
             other = self.after.profile if how == REMOVED else self.before.profile
             touched += [
                 (dev_id, how)
-                for dev_id in touched_deviations(matrix.evaluator, verdict, endpoints[s], endpoints[d])
+                for dev_id in touched_deviations(verdicts.evaluator, verdict, endpoints[s], endpoints[d])
                 if not other.has(dev_id)
             ]
         return tuple(sorted(set(touched)))
@@ -220,7 +242,7 @@ def upgrade_impact(state: State, before: Profile, after: Profile) -> Impact:
             for d in bits(changed):
                 reasons = (row_old[d], row_new[d])
                 if reasons not in policies:
-                    policies[reasons] = deciding_policies(old.verdict(s, d, p), new.verdict(s, d, p))
+                    policies[reasons] = deciding_policies(*(v.verdict(s, d, p) for v in attribution.verdicts))
                 deviations = explained[d]
                 port = probe.resolve(endpoints[d])
                 assert port is not None  # probed destinations resolve

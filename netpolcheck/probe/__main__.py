@@ -10,25 +10,29 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from netpolcheck.probe.errors import BadInput
+from netpolcheck.probe.errors import BadInput, shown, shown_path
 
 PROG = "netpolcheck.probe"
 EXIT_USAGE = 2
+EXIT_PARTIAL = 3  # `probe` stopped early: stdout still lists every target, the unfinished ones as "error"
 
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line on stderr (exit 2)."""
 
     def error(self, message: str) -> NoReturn:
-        raise BadInput(f"{self.prog}: {message}")
+        # argparse echoes unrecognized arguments verbatim: escape what would break the one line
+        printable = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        raise BadInput(f"{self.prog}: {printable[:300]}")
 
 
 def port_list(text: str) -> list[int]:
     ports = []
     for part in text.split(","):
-        if not part.strip().isdigit() or not 1 <= int(part) <= 65535:
-            raise argparse.ArgumentTypeError(f"{part!r} is not a port in 1-65535")
-        ports.append(int(part))
+        digits = part.strip()
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= 5 and 1 <= int(digits) <= 65535):
+            raise argparse.ArgumentTypeError(f"{shown(part)} is not a port in 1-65535")
+        ports.append(int(digits))
     return ports
 
 
@@ -41,15 +45,15 @@ def positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a number of seconds") from None
     if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text} seconds is out of range (0, 3600]")
+        raise argparse.ArgumentTypeError(f"{shown(text)} seconds is out of range (0, 3600]")
     return value
 
 
 def retry_count(text: str) -> int:
-    if not text.isdigit() or int(text) > 100:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a retry count in 0-100")
+    if not (text.isascii() and text.isdigit() and len(text) <= 3 and int(text) <= 100):
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a retry count in 0-100")
     return int(text)
 
 
@@ -133,21 +137,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_probe(args: argparse.Namespace) -> int:
+    from netpolcheck.probe.inputs import read_input
     from netpolcheck.probe.targets import parse_targets
 
-    if args.targets == "-":
-        text = sys.stdin.read()
-    else:
-        try:
-            with open(args.targets, encoding="utf-8") as stream:
-                text = stream.read()
-        except OSError as exc:
-            raise BadInput(f"cannot read targets from {args.targets}: {exc.strerror}") from None
-    targets = parse_targets(text)
-    from netpolcheck.probe.engine import probe_targets
+    targets = parse_targets(read_input(args.targets, "targets"))
+    from netpolcheck.probe.engine import StopSignals, probe_targets
 
-    print(json.dumps(probe_targets(targets, args.timeout, args.retries)), flush=True)
-    return 0
+    with StopSignals() as signals:  # a signal stops the run, never the writing of its results
+        results, failure = probe_targets(targets, args.timeout, args.retries, signals)
+        print(json.dumps(results), flush=True)
+    if failure is None:
+        return 0
+    missing = sum(1 for r in results if r["verdict"] == "error")
+    print(
+        f"{PROG}: error: {failure}; {missing} of {len(results)} targets have no verdict "
+        '(verdict "error" in the output), the others keep theirs',
+        file=sys.stderr,
+        flush=True,
+    )
+    return EXIT_PARTIAL
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -162,8 +170,9 @@ def run_journal(args: argparse.Namespace) -> int:
 
     path = args.journal or default_path()
     if not os.path.exists(path):
-        raise BadInput(f"no journal at {path} (is serve running with this --journal?)")
-    for record in read_journal(path):
+        raise BadInput(f"no journal at {shown_path(path)} (is serve running with this --journal?)")
+    records = list(read_journal(path))  # a damaged journal is reported before anything is printed
+    for record in records:
         if matches(record, args.peer, args.proto, args.port, args.since):
             print(json.dumps(record, sort_keys=True))
     return 0
@@ -181,8 +190,13 @@ def run_hold(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     late_after = args.late_after or 2 * args.interval
     if args.background:
-        if os.path.exists(args.status):
-            os.unlink(args.status)
+        try:
+            if os.path.lexists(args.status):
+                os.unlink(args.status)  # a link is removed, never followed
+        except OSError as exc:
+            raise BadInput(
+                f"cannot replace the status file {shown_path(args.status)}: {exc.strerror}"
+            ) from None
         child_argv = [a for a in argv if a != "--background"]
         child = subprocess.Popen(
             [sys.executable, "-m", PROG, *child_argv],
@@ -195,7 +209,7 @@ def run_hold(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if status is None:
             child.terminate()
             child.wait(5)
-            raise BadInput(f"background hold (pid {child.pid}) wrote no status to {args.status}")
+            raise BadInput(f"background hold (pid {child.pid}) wrote no status to {shown_path(args.status)}")
         print(json.dumps(status, sort_keys=True), flush=True)
         return 0 if status["state"] == "running" else 1
     holder = Holder(

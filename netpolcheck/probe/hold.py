@@ -17,13 +17,15 @@ import secrets
 import selectors
 import signal
 import socket
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from netpolcheck.probe.errors import BadInput
+from netpolcheck.probe.errors import BadInput, shown, shown_path
+from netpolcheck.probe.inputs import load_json, read_input
 
 
 @dataclass
@@ -236,20 +238,34 @@ class Holder:
 
 
 def write_json_atomically(path: str, document: dict[str, Any]) -> None:
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w", encoding="utf-8") as stream:
-        json.dump(document, stream, sort_keys=True)
-    os.replace(temporary, path)
+    """Replace `path` with `document`, never writing through a link someone planted.
+
+    The temporary file is created like mkstemp (random name, O_CREAT | O_EXCL, mode 0600) next to `path`,
+    then renamed over it: a rename replaces a symbolic link at `path` instead of following it.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            json.dump(document, stream, sort_keys=True)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def read_status(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as stream:
-            document: dict[str, Any] = json.load(stream)
-    except FileNotFoundError:
-        raise BadInput(f"no hold status at {path}") from None
-    except json.JSONDecodeError:
-        raise BadInput(f"{path} is not a hold status file") from None
+    """A hold status file; anything that is not one (not JSON, not an object, a bad pid) is BadInput."""
+    text = read_input(path, "hold status", missing=f"no hold status at {shown_path(path)}")
+    document = load_json(text, f"hold status {shown_path(path)}")
+    if not isinstance(document, dict):
+        raise BadInput(f"{shown_path(path)} is not a hold status file (not a JSON object)")
+    pid = document.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**22:
+        raise BadInput(f"{shown_path(path)} is not a hold status file (pid {shown(pid)} is not a process id)")
+    if document.get("state") not in ("running", "ended"):
+        raise BadInput(f"{shown_path(path)} is not a hold status file (state {shown(document.get('state'))})")
     return document
 
 
@@ -279,8 +295,8 @@ def wait_for_status(path: str, timeout: float, ready: str) -> dict[str, Any] | N
 
 def stop_hold(path: str, timeout: float) -> dict[str, Any]:
     status = read_status(path)
-    pid = int(status.get("pid", 0))
-    if status.get("state") == "ended" or not is_our_hold(pid):
+    pid = int(status["pid"])
+    if status["state"] == "ended" or not is_our_hold(pid):
         return status
     os.kill(pid, signal.SIGTERM)
     final = wait_for_status(path, timeout, ready="ended")

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from netpolcheck.probe import packets
-from netpolcheck.probe.errors import BadInput
+from netpolcheck.probe.errors import BadInput, shown_path
 from netpolcheck.probe.hold import write_json_atomically
 from netpolcheck.probe.journal import JournalWriter
 
@@ -205,7 +205,10 @@ def run_serve(tcp: list[int], udp: list[int], sctp: list[int], journal_path: str
         journal = server.journal = JournalWriter(journal_path)
     except OSError as exc:
         server.close()
-        raise BadInput(f"cannot write the journal {journal_path}: {exc.strerror}") from None
+        raise BadInput(f"cannot write the journal {shown_path(journal_path)}: {exc.strerror}") from None
+    except BadInput:
+        server.close()
+        raise
 
     def stop(signum: int, frame: FrameType | None) -> None:
         server.stopping = True
@@ -242,6 +245,6 @@ def is_ready(journal_path: str) -> bool:
         with open(ready_path(journal_path), encoding="utf-8") as stream:
             pid = int(json.load(stream)["pid"])
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return False
     return b"netpolcheck.probe" in argv and b"serve" in argv

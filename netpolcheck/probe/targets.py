@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from netpolcheck.probe.errors import BadInput
+from netpolcheck.probe.errors import BadInput, shown
+from netpolcheck.probe.inputs import load_json
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
+UNSPECIFIED = ipaddress.ip_network("0.0.0.0/8")  # "this network": never a destination
+LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
+MULTICAST = ipaddress.ip_network("224.0.0.0/4")
 
 
 @dataclass(frozen=True)
@@ -22,27 +25,35 @@ class Target:
 
 def parse_port(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadInput(f"{where}: port must be an integer, got {value!r}")
+        raise BadInput(f"{where}: port must be an integer, got {shown(value)}")
     if not 1 <= value <= 65535:
-        raise BadInput(f"{where}: port {value} out of range 1-65535")
+        raise BadInput(f"{where}: port {shown(value)} out of range 1-65535")
     return value
 
 
 def parse_ipv4(value: Any, where: str) -> str:
+    """A unicast IPv4 address. Broadcast, "this network" (0.0.0.0/8) and multicast are refused: no answer
+    can come from such an address, so any verdict about it would mislead."""
     if not isinstance(value, str):
-        raise BadInput(f"{where}: ip must be a string, got {value!r}")
+        raise BadInput(f"{where}: ip must be a string, got {shown(value)}")
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
-        raise BadInput(f"{where}: {value!r} is not an IP address") from None
+        raise BadInput(f"{where}: {shown(value)} is not an IP address") from None
     if address.version != 4:
-        raise BadInput(f"{where}: {value!r} is IPv6; only IPv4 targets are supported")
+        raise BadInput(f"{where}: {shown(value)} is IPv6; only IPv4 targets are supported")
+    if address == LIMITED_BROADCAST:
+        raise BadInput(f"{where}: {address} is the broadcast address, not a pod or host")
+    if address in UNSPECIFIED:
+        raise BadInput(f'{where}: {address} is in 0.0.0.0/8 ("this network"), not a destination')
+    if address in MULTICAST:
+        raise BadInput(f"{where}: {address} is a multicast address; only unicast targets can answer")
     return str(address)
 
 
 def parse_protocol(value: Any, where: str) -> str:
     if not isinstance(value, str) or value.upper() not in PROTOCOLS:
-        raise BadInput(f"{where}: unknown protocol {value!r} (expected one of {', '.join(PROTOCOLS)})")
+        raise BadInput(f"{where}: unknown protocol {shown(value)} (expected one of {', '.join(PROTOCOLS)})")
     return value.upper()
 
 
@@ -55,8 +66,8 @@ def parse_target(item: Any, index: int) -> Target:
         raise BadInput(f"{where}: missing {', '.join(missing)}")
     target_id = item["id"]
     if not isinstance(target_id, str) or not target_id:
-        raise BadInput(f"{where}: id must be a non-empty string, got {target_id!r}")
-    where = f"target {index} (id {target_id!r})"
+        raise BadInput(f"{where}: id must be a non-empty string, got {shown(target_id)}")
+    where = f"target {index} (id {shown(target_id)})"
     return Target(
         id=target_id,
         ip=parse_ipv4(item["ip"], where),
@@ -67,18 +78,13 @@ def parse_target(item: Any, index: int) -> Target:
 
 def parse_targets(text: str) -> list[Target]:
     """The targets in `text` (a JSON list); BadInput names the first thing wrong."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadInput(
-            f"targets are not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+    document = load_json(text, "targets")
     if not isinstance(document, list):
         raise BadInput(f"targets must be a JSON list, got {type(document).__name__}")
     targets = [parse_target(item, index) for index, item in enumerate(document)]
     seen: set[str] = set()
     for target in targets:
         if target.id in seen:
-            raise BadInput(f"duplicate target id {target.id!r}")
+            raise BadInput(f"duplicate target id {shown(target.id)}")
         seen.add(target.id)
     return targets

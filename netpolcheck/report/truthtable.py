@@ -6,7 +6,7 @@ Observed cells distinguish how a connection was answered; difference cells mark 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,18 +80,28 @@ def difference_tables(comparison: Comparison) -> list[TruthTable]:
     return _tables("difference", {c.key: OUTCOME_SYMBOLS[c.outcome] for c in comparison.cells})
 
 
+def stream_plain(
+    title: str, columns: Sequence[str], rows: Iterable[tuple[str, Sequence[str]]], legend: Iterable[str]
+) -> Iterator[str]:
+    """Fixed-width text, one line at a time (each ending in a newline): a table of any size is
+    written without being held. Rows are the columns' endpoints (their names set the width);
+    `legend` is read after the last row, so it may describe the rows."""
+    corner = "from \\ to"
+    col_width = max((len(c) for c in columns), default=1)
+    width = max([len(corner), *(len(c) for c in columns)])
+    yield f"{title}:\n"
+    yield corner.ljust(width + 2) + " ".join(c.rjust(col_width) for c in columns) + "\n"
+    pad = " " * (col_width - 1)
+    for row, marks in rows:
+        yield f"{row.ljust(width + 2)}{pad}{(' ' + pad).join(marks)}\n"
+    for line in legend:
+        yield line + "\n"
+
+
 def render_plain(table: TruthTable) -> str:
     """Fixed-width text for logs and JUnit: one line per source."""
-    corner = "from \\ to"
-    width = max([len(corner), *(len(r) for r in table.rows)])
-    col_width = max((len(c) for c in table.columns), default=1)
-    header = corner.ljust(width + 2) + " ".join(c.rjust(col_width) for c in table.columns)
-    lines = [f"{table.title}:", header]
-    for row in table.rows:
-        marks = " ".join(table.mark(row, col).rjust(col_width) for col in table.columns)
-        lines.append(f"{row.ljust(width + 2)}{marks}")
-    lines.append(f"({LEGENDS[table.kind]})")
-    return "\n".join(lines) + "\n"
+    rows = ((row, [table.mark(row, col) for col in table.columns]) for row in table.rows)
+    return "".join(stream_plain(table.title, table.columns, rows, [f"({LEGENDS[table.kind]})"]))
 
 
 def comparison_text(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from netpolcheck.model.cell import Evaluator
 from netpolcheck.model.engine import ExpectedMatrix
 from netpolcheck.model.profiles import PROFILES, Profile
 from netpolcheck.model.reasons import ReasonWriter, RowReasons
@@ -73,6 +75,24 @@ def world(
     }
 
 
+def one_policy_world(externals: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`world()` with x/p: x/a admits x/b on port 80 (the valid base that bad-input tests mutate)."""
+    rule = {"from": [{"podSelector": sel(pod="b")}], "ports": [{"port": 80}]}
+    return world([netpol("x/p", {"podSelector": sel(pod="a"), "ingress": [rule]})], externals=externals)
+
+
+def set_at(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], None]:
+    """A mutation of a STATE document: the field at `path` (keys and list indices) becomes `value`."""
+
+    def apply(doc: dict[str, Any]) -> None:
+        target: Any = doc
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+
+    return apply
+
+
 Cells = dict[tuple[str, str, int, str], bool]
 
 
@@ -85,9 +105,11 @@ def matrix(doc: dict[str, Any] | State, profile: str | Profile = "spec") -> Cell
     reasons = ReasonWriter(m)
     rows = RowReasons(m)
     row_reasons = {(s, p): rows.row(s, p) for p in range(len(m.probes)) for s in range(len(m.keys))}
+    evaluator, endpoints = Evaluator(state, prof), state.endpoints
     cells: Cells = {}
     for s, d, p in m.cells():
-        verdict = m.verdict(s, d, p)
+        verdict = evaluator.cell(endpoints[s], endpoints[d], m.probes[p].probe)
+        assert verdict is not None
         fast = bool(m.probes[p].allowed[s] >> d & 1)
         assert fast == verdict.allowed, f"engine/evaluator disagree on {verdict} ({prof.name})"
         assert reasons.reason(s, d, p) == verdict.reason, f"reason differs on {verdict} ({prof.name})"

@@ -79,7 +79,7 @@ def test_table_format() -> None:
         ({"namespaces": [], "pods": [], "bogus": 1}, [], "STATE: bogus: unknown field"),
         ("{not json", [], "malformed JSON at line 1"),
         (world(), ["--profile", "weave-9.9.9"], "--profile: weave-9.9.9: unknown profile"),
-        (world(), ["--format", "yaml"], "--format: unknown format 'yaml'"),
+        (world(), ["--format", "yaml"], '--format: unknown format "yaml"'),
         (
             world(
                 [
@@ -90,12 +90,12 @@ def test_table_format() -> None:
                 ]
             ),
             [],
-            "policy x/p: spec.ingress[0].from[0].ipBlock.cidr: invalid CIDR 'nope'",
+            'policy x/p: spec.ingress[0].from[0].ipBlock.cidr: Invalid value: "nope": must be a valid CIDR',
         ),
         (
             {"namespaces": [], "pods": [{"namespace": "ghost", "name": "a", "ip": "10.0.0.1"}]},
             [],
-            "pod ghost/a: namespace: namespace 'ghost' is not in namespaces",
+            'pod ghost/a: namespace: namespace "ghost" is not in namespaces',
         ),
     ],
 )
@@ -181,7 +181,7 @@ def test_explain_prints_the_story_of_one_cell() -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "ns-1/busybox -> ns-1/http-echo TCP/80 under weave-2.0.5: allowed (not isolated)"
-    assert "  - ns-1/deny-all-by-default is enforced with deviations: legacy-isolation" in lines
+    assert "  - ns-1/deny-all-by-default is ignored for ingress under weave-2.0.5 (legacy-isolation)" in lines
     assert any(line.startswith("spec says: denied (") for line in lines)
     assert "deviation legacy-isolation (<2.1.0; docs/weave-facts.md#legacy-isolation)" in proc.stdout
     spec = _run(
@@ -194,7 +194,7 @@ def test_explain_prints_the_story_of_one_cell() -> None:
         "  no policy isolates ns-1/busybox for egress: not isolated",
         "ingress: DENIED",
         "  isolated by: ns-1/allow",
-        "  - ns-1/allow ingress[0] does not match (peer differ)",
+        "  - ns-1/allow ingress[0] does not match: peer ns-1/busybox: labels: no label app",
     ]
     assert "spec says" not in spec.stdout  # spec has no deviations to compare with
 
@@ -205,7 +205,10 @@ def test_explain_named_port_and_protocol(tmp_path: Path) -> None:
     named = _run(path, "--profile", "weave-2.8.1", "--explain", "x/b", "x/a", "--port", "http")
     assert named.returncode == 0, named.stderr
     assert named.stdout.startswith("x/b -> x/a TCP/80 under weave-2.8.1: allowed")
-    assert "skipped (named-port-policy-skipped)" in named.stdout
+    assert (
+        "  - x/p selects this pod but is ignored under weave-2.8.1 (named-port-policy-skipped)"
+        in named.stdout
+    )
     udp = _run(path, "--explain", "x/b", "x/a", "--port", "80", "--protocol", "UDP")
     assert udp.returncode == 0, udp.stderr
     assert udp.stdout.startswith("x/b -> x/a UDP/80 under spec: denied")
@@ -224,7 +227,7 @@ def test_explain_named_port_and_protocol(tmp_path: Path) -> None:
         (["{state}", "--explain", "x/a", "x/zz"], "netpolcheck: error: --explain: x/zz: no such pod"),
         (["{state}", "--explain", "x/a", "x/a"], "a cell needs two different endpoints"),
         (["{state}", "--explain", "x/b", "x/a", "--port", "70000"], "--port: 70000: port out of range"),
-        (["{state}", "--explain", "x/b", "x/a", "--protocol", "ICMP"], "--protocol: unknown protocol 'ICMP'"),
+        (["{state}", "--explain", "x/b", "x/a", "--protocol", "ICMP"], '--protocol: unknown protocol "ICMP"'),
         (["{state}", "--port", "80"], "give --explain too"),
         (["{state}", "--explain", "world", "x/a", "--port", "nope"], "x/a has no port for this probe"),
     ],

@@ -29,9 +29,63 @@ def test_denied_cell_lists_each_rule_and_what_did_not_match() -> None:
     assert "egress: allowed" in story.lines
     assert "ingress: DENIED" in story.lines
     assert "  isolated by: x/p" in story.lines
-    assert "  - x/p ingress[0] does not match (port differ)" in story.lines
+    assert "  - x/p ingress[0] does not match: port TCP/80 is not TCP/81" in story.lines
     other = explain(state, PROFILES["spec"], "y/b", "x/a", Probe(81))
-    assert "  - x/p ingress[0] does not match (peer differ)" in other.lines
+    assert (
+        "  - x/p ingress[0] does not match: peer y/b: namespace y is not the policy's namespace x"
+        in other.lines
+    )
+
+
+@pytest.mark.parametrize(
+    ("peer", "source", "why"),
+    [
+        ({"podSelector": sel(pod="b")}, "x/c", "labels: pod=c not in (b)"),
+        (
+            {"podSelector": {"matchExpressions": [{"key": "tier", "operator": "Exists"}]}},
+            "x/b",
+            "labels: no label tier",
+        ),
+        (
+            {"podSelector": {"matchExpressions": [{"key": "pod", "operator": "DoesNotExist"}]}},
+            "x/b",
+            "labels: has label pod",
+        ),
+        (
+            {"podSelector": {"matchExpressions": [{"key": "pod", "operator": "NotIn", "values": ["b"]}]}},
+            "x/b",
+            "labels: pod=b in (b)",
+        ),
+        ({"namespaceSelector": sel(ns="z")}, "y/b", "namespace y: ns=y not in (z)"),
+        ({"namespaceSelector": {}, "podSelector": sel(pod="c")}, "y/b", "labels: pod=b not in (c)"),
+        ({"ipBlock": {"cidr": "10.0.3.0/24"}}, "y/b", "10.0.2.2 is not in ipBlock 10.0.3.0/24"),
+        (
+            {"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.0.2.0/24"]}},
+            "y/b",
+            "10.0.2.2 is in the except 10.0.2.0/24 of ipBlock 10.0.0.0/16",
+        ),
+    ],
+)
+def test_a_peer_that_does_not_match_names_the_label_namespace_or_cidr(
+    peer: dict[str, object], source: str, why: str
+) -> None:
+    state = parse_state(world([netpol("x/p", {"podSelector": sel(pod="a"), "ingress": [{"from": [peer]}]})]))
+    story = explain(state, PROFILES["spec"], source, "x/a", Probe(80))
+    assert f"  - x/p ingress[0] does not match: peer {source}: {why}" in story.lines
+
+
+def test_a_policy_a_profile_ignores_is_called_ignored() -> None:
+    deny_all = netpol("x/deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+    state = parse_state(world([deny_all]))
+    legacy = explain(state, PROFILES["weave-2.0.5"], "x/b", "x/a", Probe(80))
+    assert "  - x/deny is ignored for ingress under weave-2.0.5 (legacy-isolation)" in legacy.lines
+    assert (
+        "  - x/deny is ignored for egress under weave-2.0.5 (egress-ignored, legacy-isolation)"
+        in legacy.lines
+    )
+    weave_213 = explain(state, PROFILES["weave-2.1.3"], "x/b", "x/a", Probe(80))
+    assert "  - x/deny is ignored for egress under weave-2.1.3 (egress-ignored)" in weave_213.lines
+    assert not any("ignored for ingress" in line for line in weave_213.lines)
 
 
 def test_allowed_cell_names_the_matching_rule() -> None:
@@ -48,7 +102,10 @@ def test_skipped_named_port_policy_is_shown_with_its_deviation() -> None:
     story = explain(state, PROFILES["weave-2.8.1"], "y/a", "x/a", Probe(80))
     assert story.verdict.allowed and not story.spec_allowed
     assert story.deviations == (dev.NAMED_PORT_POLICY_SKIPPED,)
-    assert f"  - x/p would select x/a but is skipped ({dev.NAMED_PORT_POLICY_SKIPPED})" in story.lines
+    assert (
+        f"  - x/p selects this pod but is ignored under weave-2.8.1 ({dev.NAMED_PORT_POLICY_SKIPPED})"
+        in story.lines
+    )
     assert any(
         line.startswith(f"deviation {dev.NAMED_PORT_POLICY_SKIPPED} (>=2.6.3;") for line in story.lines
     )

@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netpolcheck.model.cell import Evaluator
-from netpolcheck.model.engine import ExpectedMatrix, bits
-from netpolcheck.model.explain import DeviationFinder, explaining_deviations
+from netpolcheck.model.deviations import DeviationFinder, explaining_deviations
+from netpolcheck.model.engine import ExpectedMatrix
+from netpolcheck.model.index import bits
 from netpolcheck.model.objects import Pod
 from netpolcheck.model.profiles import PROFILES, SPEC
 from netpolcheck.model.state import parse_state

@@ -257,7 +257,7 @@ def _all() -> list[str]:
 def test_bits_lists_every_set_bit_lowest_first_for_dense_and_sparse_masks() -> None:
     from random import Random
 
-    from netpolcheck.model.engine import bits
+    from netpolcheck.model.index import bits
 
     rnd = Random(3)
     masks = [0, 1, 1 << 999, (1 << 1000) - 1, 0b1011000] + [

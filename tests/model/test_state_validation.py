@@ -11,31 +11,10 @@ import pytest
 from netpolcheck.errors import UsageError
 from netpolcheck.model.state import parse_state
 
-from .builders import netpol, sel, world
+from .builders import one_policy_world, set_at
 
-
-def _base() -> dict[str, Any]:
-    return world(
-        [
-            netpol(
-                "x/p",
-                {
-                    "podSelector": sel(pod="a"),
-                    "ingress": [{"from": [{"podSelector": sel(pod="b")}], "ports": [{"port": 80}]}],
-                },
-            )
-        ]
-    )
-
-
-def _set(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], None]:
-    def apply(doc: dict[str, Any]) -> None:
-        target = doc
-        for step in path[:-1]:
-            target = target[step]
-        target[path[-1]] = value
-
-    return apply
+_base = one_policy_world
+_set = set_at
 
 
 RULE = ("policies", 0, "spec", "ingress", 0)
@@ -50,43 +29,51 @@ CASES = [
     (
         "invalid CIDR",
         _set((*RULE, "from"), [{"ipBlock": {"cidr": "10.0.0.300/24"}}]),
-        "policy x/p: spec.ingress[0].from[0].ipBlock.cidr: invalid CIDR",
+        "policy x/p: spec.ingress[0].from[0].ipBlock.cidr: "
+        'Invalid value: "10.0.0.300/24": must be a valid CIDR',
     ),
     (
         "except outside cidr",
         _set((*RULE, "from"), [{"ipBlock": {"cidr": "10.0.0.0/24", "except": ["10.1.0.0/24"]}}]),
-        "policy x/p: spec.ingress[0].from[0].ipBlock.except[0]: 10.1.0.0/24 must be strictly within",
+        "policy x/p: spec.ingress[0].from[0].ipBlock.except[0]: "
+        'Invalid value: "10.1.0.0/24": must be a strict subset of `cidr`',
     ),
     (
         "policy port out of range",
         _set((*RULE, "ports"), [{"port": 70000}]),
-        "policy x/p: spec.ingress[0].ports[0].port: port 70000 out of range",
+        "policy x/p: spec.ingress[0].ports[0].port: Invalid value: 70000: must be between 1 and 65535",
     ),
-    ("probe port out of range", _set(("probes",), [{"port": 0}]), "probes[0]: port: port 0 out of range"),
+    (
+        "probe port out of range",
+        _set(("probes",), [{"port": 0}]),
+        "probes[0]: port: Invalid value: 0: must be between 1 and 65535",
+    ),
     (
         "container port out of range",
         _set(("pods", 0, "ports"), [{"containerPort": 65536}]),
-        "pod x/a: ports[0].containerPort: port 65536 out of range",
+        "pod x/a: ports[0].containerPort: Invalid value: 65536: must be between 1 and 65535",
     ),
     (
         "endPort below port",
         _set((*RULE, "ports"), [{"port": 81, "endPort": 80}]),
-        "policy x/p: spec.ingress[0].ports[0].endPort: 80 is below port 81",
+        "policy x/p: spec.ingress[0].ports[0].endPort: "
+        "Invalid value: 80: must be greater than or equal to `port`",
     ),
     (
         "unknown protocol",
         _set((*RULE, "ports"), [{"port": 80, "protocol": "ICMP"}]),
-        "policy x/p: spec.ingress[0].ports[0].protocol: unknown protocol 'ICMP'",
+        "policy x/p: spec.ingress[0].ports[0].protocol: "
+        'Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"',
     ),
     (
         "pod in a missing namespace",
         _set(("pods", 0, "namespace"), "nowhere"),
-        "pod nowhere/a: namespace: namespace 'nowhere' is not in namespaces",
+        'pod nowhere/a: namespace: namespace "nowhere" is not in namespaces',
     ),
     (
         "policy in a missing namespace",
         _set(("policies", 0, "metadata", "namespace"), "nowhere"),
-        "policy nowhere/p: metadata.namespace: namespace 'nowhere' is not in namespaces",
+        'policy nowhere/p: metadata.namespace: namespace "nowhere" is not in namespaces',
     ),
     (
         "invalid selector operator",
@@ -95,25 +82,33 @@ CASES = [
             [{"podSelector": {"matchExpressions": [{"key": "pod", "operator": "Equals", "values": ["a"]}]}}],
         ),
         "policy x/p: spec.ingress[0].from[0].podSelector.matchExpressions[0].operator: "
-        "invalid operator 'Equals'",
+        'Invalid value: "Equals": not a valid selector operator',
     ),
     (
         "In without values",
         _set((*RULE, "from"), [{"podSelector": {"matchExpressions": [{"key": "pod", "operator": "In"}]}}]),
-        "operator In needs at least one value",
+        "values: Required value: must be specified when `operator` is 'In' or 'NotIn'",
     ),
-    ("invalid pod IP", _set(("pods", 0, "ip"), "10.0.0"), "pod x/a: ip: invalid IP address '10.0.0'"),
+    (
+        "invalid pod IP",
+        _set(("pods", 0, "ip"), "10.0.0"),
+        'pod x/a: ip: Invalid value: "10.0.0": must be a valid IP address',
+    ),
     (
         "ipBlock with a selector",
         _set((*RULE, "from"), [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]),
-        "ipBlock cannot be combined",
+        "spec.ingress[0].from[0]: Forbidden: may not specify more than 1 peer type",
     ),
-    ("empty peer", _set((*RULE, "from"), [{}]), "a peer needs podSelector, namespaceSelector or ipBlock"),
+    (
+        "empty peer",
+        _set((*RULE, "from"), [{}]),
+        "spec.ingress[0].from[0]: Required value: must specify a peer",
+    ),
     ("bad policyTypes", _set(("policies", 0, "spec", "policyTypes"), ["Both"]), "spec.policyTypes"),
     (
         "bad apiVersion",
         _set(("policies", 0, "apiVersion"), "v1"),
-        "policy x/p: apiVersion: 'v1' is not one of",
+        'policy x/p: apiVersion: "v1" is not one of',
     ),
     (
         "duplicate pod",
@@ -123,13 +118,17 @@ CASES = [
     (
         "missing podSelector",
         lambda d: d["policies"][0]["spec"].pop("podSelector"),
-        "spec.podSelector: required",
+        "spec.podSelector: Required value",
     ),
-    ("bad port name", _set((*RULE, "ports"), [{"port": "HTTP_PORT"}]), "invalid port name 'HTTP_PORT'"),
+    (
+        "bad port name",
+        _set((*RULE, "ports"), [{"port": "HTTP_PORT"}]),
+        'ports[0].port: Invalid value: "HTTP_PORT": must contain only alpha-numeric',
+    ),
     (
         "label value not a string",
         _set(("pods", 0, "labels"), {"pod": 1}),
-        "pod x/a: labels: must be an object",
+        "pod x/a: labels: Invalid value: 1: must be a string",
     ),
 ]
 

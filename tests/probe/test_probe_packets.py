@@ -8,11 +8,32 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from netpolcheck.probe import packets
 
+addresses = st.ip_addresses(v=4).map(str)
+ports = st.integers(1, 65535)
 
-@given(sport=st.integers(1, 65535), seq=st.integers(0, 2**32 - 1), dport=st.integers(1, 65535))
-def test_restamped_syn_is_byte_identical_to_a_scapy_build(sport: int, seq: int, dport: int) -> None:
-    template = packets.SynTemplate("10.251.0.2", "10.251.0.3", dport)
-    assert template.stamp(sport, seq) == packets.tcp_syn("10.251.0.2", "10.251.0.3", sport, dport, seq)
+
+def without_ip_checksum(wire: bytes) -> bytes:
+    """The agent leaves the IP header checksum 0: with IP_HDRINCL the kernel always fills it in."""
+    return wire[:10] + b"\0\0" + wire[12:]
+
+
+@given(src=addresses, dst=addresses, sport=ports, dport=ports, seq=st.integers(0, 2**32 - 1))
+def test_restamped_syn_is_byte_identical_to_a_scapy_build(
+    src: str, dst: str, sport: int, dport: int, seq: int
+) -> None:
+    toward = packets.SynTemplate().toward(src, dst, dport)
+    toward.stamp(1, 1)  # a previous attempt's stamp must leave nothing behind
+    expected = without_ip_checksum(packets.tcp_syn(src, dst, sport, dport, seq))
+    assert toward.stamp(sport, seq) == expected
+
+
+@given(src=addresses, dst=addresses, sport=ports, dport=ports, payload=st.binary(max_size=64))
+def test_udp_datagram_is_byte_identical_to_a_scapy_build(
+    src: str, dst: str, sport: int, dport: int, payload: bytes
+) -> None:
+    built = bytes(IP(src=src, dst=dst, ttl=64) / UDP(sport=sport, dport=dport) / payload)
+    assert packets.udp_datagram(src, dst, sport, dport, payload) == without_ip_checksum(built)
+    assert packets.parse_udp(built) == packets.UdpDatagram(src, sport, dport, payload)
 
 
 def test_icmp_error_is_matched_through_the_header_it_quotes() -> None:
@@ -31,7 +52,8 @@ def test_icmp_error_is_matched_through_the_header_it_quotes() -> None:
 
 def test_tcp_answer_fields() -> None:
     answer = bytes(IP(src="10.251.0.3", dst="10.251.0.2") / TCP(sport=80, dport=40000, flags="SA", ack=1235))
-    assert packets.parse_tcp_answer(answer) == packets.TcpAnswer("10.251.0.3", 80, 40000, "SA", 1235)
+    syn_ack = packets.TCP_SYN | packets.TCP_ACK
+    assert packets.parse_tcp_answer(answer) == packets.TcpAnswer("10.251.0.3", 80, 40000, syn_ack, 1235)
     assert packets.ports_of(answer) == ("10.251.0.3", 80, 40000)
 
 

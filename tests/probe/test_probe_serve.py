@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
+import subprocess
 from pathlib import Path
 
 import pytest
+
+from netpolcheck.probe.errors import BadInput
+from netpolcheck.probe.journal import private_directory
 
 from .netlab import AGENT, Lab, wait_for_line, wait_until
 
@@ -75,3 +80,91 @@ def test_serve_on_a_busy_port_fails_cleanly(lab: Lab, tmp_path: Path) -> None:
         == "netpolcheck.probe: error: cannot listen on TCP port 80: Address already in use"
     )
     assert not second.exists(), "a failed start must leave no journal behind"
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert result.returncode == 2, result
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("netpolcheck.probe: error: "), result.stderr
+    assert fragment in lines[0], lines[0]
+
+
+def root_only_file(path: Path) -> Path:
+    path.write_text("root's secret\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_serve_refuses_a_journal_that_is_a_link(lab: Lab, tmp_path: Path) -> None:
+    """A link planted at the journal path (e.g. in a shared /tmp) must not make root append to its target."""
+    server = lab.add_pod("server")
+    victim = root_only_file(tmp_path / "victim")
+    journal = tmp_path / "journal.jsonl"
+    journal.symlink_to(victim)
+    result = lab.run(server, *AGENT, "serve", "--tcp", "80", "--journal", str(journal), check=False)
+    assert_one_line_error(result, "is a symbolic link; refusing to write through it")
+    assert victim.read_text() == "root's secret\n" and stat.S_IMODE(victim.stat().st_mode) == 0o600
+    assert not Path(f"{journal}.ready").exists()
+
+
+def test_serve_never_writes_through_links_at_its_ready_files(lab: Lab, tmp_path: Path) -> None:
+    """Links planted at `<journal>.ready.<pid>.tmp` (the temporary name serve once used, knowing its pid) and
+    at `<journal>.ready` itself: serve writes its ready file without following either."""
+    server = lab.add_pod("server")
+    journal = tmp_path / "journal.jsonl"
+    temporary_victim = root_only_file(tmp_path / "victim-tmp")
+    ready_victim = root_only_file(tmp_path / "victim-ready")
+    # sh waits for a line, then execs serve: serve gets this pid, known before it starts
+    wait_then_serve = ("sh", "-c", 'read go && exec "$@"', "sh")
+    process = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            server.netns,
+            *wait_then_serve,
+            *AGENT,
+            "serve",
+            "--tcp",
+            "80",
+            "--journal",
+            str(journal),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lab.processes.append(process)
+    planted_temporary = Path(f"{journal}.ready.{process.pid}.tmp")
+    planted_temporary.symlink_to(temporary_victim)
+    Path(f"{journal}.ready").symlink_to(ready_victim)
+    assert process.stdin is not None
+    process.stdin.write("go\n")
+    process.stdin.close()
+    wait_for_line(process, "READY", 15.0, "serve to print READY")
+
+    for victim in (temporary_victim, ready_victim):
+        assert victim.read_text() == "root's secret\n", victim
+        assert stat.S_IMODE(victim.stat().st_mode) == 0o600
+    assert os.readlink(planted_temporary) == str(temporary_victim)  # untouched, unused
+    ready = Path(f"{journal}.ready")
+    assert not ready.is_symlink() and json.loads(ready.read_text())["pid"] == process.pid
+    for written in (ready, journal):
+        assert stat.S_IMODE(written.stat().st_mode) == 0o600, written
+    assert lab.run(server, *AGENT, "ready", "--journal", str(journal), check=False).returncode == 0
+
+
+def test_the_default_journal_directory_must_be_private(tmp_path: Path) -> None:
+    """Someone else may create the default directory first in a shared /tmp: then serve refuses it."""
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    for path in (link, shared):
+        with pytest.raises(BadInput, match="not a private directory"):
+            private_directory(str(path))
+    fresh = tmp_path / "fresh"
+    private_directory(str(fresh))
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700

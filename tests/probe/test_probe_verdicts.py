@@ -7,13 +7,16 @@ runs the real agent command and the server the real `serve`.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .netlab import AGENT, Lab, Pod, wait_until
+from netpolcheck.probe.engine import sctp_unavailable
+
+from .netlab import AGENT, Lab, Pod, stop_process, wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -259,13 +262,48 @@ def test_hundreds_of_targets_in_one_invocation(pair: Pair) -> None:
     assert wrong == [], wrong[:5]
 
 
-def test_sctp_to_a_kernel_without_sctp_is_protocol_unreachable(pair: Pair) -> None:
-    """The INIT goes out (scapy); a kernel without SCTP answers ICMP protocol unreachable: `rejected`."""
-    if Path("/proc/net/sctp").exists():
+def raw_sockets(pid: int) -> int:
+    """How many sockets process `pid` holds (the prober's are all raw)."""
+    return sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd).startswith("socket:"))
+
+
+def test_sctp_where_this_kernel_has_none_is_unsupported_whatever_else_runs(
+    pair: Pair, tmp_path: Path
+) -> None:
+    """No SCTP in this kernel: SCTP targets are `unsupported` (not a network verdict), the same toward a
+    destination that is itself probing and toward 127.0.0.1, the two cases that used to flip to `dropped`
+    (a raw SCTP socket swallowed the INIT) while a quiet destination said `rejected`."""
+    if sctp_unavailable() is None:
         pytest.skip("this kernel has SCTP: the INIT-ACK path applies instead, which this test does not cover")
     pair.reset_rules()
-    result = pair.probe([target(pair, "SCTP", 80)])["SCTP-80"]
-    assert (result["verdict"], result["evidence"]) == (
-        "rejected",
-        f"ICMP type 3 code 2 from {pair.server.ip} (protocol unreachable)",
-    ), result
+    why = (
+        "this pod's kernel has no SCTP (socket(IPPROTO_SCTP): Protocol not supported), "
+        "so it cannot probe SCTP"
+    )
+    targets = [
+        target(pair, "SCTP", 80),
+        {"id": "loopback", "ip": "127.0.0.1", "port": 80, "protocol": "SCTP"},
+    ]
+    quiet = pair.probe([*targets, target(pair, "TCP", 80)])
+
+    # the server probes too, for a long while (its answers from the client's port 9 are dropped)
+    pair.lab.iptables(pair.server, "-A", "INPUT", "-p", "tcp", "--sport", "9", "-j", "DROP")
+    busy_targets = tmp_path / "busy.json"
+    busy_targets.write_text(
+        json.dumps(
+            [
+                {"id": "sctp", "ip": pair.client.ip, "port": 80, "protocol": "SCTP"},
+                {"id": "slow", "ip": pair.client.ip, "port": 9, "protocol": "TCP"},
+            ]
+        )
+    )
+    busy = pair.lab.spawn(pair.server, *AGENT, "probe", "--timeout", "60", "--targets", str(busy_targets))
+    wait_until("the server's prober to open its raw sockets", lambda: raw_sockets(busy.pid) >= 4, 15.0)
+    while_probing = pair.probe([*targets, target(pair, "TCP", 80)])
+    stop_process(busy)
+
+    for results in (quiet, while_probing):
+        for tid in ("SCTP-80", "loopback"):
+            assert (results[tid]["verdict"], results[tid]["evidence"]) == ("unsupported", why), results[tid]
+            assert (results[tid]["attempts"], results[tid]["rtt_ms"]) == (0, None), results[tid]
+        assert results["TCP-80"]["verdict"] == "allowed", results["TCP-80"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from netpolcheck.hollow.api import resources as r
+from netpolcheck.hollow.api.version import KUBERNETES_VERSION, MAJOR, MINOR
 
 VERSION_INFO = {
-    "major": "1",
-    "minor": "37",
-    "gitVersion": "v1.37.0-hollow",
+    "major": MAJOR,
+    "minor": MINOR,
+    "gitVersion": KUBERNETES_VERSION,
     "gitCommit": "0000000000000000000000000000000000000000",
     "gitTreeState": "clean",
     "buildDate": "2026-11-01T00:00:00Z",

@@ -73,6 +73,11 @@ class Invalid(ApiError):
     reason = "Invalid"
 
 
+class RequestEntityTooLarge(ApiError):
+    code = 413
+    reason = "RequestEntityTooLarge"
+
+
 class UnsupportedMediaType(ApiError):
     code = 415
     reason = "UnsupportedMediaType"

@@ -9,9 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from netpolcheck.hollow.api import discovery, openapi, tables
+from netpolcheck.hollow.api import decoding, discovery, openapi, protobuf, tables
 from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api.errors import (
     ApiError,
@@ -372,13 +370,35 @@ def _event_line(event: dict[str, Any]) -> bytes:
 # ---- writes ----------------------------------------------------------------------------------
 
 
+_BODY_MEDIA_TYPES = ("application/json", "application/yaml", protobuf.MEDIA_TYPE)
+
+
+def _decoded_body(h: RequestHandler, t: Target) -> Any:
+    """The body of a create/replace as JSON values, by its Content-Type like the real server:
+    JSON, YAML, or protobuf (for the kinds kubectl sends as protobuf); anything else is 415."""
+    media_type = (h.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
+    if media_type in ("application/json", "*/*", ""):
+        return h.json_body()
+    if media_type == "application/yaml":
+        return decoding.loads_yaml(h.body())
+    if media_type == protobuf.MEDIA_TYPE and t.res.kind in protobuf.KINDS:
+        return protobuf.decode(h.body())
+    h.body()  # read it, so the connection stays usable
+    accepted = _BODY_MEDIA_TYPES if t.res.kind in protobuf.KINDS else _BODY_MEDIA_TYPES[:2]
+    raise UnsupportedMediaType(
+        f"the body of the request was in an unknown format - accepted media types include: "
+        f"{', '.join(accepted)}"
+    )
+
+
 def _body_object(h: RequestHandler, t: Target) -> dict[str, Any]:
-    obj = h.json_body()
+    obj = _decoded_body(h, t)
     if not isinstance(obj, dict):
         raise BadRequest(
             "the body of the request was in an unknown format - accepted media types include: "
             "application/json, application/yaml"
         )
+    decoding.conform(t.res.kind, t.group_version.rpartition("/")[2], obj)
     _check_identity(obj, t)
     return obj
 
@@ -498,10 +518,7 @@ def apply(api: ApiServer, h: RequestHandler, t: Target) -> None:
     """Server-side apply, approximated: create if absent, else strategic-merge the applied fields
     (no field ownership: fields dropped from the applied object are not removed)."""
     assert t.name is not None
-    try:
-        body = yaml.safe_load(h.body() or b"{}")
-    except yaml.YAMLError as exc:
-        raise BadRequest(f"error decoding YAML: {exc}") from exc
+    body = decoding.loads_yaml(h.body() or b"{}")
     if not isinstance(body, dict):
         raise BadRequest("an applied configuration must be an object")
     _check_identity(body, t)
@@ -515,7 +532,11 @@ def apply(api: ApiServer, h: RequestHandler, t: Target) -> None:
 
 
 def _check_preconditions(api: ApiServer, h: RequestHandler, t: Target) -> None:
-    body = h.json_body() if h.body() else None
+    """DeleteOptions preconditions, from a JSON or (typed clients) protobuf body."""
+    media_type = (h.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if not h.body():
+        return
+    body = protobuf.decode(h.body(), protobuf.OPTIONS) if media_type == protobuf.MEDIA_TYPE else h.json_body()
     if not isinstance(body, dict):
         return
     pre = body.get("preconditions") or {}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import select
 import socket
 import ssl
 import threading
@@ -19,10 +18,12 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from netpolcheck.hollow.api import rest
+from netpolcheck.hollow.api import decoding, rest
 from netpolcheck.hollow.api.auth import Auth, Tokens
-from netpolcheck.hollow.api.errors import ApiError, BadRequest
+from netpolcheck.hollow.api.connections import Connection, Reactor, WorkerPool
+from netpolcheck.hollow.api.errors import ApiError, BadRequest, RequestEntityTooLarge
 from netpolcheck.hollow.api.runtime import PodRuntime
+from netpolcheck.hollow.api.sockio import SocketReader, SocketWriter
 from netpolcheck.hollow.api.store import Store
 from netpolcheck.hollow.api.tls import Pki
 from netpolcheck.hollow.api.websocket import WebSocket, accept_key
@@ -31,16 +32,39 @@ log = logging.getLogger(__name__)
 
 ACCEPT_POLL_SECONDS = 0.2
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
-IDLE_CONNECTION_TIMEOUT_SECONDS = 300.0
+# Idle keep-alive connections are closed after this (without a thread: see connections.py).
+IDLE_CONNECTION_TIMEOUT_SECONDS = 90.0
+# Reading one request, or writing to a client that does not read, gives up after this.
+REQUEST_IO_TIMEOUT_SECONDS = 60.0
+MAX_CONNECTIONS = 1024  # per server; beyond it the longest idle connection is closed
+MAX_REQUEST_WORKERS = 16  # threads serving short requests at once (streams do not count)
+MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's --max-request-body-bytes default
 
 
 class RequestHandler(BaseHTTPRequestHandler):
-    """One HTTP/1.1 connection; each request goes to `rest.dispatch`."""
+    """The HTTP/1.1 side of one connection; `serve_one` serves one request (to `rest.dispatch`)."""
 
     protocol_version = "HTTP/1.1"
     server_version = "hollow-apiserver"
-    timeout = IDLE_CONNECTION_TIMEOUT_SECONDS
-    api: ApiServer  # set per connection by ApiServer
+    timeout = REQUEST_IO_TIMEOUT_SECONDS
+    rfile: SocketReader  # type: ignore[assignment]
+    wfile: SocketWriter  # type: ignore[assignment]
+
+    def __init__(self, tls: ssl.SSLSocket, addr: Any, api: ApiServer) -> None:
+        # Not socketserver's __init__ (which serves the whole connection in this thread).
+        self.request = self.connection = tls
+        self.client_address = addr
+        self.api = api
+        tls.settimeout(self.timeout)
+        # A request that arrives slowly waits without holding one of the pool's request slots.
+        self.rfile = SocketReader(tls, self.timeout, on_wait=api.pool.detach)
+        self.wfile = SocketWriter(self.rfile)
+
+    def serve_one(self) -> bool:
+        """Serve one request; True if the connection stays open for another."""
+        self.close_connection = True
+        self.handle_one_request()
+        return not self.close_connection
 
     # -- request side -----------------------------------------------------------------------------
 
@@ -52,7 +76,6 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._body: bytes | None = None
         self._streaming = False
         self.status_code = 0
-        self.api._busy.add(self.connection)
         try:
             self._authenticate()
             rest.dispatch(self.api, self)
@@ -72,9 +95,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             if not self._streaming and not self.close_connection:
                 try:  # an unread request body would be parsed as the next request on this connection
                     self.body()
-                except (OSError, ValueError):
+                except (OSError, ValueError, ApiError):
                     self.close_connection = True
-            self.api._busy.discard(self.connection)
             self.api.log_request_line(self, time.monotonic() - started)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle_any
@@ -111,28 +133,63 @@ class RequestHandler(BaseHTTPRequestHandler):
         return (self.param(name) or "").lower() in ("true", "1")
 
     def body(self) -> bytes:
+        """The request body, at most MAX_BODY_BYTES (413 beyond, checked before reading it)."""
         if self._body is None:
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                parts = []
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                    if size == 0:
-                        self.rfile.readline()
-                        break
-                    parts.append(self.rfile.read(size))
-                    self.rfile.readline()
-                self._body = b"".join(parts)
+                self._body = self._read_chunked()
             else:
-                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError as exc:
+                    self.close_connection = True
+                    raise BadRequest("invalid Content-Length") from exc
+                if length < 0:
+                    self.close_connection = True
+                    raise BadRequest("invalid Content-Length")
+                if length > MAX_BODY_BYTES:
+                    raise self._too_large()
                 self._body = self.rfile.read(length) if length else b""
         return self._body
 
-    def json_body(self) -> Any:
-        raw = self.body()
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+            except ValueError as exc:
+                self.close_connection = True
+                raise BadRequest("invalid chunked encoding") from exc
+            if size == 0:
+                self.rfile.readline(1024)
+                return b"".join(parts)
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise self._too_large()
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _too_large(self) -> RequestEntityTooLarge:
+        self.close_connection = True  # the rest of the body is never read
+        self._body = b""
+        return RequestEntityTooLarge(f"Request entity too large: limit is {MAX_BODY_BYTES}")
+
+    def handle_expect_100(self) -> bool:
+        """Answer `Expect: 100-continue` with 413 instead of 100 when the announced body is too big."""
         try:
-            return json.loads(raw or b"null")
-        except ValueError as exc:
-            raise BadRequest(f"the body of the request was in an unknown format: {exc}") from exc
+            announced = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            announced = 0
+        if announced > MAX_BODY_BYTES:
+            self._body = b""
+            self.status_code = 413
+            self.send_json(413, self._too_large().status())
+            return False
+        return super().handle_expect_100()
+
+    def json_body(self) -> Any:
+        return decoding.loads_json(self.body())
 
     # -- response side ----------------------------------------------------------------------------
 
@@ -158,6 +215,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         """Start a chunked response (watch streams, followed logs)."""
         self.status_code = code
         self._streaming = True
+        self.api.pool.detach()
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
@@ -177,26 +235,13 @@ class RequestHandler(BaseHTTPRequestHandler):
     def client_gone(self) -> bool:
         """True once the client closed its side of a streaming response (checked between writes,
         so an idle watch or log follow does not outlive its client until the timeout)."""
-        try:
-            readable, _, _ = select.select([self.connection], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        if not readable:
-            return False
-        self.connection.settimeout(0.05)
-        try:
-            return self.connection.recv(1) == b""
-        except (TimeoutError, ssl.SSLWantReadError):
-            return False
-        except OSError:
-            return True
-        finally:
-            self.connection.settimeout(self.timeout)
+        return self.rfile.peer_closed()
 
     def upgrade_websocket(self, protocol: str | None) -> WebSocket:
         key = self.headers.get("Sec-WebSocket-Key", "")
         self.status_code = 101
         self._streaming = True
+        self.api.pool.detach()
         self.send_response(101, "Switching Protocols")
         self.send_header("Upgrade", "websocket")
         self.send_header("Connection", "Upgrade")
@@ -219,6 +264,11 @@ class ApiServer:
         token: str | Auth,
         pki: Pki,
         request_log: Any | None = None,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        idle_timeout: float = IDLE_CONNECTION_TIMEOUT_SECONDS,
+        workers: int = MAX_REQUEST_WORKERS,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT_SECONDS,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -230,10 +280,17 @@ class ApiServer:
         self._ssl = pki.server_context()
         self._lock = threading.Lock()
         self._listeners: list[tuple[socket.socket, threading.Thread]] = []
-        self._connections: set[socket.socket] = set()
-        self._threads: set[threading.Thread] = set()
         self._retired: set[socket.socket] = set()
-        self._busy: set[socket.socket] = set()  # connections inside a request (streams included)
+        self._served: set[Connection] = set()  # connections a worker is serving now
+        self.pool = WorkerPool(workers, "apiserver-worker")
+        self.reactor = Reactor(
+            self._ssl,
+            self._on_ready,
+            self._forget,
+            max_connections=max_connections,
+            idle_timeout=idle_timeout,
+            handshake_timeout=handshake_timeout,
+        )
 
     def add_listener(self, sock: socket.socket) -> None:
         """Accept on `sock` (bound; listen() is called here) until stop(). The socket stays the caller's."""
@@ -276,34 +333,46 @@ class ApiServer:
                     return  # server stopping, or the owner closed this listener (e.g. its pod is gone)
                 time.sleep(ACCEPT_POLL_SECONDS)  # e.g. EMFILE: back off one poll period, then retry
                 continue
-            thread = threading.Thread(
-                target=self._serve_connection, args=(conn, addr), name="apiserver-conn", daemon=True
-            )
-            with self._lock:
-                self._threads.add(thread)
-            thread.start()
-
-    def _serve_connection(self, conn: socket.socket, addr: Any) -> None:
-        tls: ssl.SSLSocket | None = None
-        try:
-            conn.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
             # Headers and body go out as separate TLS records: without NODELAY, Nagle + delayed ACK
             # add ~40 ms to every response.
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            tls = self._ssl.wrap_socket(conn, server_side=True)
-            with self._lock:
-                self._connections.add(tls)
-            handler_cls = type("BoundRequestHandler", (RequestHandler,), {"api": self})
-            handler_cls(tls, addr, None)
-        except (OSError, ssl.SSLError) as exc:
-            log.debug("connection from %s ended: %s", addr, exc)
-        finally:
-            with self._lock:
-                if tls is not None:
-                    self._connections.discard(tls)
-                self._threads.discard(threading.current_thread())
             with contextlib.suppress(OSError):
-                (tls or conn).close()
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.reactor.add(conn, addr)
+
+    # ---- connections -----------------------------------------------------------------------------
+
+    @property
+    def open_connections(self) -> int:
+        return self.reactor.open_connections
+
+    def _on_ready(self, conn: Connection) -> None:
+        """Reactor thread: `conn` has a request (or its client closed): serve it on the pool."""
+        with self._lock:
+            self._served.add(conn)
+        self.pool.submit(lambda: self._serve(conn))
+
+    def _serve(self, conn: Connection) -> None:
+        assert conn.tls is not None
+        try:
+            if conn.handler is None:
+                conn.handler = RequestHandler(conn.tls, conn.addr, self)
+            else:
+                conn.tls.settimeout(RequestHandler.timeout)
+            handler: RequestHandler = conn.handler
+            while handler.serve_one() and not self.stopping.is_set():
+                if handler.rfile.buffered or conn.tls.pending():
+                    continue  # the next request is already here
+                with self._lock:
+                    self._served.discard(conn)
+                self.reactor.park(conn)
+                return
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("connection from %s ended: %s", conn.addr, exc)
+        self.reactor.close(conn)
+
+    def _forget(self, conn: Connection) -> None:
+        with self._lock:
+            self._served.discard(conn)
 
     def log_request_line(self, handler: RequestHandler, seconds: float) -> None:
         if self.request_log is None:
@@ -316,27 +385,25 @@ class ApiServer:
             self.request_log.flush()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, let watch streams end cleanly (final chunk), then close every connection.
-        Bounded by `timeout` seconds; the listening sockets are left to their owner."""
+        """Stop accepting, close idle connections, let watch streams end cleanly (final chunk), then
+        close every connection. Bounded by `timeout` seconds; the listening sockets are left to their
+        owner."""
         self.stopping.set()
         deadline = time.monotonic() + timeout
         with self._lock:
             listeners = list(self._listeners)
         for _, thread in listeners:
             thread.join(max(0.0, deadline - time.monotonic()))
-        with self._lock:
-            threads = list(self._threads)
-            idle = [c for c in self._connections if c not in self._busy]
-        for conn in idle:  # keep-alive connections between requests: unblock their reads now
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+        self.reactor.stop(max(0.0, deadline - time.monotonic()))  # closes the idle connections
+        self.pool.close()
+        threads = self.pool.threads()
         grace_end = min(deadline, time.monotonic() + 2 * rest.STREAM_POLL_SECONDS + 0.3)
         for thread in threads:  # streaming handlers notice `stopping` within one poll and finish
             thread.join(max(0.0, grace_end - time.monotonic()))
         with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
+            served = list(self._served)
+        for conn in served:
             with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+                conn.active.shutdown(socket.SHUT_RDWR)
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))

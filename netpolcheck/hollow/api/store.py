@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import queue
 import secrets
 import threading
@@ -18,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from netpolcheck.hollow.api import admission
+from netpolcheck.hollow.api import admission, decoding
 from netpolcheck.hollow.api.errors import AlreadyExists, BadRequest, Conflict, Gone, NotFound, not_found
 from netpolcheck.hollow.api.resources import NAMESPACES, SERVICEACCOUNTS, STORED, Resource
 from netpolcheck.hollow.api.selectors import compile_selectors
@@ -42,6 +43,10 @@ __all__ = [
 Admission = Callable[[Resource, dict[str, Any], "dict[str, Any] | None"], None]
 
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# The watch history is bounded by event count and by bytes (the JSON size of the states it holds),
+# so large objects written repeatedly cannot grow it without limit. Evicted versions get Gone (410).
+DEFAULT_HISTORY_LIMIT = 20000
+DEFAULT_HISTORY_BYTES = 64 * 1024 * 1024
 _SPEC_EXEMPT = {"metadata", "status", "apiVersion", "kind"}
 
 
@@ -89,6 +94,7 @@ class WatchEvent:
     object: dict[str, Any]
     old: dict[str, Any] | None
     rv: int
+    size: int = 0  # bytes this event holds in the history (JSON size of object and old)
 
 
 _CLOSED = object()
@@ -169,7 +175,11 @@ class Store:
     """Thread-safe object store; see docs/hollow-internals.md for the contract."""
 
     def __init__(
-        self, history_limit: int = 20000, admit: Admission | None = admission.admit, bootstrap: bool = True
+        self,
+        history_limit: int = DEFAULT_HISTORY_LIMIT,
+        admit: Admission | None = admission.admit,
+        bootstrap: bool = True,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
     ) -> None:
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {
@@ -178,6 +188,9 @@ class Store:
         self._rv = 0
         self._history: deque[WatchEvent] = deque()
         self._history_limit = history_limit
+        self._history_bytes_limit = history_bytes
+        self._history_bytes = 0
+        self._sizes: dict[tuple[tuple[str, str], tuple[str, str]], int] = {}  # JSON size per stored object
         self._floor = 0  # events with rv <= floor are no longer in history
         self._watches: list[Watch] = []
         self._subscribers: dict[int, Callable[[WatchEvent], None]] = {}
@@ -206,6 +219,17 @@ class Store:
         """Watches and continue tokens from a version below this get Gone."""
         with self._lock:
             return self._floor
+
+    @property
+    def history_bytes(self) -> int:
+        """Bytes the watch history holds now (never above the `history_bytes` budget)."""
+        with self._lock:
+            return self._history_bytes
+
+    @property
+    def history_length(self) -> int:
+        with self._lock:
+            return len(self._history)
 
     @property
     def resource_version(self) -> int:
@@ -239,6 +263,7 @@ class Store:
 
     def create(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         obj = deep_copy(obj)
+        _conform(res, obj)
         meta = obj.setdefault("metadata", {})
         with self._lock:
             if not meta.get("name") and meta.get("generateName"):
@@ -402,6 +427,7 @@ class Store:
         resourceVersion then get Gone."""
         with self._lock:
             self._history.clear()
+            self._history_bytes = 0
             self._floor = self._rv
             return self._floor
 
@@ -423,6 +449,7 @@ class Store:
         return (namespace or "default") if res.namespaced else ""
 
     def _update(self, res: Resource, obj: dict[str, Any], status_only: bool) -> dict[str, Any]:
+        _conform(res, obj)
         meta = obj.get("metadata") or {}
         name = meta.get("name") or ""
         with self._lock:
@@ -472,14 +499,26 @@ class Store:
         """Store (or remove) `obj` under a new resourceVersion and publish the event. Lock held."""
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
+        size_key = (res.key, key)
+        old_size = self._sizes.get(size_key, 0) if old is not None else 0
+        size = len(json.dumps(obj, separators=(",", ":")))
         if kind == "DELETED":
             del self._objects[res.key][key]
+            self._sizes.pop(size_key, None)
         else:
             self._objects[res.key][key] = obj
-        event = WatchEvent(kind, res, deep_copy(obj), deep_copy(old) if old is not None else None, self._rv)
+            self._sizes[size_key] = size
+        # Stored objects are never changed in place (every write stores a new dict), so the event
+        # shares them instead of holding copies; readers get copies from Watch.next and subscribers.
+        event = WatchEvent(kind, res, obj, old, self._rv, size + old_size)
         self._history.append(event)
-        while len(self._history) > self._history_limit:
-            self._floor = self._history.popleft().rv
+        self._history_bytes += event.size
+        while self._history and (
+            len(self._history) > self._history_limit or self._history_bytes > self._history_bytes_limit
+        ):
+            evicted = self._history.popleft()
+            self._history_bytes -= evicted.size
+            self._floor = evicted.rv
         for w in self._watches:
             w._offer(event)
         if self._subscribers:
@@ -518,6 +557,11 @@ class Store:
                     import logging
 
                     logging.getLogger(__name__).exception("store subscriber failed on %s", event.type)
+
+
+def _conform(res: Resource, obj: dict[str, Any]) -> None:
+    """Decode-time type checks (400), before defaulting and validation (422)."""
+    decoding.conform(res.kind, res.api_version.rpartition("/")[2], obj)
 
 
 def _spec_of(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from netpolcheck.hollow.api.discovery import VERSION_INFO
 from netpolcheck.hollow.api.resources import NODES
 from netpolcheck.hollow.api.store import Store
+from netpolcheck.hollow.api.version import KUBERNETES_VERSION
 from netpolcheck.hollow.clock import now_iso
 from netpolcheck.hollow.fabric import Fabric
 
 # Nodes report the version the API server's /version reports: one Kubernetes version per cluster.
-KUBERNETES_VERSION = str(VERSION_INFO["gitVersion"])
 
 
 def node_info(name: str) -> dict[str, str]:

@@ -4,9 +4,13 @@ stand-in that marks pods Ready on request (DaemonSet rollouts), and the Cluster 
 from __future__ import annotations
 
 import contextlib
+import json
+import ssl
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,3 +157,27 @@ def pod_body(name: str, labels: dict[str, str] | None = None, node: str | None =
     if node:
         spec["nodeName"] = node
     return {"metadata": {"name": name, "labels": labels or {}}, "spec": spec}
+
+
+def raw(
+    cluster: Cluster,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = "default",
+    content_type: str = "application/json",
+) -> tuple[int, Any]:
+    """One HTTPS request as any client sends it; (status, parsed JSON body or text)."""
+    ctx = ssl.create_default_context(cadata=cluster.ca_pem.decode())
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = urllib.request.Request(cluster.url + path, data=data, method=method)
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {cluster.token if token == 'default' else token}")
+    if data is not None:
+        req.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            text = resp.read()
+            return resp.status, json.loads(text) if text.startswith(b"{") else text.decode()
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())

@@ -3,39 +3,13 @@
 from __future__ import annotations
 
 import json
-import ssl
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
-from apikit import Cluster, pod_body
+from apikit import Cluster, pod_body, raw
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
-
-
-def raw(
-    cluster: Cluster,
-    method: str,
-    path: str,
-    body: Any = None,
-    token: str | None = "default",
-    content_type: str = "application/json",
-) -> tuple[int, Any]:
-    ctx = ssl.create_default_context(cadata=cluster.ca_pem.decode())
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    req = urllib.request.Request(cluster.url + path, data=data, method=method)
-    if token is not None:
-        req.add_header("Authorization", f"Bearer {cluster.token if token == 'default' else token}")
-    if data is not None:
-        req.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
-            text = resp.read()
-            return resp.status, json.loads(text) if text.startswith(b"{") else text.decode()
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 def test_anonymous_and_wrong_token_get_401_status(cluster: Cluster) -> None:
