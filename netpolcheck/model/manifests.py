@@ -53,14 +53,33 @@ def _mapping(value: Any, where: str, name: str) -> dict[str, Any]:
 
 def _labels(meta: dict[str, Any], where: str) -> dict[str, str]:
     labels = _mapping(meta.get("labels"), where, "metadata.labels")
-    return {str(k): str(v) for k, v in labels.items()}
+    return dict(labels)  # keys and values are checked by parse_state, never stringified here
+
+
+def _namespace_name(meta: dict[str, Any]) -> str:
+    namespace = meta.get("namespace") or DEFAULT_NAMESPACE
+    if not isinstance(namespace, str):
+        raise StateError("manifest", "metadata.namespace", "must be a string")
+    return namespace
+
+
+def _list(value: Any, where: str, name: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise StateError(where, name, "must be a list")
+    return value
 
 
 def _container_ports(spec: dict[str, Any], where: str) -> list[dict[str, Any]]:
     ports = []
     for group in ("initContainers", "containers"):
-        for container in spec.get(group) or []:
-            for port in _mapping(container, where, f"spec.{group}[]").get("ports") or []:
+        for i, container in enumerate(_list(spec.get(group), where, f"spec.{group}")):
+            field = f"spec.{group}[{i}]"
+            for j, raw in enumerate(
+                _list(_mapping(container, where, field).get("ports"), where, f"{field}.ports")
+            ):
+                port = _mapping(raw, where, f"{field}.ports[{j}]")
                 entry = {
                     "containerPort": port.get("containerPort"),
                     "protocol": port.get("protocol", "TCP"),
@@ -83,7 +102,7 @@ class _Builder:
         self.conversion = Conversion({})
 
     def namespace_of(self, meta: dict[str, Any]) -> str:
-        namespace = str(meta.get("namespace") or DEFAULT_NAMESPACE)
+        namespace = _namespace_name(meta)
         if namespace not in self.used_namespaces:
             self.used_namespaces.append(namespace)
         return namespace
@@ -92,8 +111,10 @@ class _Builder:
         if not isinstance(obj, dict):
             raise StateError(where, "(document)", "a manifest must be a mapping with kind and metadata")
         kind = obj.get("kind")
-        if kind == "List" or (isinstance(kind, str) and kind.endswith("List") and "items" in obj):
-            for i, item in enumerate(obj.get("items") or []):
+        if not isinstance(kind, str) or not kind:
+            raise StateError(where, "kind", "missing or not a string")
+        if kind == "List" or (kind.endswith("List") and "items" in obj):
+            for i, item in enumerate(_list(obj.get("items"), where, "items")):
                 self.add(item, f"{where}.items[{i}]")
             return
         meta = _mapping(obj.get("metadata"), where, "metadata")
@@ -105,9 +126,7 @@ class _Builder:
             self.namespaces[name] = {
                 "name": name,
                 "labels": _labels(meta, here) | {NAME_LABEL: name},
-                "annotations": {
-                    str(k): str(v) for k, v in _mapping(meta.get("annotations"), here, "annotations").items()
-                },
+                "annotations": dict(_mapping(meta.get("annotations"), here, "metadata.annotations")),
             }
         elif kind == "Pod":
             status = obj.get("status") or {}
@@ -132,7 +151,7 @@ class _Builder:
             policy["metadata"] = dict(meta) | {"namespace": self.namespace_of(meta)}
             self.policies.append(policy)
         else:
-            self.ignored[str(kind)] = self.ignored.get(str(kind), 0) + 1
+            self.ignored[kind] = self.ignored.get(kind, 0) + 1
 
     def pod(self, meta: dict[str, Any], name: str, spec: dict[str, Any], status: Any, where: str) -> None:
         namespace = self.namespace_of(meta)
@@ -144,12 +163,12 @@ class _Builder:
             "ports": _container_ports(spec, where),
         }
         if spec.get("nodeName"):
-            pod["node"] = str(spec["nodeName"])
+            pod["node"] = spec["nodeName"]
         ip = status.get("podIP") if isinstance(status, dict) else None
         if not ip:
             ip = str(PLACEHOLDER_RANGE[len(self.conversion.placeholders) + 1])
             self.conversion.placeholders[f"{namespace}/{name}"] = ip
-        pod["ip"] = str(ip)
+        pod["ip"] = ip
         self.pods.append(pod)
 
     def add_workloads(self) -> None:
@@ -157,7 +176,7 @@ class _Builder:
         `kubectl get -A -o yaml` dump has both): a given pod in the namespace carrying every label of
         the template is taken to be one of them."""
         for here, meta, name, spec in self.workloads:
-            namespace = str(meta.get("namespace") or DEFAULT_NAMESPACE)
+            namespace = _namespace_name(meta)
             labels = _labels(meta, here)
             if labels and any(
                 p["namespace"] == namespace and labels.items() <= p["labels"].items() for p in self.given_pods
@@ -171,7 +190,12 @@ class _Builder:
         for name in self.used_namespaces:
             self.namespaces.setdefault(name, {"name": name, "labels": {NAME_LABEL: name}, "annotations": {}})
         probes = sorted(
-            {(p["containerPort"], p["protocol"]) for pod in self.pods for p in pod["ports"]},
+            {
+                (p["containerPort"], p["protocol"])
+                for pod in self.pods
+                for p in pod["ports"]
+                if isinstance(p["containerPort"], int) and isinstance(p["protocol"], str)
+            },  # anything else is refused by parse_state with the pod's name
             key=lambda p: (str(p[1]), str(p[0])),
         )
         document: dict[str, Any] = {

@@ -227,3 +227,44 @@ def test_a_cluster_dump_uses_the_real_pods_not_the_templates() -> None:
         ("idle-0", str(PLACEHOLDER_RANGE[1])),  # no pod of it was given, and no labels to find one by
     ]
     assert "left out pod batch-1: deleted or finished" in conversion.notes
+
+
+BOMB = """\
+a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]
+"""
+
+
+def test_hostile_manifests_are_one_line_each(tmp_path: Path) -> None:
+    cases = {
+        "kind.yaml": ("kind: [Pod]\nmetadata: {name: a}\n", "kind: missing or not a string"),
+        "ports.yaml": (
+            "kind: Pod\nmetadata: {name: a}\nspec: {containers: [{ports: [7]}]}\n",
+            "spec.containers[0].ports[0]: must be a mapping",
+        ),
+        "port-list.yaml": (
+            "kind: Pod\nmetadata: {name: a}\nspec: {containers: [{ports: [{containerPort: [80]}]}]}\n",
+            "pod default/a",
+        ),
+        "items.yaml": ("kind: List\nitems: {a: 1}\n", "items: must be a list"),
+        "namespace.yaml": (
+            "kind: Pod\nmetadata: {name: a, namespace: [x]}\n",
+            "metadata.namespace: must be a string",
+        ),
+        # a billion-laughs label value: refused by its type, never expanded into a string
+        "bomb.yaml": (BOMB + "kind: Pod\nmetadata: {name: a, labels: {app: *h}}\n", "labels"),
+        "escape.yaml": ('kind: Pod\nmetadata: {name: "a\\e[31m", labels: {app: 1}}\n', "labels"),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        proc = netpolcheck("expect", str(path))
+        assert proc.returncode == 2, (name, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and message in proc.stderr, (name, proc.stderr)
+        assert "Traceback" not in proc.stderr and "\x1b" not in proc.stderr, (name, proc.stderr)
