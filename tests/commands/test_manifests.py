@@ -259,7 +259,7 @@ def test_hostile_manifests_are_one_line_each(tmp_path: Path) -> None:
         ),
         # a billion-laughs label value: refused by its type, never expanded into a string
         "bomb.yaml": (BOMB + "kind: Pod\nmetadata: {name: a, labels: {app: *h}}\n", "labels"),
-        "escape.yaml": ('kind: Pod\nmetadata: {name: "a\\e[31m", labels: {app: 1}}\n', "labels"),
+        "escape.yaml": ('kind: Pod\nmetadata: {name: "a\\e[31m", labels: {app: 1}}\n', "name: Invalid value"),
     }
     for name, (text, message) in cases.items():
         path = tmp_path / name
