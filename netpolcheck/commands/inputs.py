@@ -57,12 +57,12 @@ def _file_documents(path: Path) -> list[Any]:
 
 
 def is_state_document(documents: list[Any]) -> bool:
-    """One mapping without `kind`/`apiVersion`: a STATE document, not manifests."""
-    return (
-        len(documents) == 1
-        and isinstance(documents[0], dict)
-        and not {"kind", "apiVersion"} & set(documents[0])
-    )
+    """One document that is not a manifest (a mapping with `kind` or `apiVersion`) is a STATE
+    document, whatever else it is: `parse_state` says what is wrong with it."""
+    if len(documents) != 1:
+        return False
+    only = documents[0]
+    return not (isinstance(only, dict) and {"kind", "apiVersion"} & set(only))
 
 
 def read_documents(source: str) -> tuple[list[Any], str]:
