@@ -1,8 +1,9 @@
 """Reading what users hand in: a STATE JSON file, or Kubernetes YAML (files, a directory, `-` for
 stdin), turned into a validated model `State`. Any problem is one `UsageError` line.
 
-`*.json` files go through `expect`'s strict JSON reader (no NaN, bounded nesting and number size);
-everything else, stdin included, is YAML (which JSON is a subset of).
+`*.yaml` and `*.yml` files and `-` (stdin) are YAML (JSON is YAML too, read more slowly); every other
+path, `/dev/stdin` included, goes through `expect`'s strict JSON reader (no NaN, bounded nesting and
+number size), as before YAML was accepted.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from netpolcheck.model.apivalidation import printable
 from netpolcheck.model.cli import read_state_file
 from netpolcheck.model.state import State, parse_state
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+YAML_SUFFIXES = (".yaml", ".yml")
+MANIFEST_SUFFIXES = (*YAML_SUFFIXES, ".json")
 
 
 def read_json_file(path: str) -> Any:
@@ -51,9 +53,9 @@ def _yaml_documents(text: str, where: str) -> list[Any]:
 
 
 def _file_documents(path: Path) -> list[Any]:
-    if path.suffix == ".json":
-        return [read_json_file(str(path))]
-    return _yaml_documents(_read_text(path), str(path))
+    if path.suffix in YAML_SUFFIXES:
+        return _yaml_documents(_read_text(path), str(path))
+    return [read_json_file(str(path))]
 
 
 def is_state_document(documents: list[Any]) -> bool:
