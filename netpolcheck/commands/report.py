@@ -11,6 +11,7 @@ from typing import Any
 
 from netpolcheck.commands.inputs import read_json_file
 from netpolcheck.errors import UsageError
+from netpolcheck.model.apivalidation import printable
 from netpolcheck.report.certification_html import render_html
 from netpolcheck.report.certification_markdown import render_markdown
 from netpolcheck.report.certification_schema import validate_report
@@ -25,7 +26,7 @@ def _write_all(outputs: dict[Path, str]) -> None:
     try:
         for path, text in outputs.items():
             if path.is_dir():
-                raise UsageError(f"{path}: is a directory")
+                raise UsageError(f"{printable(str(path))}: is a directory")
             temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             staged.append((temporary, path))
@@ -35,7 +36,8 @@ def _write_all(outputs: dict[Path, str]) -> None:
             temporary.replace(path)
         staged.clear()
     except OSError as exc:
-        raise UsageError(f"cannot write {exc.filename or 'output'}: {exc.strerror}") from None
+        where = printable(str(exc.filename or "output"))
+        raise UsageError(f"cannot write {where}: {printable(exc.strerror or str(exc))}") from None
     finally:
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)

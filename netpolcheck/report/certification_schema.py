@@ -29,8 +29,16 @@ def schema_errors(document: Any) -> list[str]:
     return [f"at {'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}" for e in found]
 
 
+def _escaped(text: str, limit: int = 300) -> str:
+    """One printable line: control and non-ASCII characters from the document shown escaped."""
+    line = text.encode("unicode_escape").decode("ascii")
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
 def validate_report(document: Any, where: str = "report") -> None:
     errors = schema_errors(document)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise UsageError(f"{where}: not a certification report version 1: {errors[0]}{more}")
+        raise UsageError(
+            f"{_escaped(where)}: not a certification report version 1: {_escaped(errors[0])}{more}"
+        )

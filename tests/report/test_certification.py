@@ -160,3 +160,13 @@ def test_markdown_has_the_same_parts() -> None:
     assert "x/a -> x/b TCP/80: expected denied, observed allowed" in text
     assert "evidence (1 attempt(s)): SYN-ACK" in text  # what the probe saw on the wrong cell
     assert "never converged" in text.split("## Convergence times")[1]
+
+
+def test_schema_messages_are_one_printable_line() -> None:
+    report = copy.deepcopy(sample_report())
+    report["cases"][0]["status"] = "\x1b[31mred\nline"
+    with pytest.raises(UsageError) as caught:
+        validate_report(report, "r\x1b.json")
+    message = str(caught.value)
+    assert message.isascii() and message.isprintable(), message
+    assert message.startswith("r\\x1b.json: not a certification report version 1: at cases/0/status")
