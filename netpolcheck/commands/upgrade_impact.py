@@ -18,10 +18,11 @@ from netpolcheck.model.upgrade import Impact, profile_named, upgrade_impact
 EXIT_UNCHANGED = 0
 EXIT_CHANGED = 1
 FORMATS = ("table", "json")
+TABLE_CELLS = 50
 
 
-def render_table(impact: Impact) -> str:
-    """Plain text: one block per explaining deviation, one line per changed cell."""
+def render_table(impact: Impact, limit: int = TABLE_CELLS) -> str:
+    """Plain text: one block per explaining deviation, up to `limit` changed cells each (0: all)."""
     changed = impact.changed
     lines = [
         f"{impact.before.name} -> {impact.after.name}: {len(changed)} of {impact.cells_compared} cell(s) "
@@ -39,11 +40,16 @@ def render_table(impact: Impact) -> str:
             lines.append("no documented deviation explains these changes")
         if group.policies:
             lines.append(f"  policies: {', '.join(group.policies)}")
-        for cell in group.cells:
+        shown = group.cells if limit <= 0 else group.cells[:limit]
+        for cell in shown:
             port = f"{cell.protocol}/{cell.port}" + (f" ({cell.port_name})" if cell.port_name else "")
             lines.append(f"  {cell.change} {cell.source} -> {cell.destination} {port}")
             lines.append(f"    before: {'allowed' if cell.before else 'denied'} ({cell.reason_before})")
             lines.append(f"    after:  {'allowed' if cell.after else 'denied'} ({cell.reason_after})")
+        if len(shown) < len(group.cells):
+            lines.append(
+                f"  ... and {len(group.cells) - len(shown)} more cell(s) (all: --max-cells 0, --format json)"
+            )
     for caution in impact.cautions:
         lines.append(f"caution: {caution}")
     return "\n".join(lines) + "\n"
@@ -59,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(impact.as_dict(), indent=1) + "\n")
     else:
-        sys.stdout.write(render_table(impact))
+        sys.stdout.write(render_table(impact, args.max_cells))
     return EXIT_CHANGED if impact.changed else EXIT_UNCHANGED
 
 
@@ -88,4 +94,11 @@ def register(subparsers: Any) -> None:
         "--to", dest="to_profile", required=True, metavar="PROFILE", help="the profile after the upgrade"
     )
     parser.add_argument("--format", default="table", metavar="table|json", help="table (default) or json")
+    parser.add_argument(
+        "--max-cells",
+        type=int,
+        default=TABLE_CELLS,
+        metavar="N",
+        help=f"table: at most N cells per group, 0 for all (default {TABLE_CELLS}; JSON lists all)",
+    )
     parser.set_defaults(func=run)

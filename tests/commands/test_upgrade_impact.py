@@ -177,3 +177,13 @@ def test_command_usage_errors_exit_2_in_one_line(tmp_path: Path) -> None:
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stdout == ""
+
+
+def test_table_shows_at_most_max_cells_per_group() -> None:
+    args = ("upgrade-impact", "--from", "weave-2.0.5", "--to", "weave-2.1.3", str(SEED / "1-deny-all.json"))
+    one = netpolcheck(*args, "--max-cells", "1")
+    assert one.returncode == 1, one.stderr
+    assert one.stdout.count("  closes ") == 1
+    assert "... and 1 more cell(s)" in one.stdout
+    every = netpolcheck(*args, "--max-cells", "0")
+    assert every.stdout.count("  closes ") == 2 and "more cell(s)" not in every.stdout
