@@ -80,9 +80,11 @@ def case_entry(
     error: str = "",
     negative_control: bool = False,
     holds: Sequence[Mapping[str, Any]] = (),
+    rollouts: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """`features`: the case's feature markers (ingress, egress, ipblock, ...); `holds`: held
-    connections as {name, survived, summary}."""
+    connections as {name, survived, summary}; `rollouts`: what was watched while a step changed the
+    cluster (a Weave rollout, a controller restart) as {step, summary}."""
     return {
         "id": case_id,
         "status": status,
@@ -91,6 +93,7 @@ def case_entry(
         "negativeControl": negative_control,
         "checks": [dict(c) for c in checks],
         "holds": [dict(h) for h in holds],
+        "rollouts": [dict(r) for r in rollouts],
     }
 
 
@@ -202,6 +205,15 @@ def failures(report: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], Mapping
             out.append((case, None))
         out += [(case, check) for check in case["checks"] if check["status"] in FAILING]
     return out
+
+
+def around(case: Mapping[str, Any]) -> list[str]:
+    """What else the case saw: held connections and what was watched while the cluster changed."""
+    lines = [
+        f"held connection {h['name']}: {'survived' if h['survived'] else 'broken'} ({h['summary']})"
+        for h in case["holds"]
+    ]
+    return lines + [f"step {r['step']} while the cluster changed: {r['summary']}" for r in case["rollouts"]]
 
 
 def comparison_of(

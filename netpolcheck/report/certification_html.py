@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
-from netpolcheck.report.certification import STATUSES, comparison_of, convergence_points, failures
+from netpolcheck.report.certification import STATUSES, around, comparison_of, convergence_points, failures
 from netpolcheck.report.truthtable import (
     LEGENDS,
     TruthTable,
@@ -133,11 +133,13 @@ def _failure(case: Mapping[str, Any], check: Mapping[str, Any] | None) -> str:
         )
         for c in comparison.wrong
     ]
+    more = around(case)
     return (
         f'<article class="failure"><h3>{_e(case["id"])}: check {check["step"]} ({_e(check["name"])}): '
         f"{_e(check['status'])}</h3><p>{_e(check['note'])}</p>"
         + "".join(tables)
         + _table(("cell", "what differed", "observed", "evidence", "expected because"), wrong)
+        + (f"<ul>{''.join(f'<li>{_e(line)}</li>' for line in more)}</ul>" if more else "")
         + "</article>"
     )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from netpolcheck.report.certification import STATUSES, comparison_of, convergence_points, failures
+from netpolcheck.report.certification import STATUSES, around, comparison_of, convergence_points, failures
 from netpolcheck.report.truthtable import comparison_text
 
 BUCKETS_MS = (10.0, 100.0, 1000.0, 10000.0)
@@ -120,6 +120,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             "```",
             comparison_text(expected, observed, comparison).rstrip("\n"),
             "```",
+            "",
+            *(f"- {line}" for line in around(case)),
             "",
         ]
     if not found:

@@ -12,6 +12,7 @@ from netpolcheck.report.compare import compare
 DROPPED = frozenset({"dropped"})
 A, B, C = "x/a", "x/b", "y/c"
 EVIDENCE = "no answer to 8 SYN over 1.0 s"
+HOLD = "hold a-to-c: tcp: 1 gap(s), udp: 0 gap(s); ended: stopped"
 
 
 def _key(src: str, dst: str, port: int = 80) -> CellKey:
@@ -72,6 +73,8 @@ def sample_report(case_prefix: str = "") -> dict[str, Any]:
             _check(1, "apply x/deny-b", "fail", deny_b, leaked, None, note="1 wrong cell(s)"),
         ],
         features=("ingress", "selectors"),
+        holds=[{"name": "a-to-c", "survived": False, "summary": HOLD}],
+        rollouts=[{"step": 1, "summary": "no restart seen"}],
     )
     endport = {_key(A, B, 85): ExpectedCell(False, "ingress denied", True, ("endport-ignored",))}
     deviation = case_entry(

@@ -135,6 +135,8 @@ def test_html_renders_summary_first_then_failures_then_the_plot() -> None:
     assert "ingress-deny-b: check 1 (apply x/deny-b): fail" in failure
     assert "x/a -> x/b TCP/80" in failure and "expected denied, observed allowed" in failure
     assert "SYN-ACK" in failure and "isolated by x/deny-b and no rule allows it" in failure
+    assert "held connection a-to-c: broken (hold a-to-c: tcp: 1 gap(s)" in failure
+    assert "step 1 while the cluster changed: no restart seen" in failure
     assert "expected TCP 80" in failure and "difference TCP 80" in failure  # its truth tables
     assert "svg" in page.tags and page.tags.count("rect") == 3  # three converged checks
     assert "never converged" in " ".join(page.text["convergence"])  # the failing check's marker
@@ -159,6 +161,7 @@ def test_markdown_has_the_same_parts() -> None:
     assert "### ingress-deny-b: check 1 (apply x/deny-b): fail" in text
     assert "x/a -> x/b TCP/80: expected denied, observed allowed" in text
     assert "evidence (1 attempt(s)): SYN-ACK" in text  # what the probe saw on the wrong cell
+    assert "- held connection a-to-c: broken" in text
     assert "never converged" in text.split("## Convergence times")[1]
 
 
