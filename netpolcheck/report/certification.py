@@ -51,8 +51,11 @@ def check_entry(
     note: str = "",
     weave_version: str | None = None,
     deviations_shown: Iterable[str] = (),
+    deviations_predicted: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """`convergence`: converged (bool), ms (upper bound or None), lowerMs, rounds, probes, waitedMs."""
+    """`convergence`: converged (bool), ms (upper bound or None), lowerMs, rounds, probes, waitedMs;
+    `deviations_predicted`: the ids of the verdict engine's prediction (documented deviations the
+    run's profile expected to see as failures), shown or not."""
     return {
         "step": step_index,
         "name": step,
@@ -68,6 +71,7 @@ def check_entry(
             "waitedMs": float(convergence.get("waitedMs", 0.0)),
         },
         "deviationsShown": list(dict.fromkeys(deviations_shown)),
+        "deviationsPredicted": list(dict.fromkeys(deviations_predicted)),
         "cells": [cell_entry(c) for c in comparison.cells],
     }
 
@@ -153,6 +157,7 @@ def _deviation_summary(
                 if case["id"] not in cases_of:
                     cases_of.append(case["id"])
             if check["status"] == "unexpected pass":
+                absent |= dict.fromkeys(check["deviationsPredicted"])
                 for cell in check["cells"]:
                     absent |= dict.fromkeys(cell.get("deviations", []))
     return {

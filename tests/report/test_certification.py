@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 
 from netpolcheck.errors import UsageError
+from netpolcheck.report.cells import CellKey, ExpectedCell, ObservedCell
+from netpolcheck.report.certification import build_report, case_entry, check_entry
 from netpolcheck.report.certification_html import render_html
 from netpolcheck.report.certification_markdown import render_markdown
 from netpolcheck.report.certification_schema import load_schema, schema_errors, validate_report
+from netpolcheck.report.compare import compare
 
 from .certification_data import sample_report
 
@@ -173,3 +176,30 @@ def test_schema_messages_are_one_printable_line() -> None:
     message = str(caught.value)
     assert message.isascii() and message.isprintable(), message
     assert message.startswith("r\\x1b.json: not a certification report version 1: at cases/0/status")
+
+
+def test_a_predicted_deviation_that_did_not_show_is_expected_and_absent() -> None:
+    key = CellKey("UDP", 80, "x/a", "mcast")
+    expected = {key: ExpectedCell(False, "egress denied: isolated by x/deny-out and no rule allows it")}
+    observed = {key: ObservedCell("dropped", 8, "silence")}  # spec's verdict: the deviation did not show
+    check = check_entry(
+        1,
+        "apply x/deny-out",
+        "unexpected pass",
+        compare(expected, observed, frozenset({"dropped"})),
+        {"converged": True, "ms": 2.0},
+        deviations_predicted=["multicast-always-allowed"],
+    )
+    case = case_entry("multicast-egress", "unexpected pass", [check], features=["egress"])
+    environment = copy.deepcopy(sample_report()["environment"])
+    report = build_report(
+        environment,
+        [case],
+        {"multicast-always-allowed": "always accepted", "endport-ignored": "ignored"},
+        "2026-11-30T22:00:00+00:00",
+    )
+    validate_report(report)
+    assert report["result"] == "fail"
+    absent = {d["id"]: d["predictedButNotShown"] for d in report["summary"]["deviations"]["expectedAbsent"]}
+    assert absent == {"multicast-always-allowed": True, "endport-ignored": False}
+    assert report["summary"]["features"][0]["holds"] is False
