@@ -24,6 +24,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "file under the Kubernetes spec or a Weave Net version's profile, as JSON, truth tables, "
         "or the story of one cell",
     ),
+    "upgrade-impact": (
+        "netpolcheck.commands.upgrade_impact",
+        "the cells whose verdict a Weave upgrade changes, grouped by the deviation that explains "
+        "each change; exit 1 when something changes",
+    ),
+    "report": (
+        "netpolcheck.commands.report",
+        "render a certification report (JSON) as self-contained HTML or Markdown",
+    ),
     "hollow": (
         "netpolcheck.hollow.cli",
         "start, inspect and remove the embedded cluster (network namespaces, a real HTTPS API "

@@ -16,7 +16,7 @@ from netpolcheck.errors import UsageError
 from netpolcheck.model.apivalidation import printable, quote
 from netpolcheck.model.objects import PROTOCOLS, Probe
 from netpolcheck.model.profiles import PROFILES, Profile, get_profile
-from netpolcheck.model.state import State, parse_state
+from netpolcheck.model.state import State
 
 FORMATS = ("json", "table")
 EXIT_USAGE = 2
@@ -140,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
     if args.explain is None and (args.port is not None or args.protocol is not None):
         raise UsageError("--port and --protocol choose the cell of --explain FROM TO; give --explain too")
     profile = get_profile(args.profile)
-    state = parse_state(read_state_file(args.state))
+    from netpolcheck.commands.inputs import load_state  # STATE JSON or Kubernetes YAML (file, dir, -)
+
+    state = load_state(args.state)
     if isinstance(sys.stdout, io.TextIOWrapper):
         # a terminal or pipe that is not UTF-8 (PYTHONIOENCODING=ascii, LANG=C): escape, never crash
         sys.stdout.reconfigure(errors="backslashreplace")
