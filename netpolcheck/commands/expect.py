@@ -1,5 +1,5 @@
-"""`netpolcheck expect STATE.json [--profile NAME] [--format json|table] [--explain FROM TO [--port P]
-[--protocol PROTO]]`."""
+"""`netpolcheck expect STATE.json|--kubeconfig K [--profile NAME] [--format json|table] [--explain FROM TO
+[--port P] [--protocol PROTO]]`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from netpolcheck.commands.inputs import load_state
+from netpolcheck.commands.cluster import add_source_arguments, state_from
 from netpolcheck.errors import UsageError
 from netpolcheck.model.apivalidation import printable, quote
 from netpolcheck.model.objects import PROTOCOLS, Probe
@@ -18,6 +18,7 @@ from netpolcheck.model.profiles import PROFILES, Profile, get_profile
 from netpolcheck.model.state import State
 
 FORMATS = ("json", "table")
+STATE_METAVAR = "STATE.json"
 EXIT_USAGE = 2
 
 
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if args.explain is None and (args.port is not None or args.protocol is not None):
         raise UsageError("--port and --protocol choose the cell of --explain FROM TO; give --explain too")
     profile = get_profile(args.profile)
-    state = load_state(args.state)
+    state = state_from(args, STATE_METAVAR)
     if isinstance(sys.stdout, io.TextIOWrapper):
         # a terminal or pipe that is not UTF-8 (PYTHONIOENCODING=ascii, LANG=C): escape, never crash
         sys.stdout.reconfigure(errors="backslashreplace")
@@ -145,11 +146,17 @@ def _check_table_size(state: State) -> None:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "expect",
-        help="compute the expected reachability matrix of a STATE file",
+        help="compute the expected reachability matrix of a STATE file or a live cluster",
         description="Compute, for every ordered pair of endpoints and every probe, whether the connection "
-        "is expected to be allowed, and why.",
+        "is expected to be allowed, and why: for a STATE file, Kubernetes YAML, or a live cluster "
+        "(--kubeconfig, read-only).",
     )
-    parser.add_argument("state", metavar="STATE.json", help="namespaces, pods, policies, probes, externals")
+    add_source_arguments(
+        parser,
+        STATE_METAVAR,
+        "namespaces, pods, policies, probes, externals (a STATE JSON file), or Kubernetes YAML (a file, "
+        "a directory of them, or - for stdin)",
+    )
     parser.add_argument(
         "--profile", default="spec", help=f"implementation profile: {', '.join(PROFILES)} (default: spec)"
     )
