@@ -135,6 +135,9 @@ def test_snapshot_entries() -> None:
     }
     assert snapshot.pod_entry({**pod, "status": {}}) is None
     assert snapshot.pod_entry({**pod, "metadata": {**pod["metadata"], "deletionTimestamp": "t"}}) is None
+    for phase in ("Succeeded", "Failed"):  # finished: the address may already be another pod's
+        assert snapshot.pod_entry({**pod, "status": {"podIP": "10.32.0.4", "phase": phase}}) is None
+    assert snapshot.pod_entry({**pod, "status": {"podIP": "10.32.0.4", "phase": "Running"}}) is not None
 
 
 def test_split_ref() -> None:
