@@ -27,6 +27,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "npc": frozenset({"model", "commands", "cli", "hollow", "kube", "verdict", "report"}),
     "hollow": frozenset({"npc", "probe", "commands", "cli", "verdict"}),
     "kube": frozenset({"commands", "cli", "verdict", "hollow", "npc", "probe"}),
+    "verdict": frozenset({"commands", "cli", "hollow", "npc", "probe"}),
 }
 PURE = ("model", "report")
 # standard-library modules through which a module talks to terminals, files, processes or the network
