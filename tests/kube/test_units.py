@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -111,7 +112,7 @@ def test_namespace_manifest_carries_run_owner_and_pod_security() -> None:
 
 
 def test_snapshot_entries() -> None:
-    pod = {
+    pod: dict[str, Any] = {
         "metadata": {"namespace": "x", "name": "a", "labels": {"pod": "a"}},
         "spec": {
             "nodeName": "n1",
