@@ -1,4 +1,4 @@
-"""The `netpolcheck` command: one front end; each subcommand is owned by its subpackage.
+"""The `netpolcheck` command: one front end; each subcommand is a module of `netpolcheck/commands`.
 
 Each subcommand module exposes `register(subparsers)` which adds its parser and sets
 `func` (a callable taking the parsed namespace and returning an exit code).  Modules are
@@ -19,7 +19,7 @@ from netpolcheck.errors import UsageError
 # subcommand name -> (module providing `register(subparsers)`, what the command is for)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "expect": (
-        "netpolcheck.model.cli",
+        "netpolcheck.commands.expect",
         "compute what a cluster state should allow: the expected reachability matrix of a STATE "
         "file under the Kubernetes spec or a Weave Net version's profile, as JSON, truth tables, "
         "or the story of one cell",
@@ -34,7 +34,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "render a certification report (JSON) as self-contained HTML or Markdown",
     ),
     "hollow": (
-        "netpolcheck.hollow.cli",
+        "netpolcheck.commands.hollow",
         "start, inspect and remove the embedded cluster (network namespaces, a real HTTPS API "
         "server, Weave's dataplane; root, no Docker)",
     ),

@@ -2,40 +2,63 @@
 stdin), turned into a validated model `State`. Any problem is one `UsageError` line.
 
 `*.yaml` and `*.yml` files and `-` (stdin) are YAML (JSON is YAML too, read more slowly); every other
-path, `/dev/stdin` included, goes through `expect`'s strict JSON reader (no NaN, bounded nesting and
+path, `/dev/stdin` included, goes through the strict JSON reader (no NaN, bounded nesting and
 number size), as before YAML was accepted.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from netpolcheck.errors import UsageError
 from netpolcheck.model.apivalidation import printable
-from netpolcheck.model.cli import read_state_file
 from netpolcheck.model.state import State, parse_state
 
 YAML_SUFFIXES = (".yaml", ".yml")
 MANIFEST_SUFFIXES = (*YAML_SUFFIXES, ".json")
 
 
-def read_json_file(path: str) -> Any:
-    """A JSON file's decoded content (strict); any problem is one UsageError line."""
-    return read_state_file(path)
-
-
-def _read_text(path: Path) -> str:
-    shown = printable(str(path))
+def _read_text(path: str) -> str:
+    """A file's text, decoded as UTF-8 as a whole (so a bad byte is named by its offset in the file)."""
+    shown = printable(path)
     try:
-        return path.read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise UsageError(f"{shown}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{shown}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise UsageError(f"{shown}: cannot read: {printable(exc.strerror or str(exc))}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{shown}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_json_file(path: str) -> Any:
+    """A JSON file's decoded content; any problem is one UsageError line.
+
+    JSON is read strictly: no NaN or Infinity, no number of more than 4,300 digits, nesting only as
+    deep as the decoder handles (a document nested deeper is refused, not a crash).
+    """
+    shown = printable(path)
+    text = _read_text(path)
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{shown}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except RecursionError:
+        raise UsageError(f"{shown}: JSON nested too deeply") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer too long to convert
+        message = str(exc).split(":")[0] if "digits" in str(exc) else str(exc)
+        raise UsageError(f"{shown}: invalid JSON number: {message}") from None
 
 
 def _yaml_documents(text: str, where: str) -> list[Any]:
@@ -54,7 +77,7 @@ def _yaml_documents(text: str, where: str) -> list[Any]:
 
 def _file_documents(path: Path) -> list[Any]:
     if path.suffix in YAML_SUFFIXES:
-        return _yaml_documents(_read_text(path), str(path))
+        return _yaml_documents(_read_text(str(path)), str(path))
     return [read_json_file(str(path))]
 
 

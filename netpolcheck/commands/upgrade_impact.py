@@ -1,5 +1,5 @@
-"""`netpolcheck upgrade-impact --from weave-X --to weave-Y STATE`: the cells an upgrade changes, grouped
-by the documented deviation that explains each change, before anyone upgrades.
+"""`netpolcheck upgrade-impact --from weave-X --to weave-Y STATE|--kubeconfig K`: the cells an upgrade
+changes, grouped by the documented deviation that explains each change, before anyone upgrades.
 
 Exit status: 0 nothing changes, 1 at least one cell changes (a pipeline gates on it), 2 usage error.
 """
@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from netpolcheck.commands.inputs import load_state
+from netpolcheck.commands.cluster import add_source_arguments, state_from
 from netpolcheck.errors import UsageError
 from netpolcheck.model.upgrade import Impact, profile_named, upgrade_impact
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--format: unknown format {args.format!r}; use one of {', '.join(FORMATS)}")
     before = profile_named(args.from_profile, "--from")
     after = profile_named(args.to_profile, "--to")
-    state = load_state(args.state)
+    state = state_from(args, "STATE")
     impact = upgrade_impact(state, before, after)
     if args.format == "json":
         sys.stdout.write(json.dumps(impact.as_dict(), indent=1) + "\n")
@@ -73,15 +73,14 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "upgrade-impact",
         help="the cells whose verdict a Weave upgrade changes, grouped by the deviation that explains them",
-        description="Compare the expected matrix of a state under two profiles (e.g. weave-2.0.5 and "
+        description="Compare the expected matrix of a state (a file, or a live cluster with --kubeconfig) "
+        "under two profiles (e.g. weave-2.0.5 and "
         "weave-2.1.3) and list every cell the upgrade opens or closes, grouped by the documented "
         "deviation that explains the change, with the deciding policies. Exit status: 0 nothing "
         "changes, 1 something changes, 2 usage error.",
     )
-    parser.add_argument(
-        "state",
-        metavar="STATE",
-        help="a STATE JSON file, Kubernetes YAML (a file, a directory of them, or - for stdin)",
+    add_source_arguments(
+        parser, "STATE", "a STATE JSON file, Kubernetes YAML (a file, a directory of them, or - for stdin)"
     )
     parser.add_argument(
         "--from",

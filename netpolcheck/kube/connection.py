@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -34,9 +35,10 @@ class KubeApi:
             raise UsageError(f"kubeconfig {path} does not exist")
         try:
             api = config.new_client_from_config(str(path), context=context)
-        except (ConfigException, ValueError, TypeError, KeyError) as exc:
+        except (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, KeyError) as exc:
             where = f" (context {context!r})" if context else ""
-            raise UsageError(f"kubeconfig {path}{where} is not usable: {exc}") from None
+            why = " ".join(str(exc).split())  # YAML errors span lines; the message is one
+            raise UsageError(f"kubeconfig {path}{where} is not usable: {why}") from None
         return cls(api, path, context)
 
     @property

@@ -2,8 +2,8 @@
 
 namespaces (name, labels, annotations), pods with an IP (namespace, name, labels, ip, node, hostNetwork,
 container ports), NetworkPolicies as the API stores them (apiVersion, kind, metadata name/namespace,
-spec). Pods being deleted and pods without an IP yet are left out: the dataplane no longer (or not yet)
-knows them.
+spec). Pods being deleted, finished pods (Succeeded, Failed: their IP may already be another pod's) and
+pods without an IP yet are left out: the dataplane no longer (or not yet) knows them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.objects import Obj
 
 POLICY_API = "networking.k8s.io/v1"
+FINISHED = ("Succeeded", "Failed")
 
 
 def namespace_entry(ns: Obj) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def namespace_entry(ns: Obj) -> dict[str, Any]:
 
 def pod_entry(pod: Obj) -> dict[str, Any] | None:
     meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
-    if meta.get("deletionTimestamp") or not status.get("podIP"):
+    if meta.get("deletionTimestamp") or not status.get("podIP") or status.get("phase") in FINISHED:
         return None
     ports = []
     for container in spec.get("containers") or []:

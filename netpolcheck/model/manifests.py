@@ -18,6 +18,7 @@ Probes: every distinct (containerPort, protocol) the pods declare, else the mode
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,22 +190,14 @@ class _Builder:
         self.add_workloads()
         for name in self.used_namespaces:
             self.namespaces.setdefault(name, {"name": name, "labels": {NAME_LABEL: name}, "annotations": {}})
-        probes = sorted(
-            {
-                (p["containerPort"], p["protocol"])
-                for pod in self.pods
-                for p in pod["ports"]
-                if isinstance(p["containerPort"], int) and isinstance(p["protocol"], str)
-            },  # anything else is refused by parse_state with the pod's name
-            key=lambda p: (str(p[1]), str(p[0])),
-        )
         document: dict[str, Any] = {
             "namespaces": list(self.namespaces.values()),
             "pods": self.pods,
             "policies": self.policies,
         }
+        probes = declared_probes(self.pods)
         if probes:
-            document["probes"] = [{"port": port, "protocol": protocol} for port, protocol in probes]
+            document["probes"] = probes
         conversion = self.conversion
         conversion.document = document
         if conversion.placeholders:
@@ -217,6 +210,21 @@ class _Builder:
                 f"ignored {count} {kind} object(s): they do not change what policy allows"
             )
         return conversion
+
+
+def declared_probes(pods: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """STATE probes for every distinct (containerPort, protocol) the pods (STATE entries) declare,
+    by protocol then port; empty when they declare none (the model then probes TCP 80)."""
+    probes = sorted(
+        {
+            (p["containerPort"], p["protocol"])
+            for pod in pods
+            for p in pod.get("ports") or []
+            if isinstance(p.get("containerPort"), int) and isinstance(p.get("protocol"), str)
+        },  # anything else is refused by parse_state with the pod's name
+        key=lambda p: (str(p[1]), str(p[0])),
+    )
+    return [{"port": port, "protocol": protocol} for port, protocol in probes]
 
 
 def manifests_to_state(documents: list[Any]) -> Conversion:

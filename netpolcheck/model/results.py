@@ -1,15 +1,15 @@
 """The `netpolcheck expect` JSON document: one result per probed ordered pair, spec differences named.
 
-`expected_results` builds the document in memory (tests, truth tables); `write_expected_json` streams
-the same document line by line, encoding each distinct key, reason and deviation list once, so the
-1,000-pod matrix (10^6 results) is written without holding them all.
+`expected_results` builds the document in memory (tests, truth tables); `expected_json_chunks` yields
+the same document as text, one chunk per row of the matrix, encoding each distinct key, reason and
+deviation list once, so the 1,000-pod matrix (10^6 results) is written without holding them all.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import Any
 
 from netpolcheck.model.caveats import unpredictable
 from netpolcheck.model.deviations import DeviationFinder
@@ -85,9 +85,9 @@ def expected_results(state: State, profile: Profile) -> dict[str, Any]:
     return document
 
 
-def write_expected_json(state: State, profile: Profile, out: TextIO) -> int:
-    """Stream the document of `expected_results` to `out`, one result per line, one write per row of
-    the matrix; returns the number of results.
+def expected_json_chunks(state: State, profile: Profile) -> Iterator[str]:
+    """The text of the document of `expected_results`, one result per line, one chunk per row of the
+    matrix (the caller writes them; nothing here touches a stream).
 
     Every key, reason, deviation list and flag combination is encoded once. The text parses to exactly
     `expected_results(state, profile)` (a test holds the two together).
@@ -96,7 +96,7 @@ def write_expected_json(state: State, profile: Profile, out: TextIO) -> int:
     cautions = _cautions(state, profile)
     if cautions:
         head["cautions"] = cautions
-    out.write(json.dumps(head)[:-1] + ', "results": [')
+    yield json.dumps(head)[:-1] + ', "results": ['
     finder = DeviationFinder(state, profile)
     matrix = finder.matrix
     reasons = RowReasons(matrix)
@@ -144,7 +144,6 @@ def write_expected_json(state: State, profile: Profile, out: TextIO) -> int:
                     line += spec_flags[not a] + ids
                 lines.append(line + "}")
             if lines:
-                out.write(("," if count else "") + ",".join(lines))
+                yield ("," if count else "") + ",".join(lines)
                 count += len(lines)
-    out.write("\n]}\n")
-    return count
+    yield "\n]}\n"

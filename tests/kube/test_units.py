@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -111,7 +112,7 @@ def test_namespace_manifest_carries_run_owner_and_pod_security() -> None:
 
 
 def test_snapshot_entries() -> None:
-    pod = {
+    pod: dict[str, Any] = {
         "metadata": {"namespace": "x", "name": "a", "labels": {"pod": "a"}},
         "spec": {
             "nodeName": "n1",
@@ -135,6 +136,9 @@ def test_snapshot_entries() -> None:
     }
     assert snapshot.pod_entry({**pod, "status": {}}) is None
     assert snapshot.pod_entry({**pod, "metadata": {**pod["metadata"], "deletionTimestamp": "t"}}) is None
+    for phase in ("Succeeded", "Failed"):  # finished: the address may already be another pod's
+        assert snapshot.pod_entry({**pod, "status": {"podIP": "10.32.0.4", "phase": phase}}) is None
+    assert snapshot.pod_entry({**pod, "status": {"podIP": "10.32.0.4", "phase": "Running"}}) is not None
 
 
 def test_split_ref() -> None:

@@ -1,17 +1,16 @@
-"""`netpolcheck expect STATE.json [--profile NAME] [--format json|table] [--explain FROM TO [--port P]
-[--protocol PROTO]]`."""
+"""`netpolcheck expect STATE.json|--kubeconfig K [--profile NAME] [--format json|table] [--explain FROM TO
+[--port P] [--protocol PROTO]]`."""
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
+from netpolcheck.commands.cluster import add_source_arguments, state_from
 from netpolcheck.errors import UsageError
 from netpolcheck.model.apivalidation import printable, quote
 from netpolcheck.model.objects import PROTOCOLS, Probe
@@ -19,41 +18,8 @@ from netpolcheck.model.profiles import PROFILES, Profile, get_profile
 from netpolcheck.model.state import State
 
 FORMATS = ("json", "table")
+STATE_METAVAR = "STATE.json"
 EXIT_USAGE = 2
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def read_state_file(path: str) -> Any:
-    """Read and decode a STATE file; any problem is one UsageError line.
-
-    JSON is read strictly: no NaN or Infinity, no number of more than 4,300 digits, nesting only as
-    deep as the decoder handles (a document nested deeper is refused, not a crash).
-    """
-    shown = printable(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{shown}: no such file") from None
-    except OSError as exc:
-        raise UsageError(f"{shown}: cannot read: {printable(exc.strerror or str(exc))}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{shown}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        return json.loads(text, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{shown}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    except RecursionError:
-        raise UsageError(f"{shown}: JSON nested too deeply") from None
-    except ValueError as exc:  # NaN/Infinity, or an integer too long to convert
-        message = str(exc).split(":")[0] if "digits" in str(exc) else str(exc)
-        raise UsageError(f"{shown}: invalid JSON number: {message}") from None
 
 
 def explain_probe(state: State, port: str | None, protocol: str | None) -> Probe:
@@ -140,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if args.explain is None and (args.port is not None or args.protocol is not None):
         raise UsageError("--port and --protocol choose the cell of --explain FROM TO; give --explain too")
     profile = get_profile(args.profile)
-    from netpolcheck.commands.inputs import load_state  # STATE JSON or Kubernetes YAML (file, dir, -)
-
-    state = load_state(args.state)
+    state = state_from(args, STATE_METAVAR)
     if isinstance(sys.stdout, io.TextIOWrapper):
         # a terminal or pipe that is not UTF-8 (PYTHONIOENCODING=ascii, LANG=C): escape, never crash
         sys.stdout.reconfigure(errors="backslashreplace")
@@ -150,9 +114,10 @@ def run(args: argparse.Namespace) -> int:
         if args.explain is not None:
             print_explanation(state, profile, args.explain, explain_probe(state, args.port, args.protocol))
         elif args.format == "json":
-            from netpolcheck.model.results import write_expected_json
+            from netpolcheck.model.results import expected_json_chunks
 
-            write_expected_json(state, profile, sys.stdout)
+            for chunk in expected_json_chunks(state, profile):
+                sys.stdout.write(chunk)
         else:
             _check_table_size(state)
             print_tables(state, profile)
@@ -181,11 +146,17 @@ def _check_table_size(state: State) -> None:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "expect",
-        help="compute the expected reachability matrix of a STATE file",
+        help="compute the expected reachability matrix of a STATE file or a live cluster",
         description="Compute, for every ordered pair of endpoints and every probe, whether the connection "
-        "is expected to be allowed, and why.",
+        "is expected to be allowed, and why: for a STATE file, Kubernetes YAML, or a live cluster "
+        "(--kubeconfig, read-only).",
     )
-    parser.add_argument("state", metavar="STATE.json", help="namespaces, pods, policies, probes, externals")
+    add_source_arguments(
+        parser,
+        STATE_METAVAR,
+        "namespaces, pods, policies, probes, externals (a STATE JSON file), or Kubernetes YAML (a file, "
+        "a directory of them, or - for stdin)",
+    )
     parser.add_argument(
         "--profile", default="spec", help=f"implementation profile: {', '.join(PROFILES)} (default: spec)"
     )
