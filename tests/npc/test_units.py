@@ -135,8 +135,8 @@ def test_2_8_1_named_port_policy_skipped_and_endport_ignored() -> None:
     assert len(rules) == 1 and rules[0][rules[0].index("--dport") + 1] == "80"
 
 
-NS_ONLY_PEER = {"namespaceSelector": {}}
-BOTH_PEER = {"namespaceSelector": {}, "podSelector": {}}
+NS_ONLY_PEER: dict[str, dict[str, str]] = {"namespaceSelector": {}}
+BOTH_PEER: dict[str, dict[str, str]] = {"namespaceSelector": {}, "podSelector": {}}
 CLASH_ERROR = "set with the same name already exists"
 
 
