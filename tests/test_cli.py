@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import subprocess
 import sys
@@ -61,20 +62,54 @@ def test_top_level_help_says_what_each_command_is_for() -> None:
         assert entry_point in text
 
 
-@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "netpolcheck")
-def test_every_option_has_help_and_shows_its_default(path: list[str]) -> None:
-    proc = run(*path, "--help")
-    assert proc.returncode == 0, proc.stderr
-    text = " ".join(proc.stdout.split())
-    options = [a for a in parser_for(path)._actions if a.option_strings and a.dest != "help"]
+def assert_options_documented(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """Every option of `parser` has help, and its help entry in `help_text` shows its default
+    (an empty default, such as no ports, is worded: the entry says what "default" means)."""
+    text = " ".join(help_text.split())
+    options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
     starts = [text.index(f"{a.option_strings[-1]} ", text.index("options:")) for a in options]
     bounds = [*sorted(starts), len(text)]
     for action, start in zip(options, starts, strict=True):
         entry = text[start : bounds[bounds.index(start) + 1]]
         assert action.help and action.help.strip(), f"{action.option_strings} has no help"
-        if action.default not in (None, False, argparse.SUPPRESS):
+        if action.default in ([], ""):
+            assert "default" in entry, entry
+        elif action.default not in (None, False, argparse.SUPPRESS):
             shown = f"{action.default:g}" if isinstance(action.default, float) else str(action.default)
             assert "default" in entry and shown in entry, entry
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "netpolcheck")
+def test_every_option_has_help_and_shows_its_default(path: list[str]) -> None:
+    proc = run(*path, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert_options_documented(parser_for(path), proc.stdout)
+
+
+AGENT_COMMANDS = [
+    ("netpolcheck.probe", [name])
+    for name in ("probe", "serve", "journal", "ready", "hold", "hold-status", "hold-stop")
+] + [("netpolcheck.npc", [])]
+
+
+@pytest.mark.parametrize(
+    "module, path", AGENT_COMMANDS, ids=lambda v: v if isinstance(v, str) else " ".join(v)
+)
+def test_every_agent_option_has_help_and_shows_its_default(module: str, path: list[str]) -> None:
+    """The same for the probe agent's and the reference controller's own command lines."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *path, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    parser = importlib.import_module(f"{module}.__main__").build_parser()
+    for word in path:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    assert_options_documented(parser, proc.stdout)
 
 
 def test_hollow_status_option_reaches_the_command(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ suite can report it as a known hazard instead of a verdict.
 from __future__ import annotations
 
 from netpolcheck.model import profiles as dev
+from netpolcheck.model.ipset_clash import clash_losers
 from netpolcheck.model.policy import Policy
 from netpolcheck.model.profiles import Deviation, Profile
 from netpolcheck.model.state import State
@@ -14,21 +15,6 @@ from netpolcheck.model.state import State
 
 def _named_port_policies(policies: tuple[Policy, ...]) -> list[str]:
     return [p.key for p in policies if p.named_ports]
-
-
-def _clashing_peer_policies(policies: tuple[Policy, ...]) -> list[str]:
-    """Policies with `{namespaceSelector: {}}` when another has `{namespaceSelector: {}, podSelector: {}}`."""
-    ns_only, both = set(), set()
-    for policy in policies:
-        for rule in policy.ingress + policy.egress:
-            for peer in rule.peers:
-                if peer.namespace_selector is None or not peer.namespace_selector.is_empty:
-                    continue
-                if peer.pod_selector is None:
-                    ns_only.add(policy.key)
-                elif peer.pod_selector.is_empty:
-                    both.add(policy.key)
-    return sorted(ns_only | both) if ns_only and both else []
 
 
 def unpredictable(state: State, profile: Profile) -> list[tuple[Deviation, str]]:
@@ -39,8 +25,8 @@ def unpredictable(state: State, profile: Profile) -> list[tuple[Deviation, str]]
             continue
         if deviation.id == dev.NAMED_PORT_UNMODELLED:
             keys = _named_port_policies(state.policies)
-        elif deviation.id == dev.IPSET_NAME_CLASH:
-            keys = _clashing_peer_policies(state.policies)
+        elif deviation.id == dev.IPSET_NAME_CLASH_FATAL:
+            keys = sorted(clash_losers(state.policies, lambda _policy: False))
         else:
             keys = []
         if keys:

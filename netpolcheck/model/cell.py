@@ -217,7 +217,7 @@ class Evaluator:
         isolated = (
             self.rules.legacy_isolators(destination)
             if self.rules.legacy
-            else tuple(p.key for p in selecting if p.isolates_ingress)
+            else tuple(p.isolator for p in selecting if p.isolates_ingress)
         )
         checks = tuple(
             self.rule_check(p, r, source, number, protocol, destination) for p in selecting for r in p.ingress
@@ -237,7 +237,7 @@ class Evaluator:
                 deviations=(dev.EGRESS_TO_OWN_NODE,),
             )
         selecting = self.selecting(source)
-        isolated = tuple(p.key for p in selecting if p.isolates_egress)
+        isolated = tuple(p.isolator for p in selecting if p.isolates_egress)
         checks = tuple(
             self.rule_check(p, r, destination, number, protocol, destination)
             for p in selecting

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from netpolcheck.model import profiles as dev
+from netpolcheck.model import wording
+from netpolcheck.model.ipset_clash import AT_NAMESPACE_SETS, AT_POD_NAMESPACE_SETS, clash_losers
 from netpolcheck.model.policy import IPBlock, Peer, Policy, PolicyPort, Rule
 from netpolcheck.model.profiles import Profile
 from netpolcheck.model.selectors import Selector
@@ -64,6 +66,12 @@ class EffectivePolicy:
     egress: tuple[EffectiveRule, ...]
     skipped_by: str | None = None  # deviation id when the implementation ignores the whole policy
     deviations: tuple[str, ...] = ()  # policy-level deviations that changed isolation
+    rules_dropped_by: str | None = None  # deviation id when it isolates but installs no allow rule
+
+    @property
+    def isolator(self) -> str:
+        """How a reason names this policy when it isolates a pod."""
+        return wording.isolator(self.key, self.rules_dropped_by)
 
 
 def _peer(
@@ -122,21 +130,38 @@ def _same_selector(policy: Policy) -> bool:
     )
 
 
-def effective_policy(policy: Policy, profile: Profile) -> EffectivePolicy:
-    """How `profile`'s implementation enforces `policy`."""
+def _skipped(policy: Policy, deviation_id: str) -> EffectivePolicy:
+    return EffectivePolicy(
+        policy.key, policy.namespace, policy.pod_selector, False, False, (), (), skipped_by=deviation_id
+    )
+
+
+def _named_port_skipped(policy: Policy, profile: Profile) -> bool:
+    return profile.has(dev.NAMED_PORT_POLICY_SKIPPED) and policy.named_ports
+
+
+def effective_policy(policy: Policy, profile: Profile, clash: str | None = None) -> EffectivePolicy:
+    """How `profile`'s implementation enforces `policy`; `clash` is where it lost the ipset name clash
+    (`ipset_clash.AT_*`), which depends on the other policies (see `effective_policies`)."""
+    if _named_port_skipped(policy, profile):
+        return _skipped(policy, dev.NAMED_PORT_POLICY_SKIPPED)
+    if clash == AT_NAMESPACE_SETS:
+        return _skipped(policy, dev.IPSET_NAME_CLASH)
+    enforced = _enforced(policy, profile)
+    if clash == AT_POD_NAMESPACE_SETS:
+        return replace(
+            enforced,
+            ingress=(),
+            egress=(),
+            deviations=(*enforced.deviations, dev.IPSET_NAME_CLASH),
+            rules_dropped_by=dev.IPSET_NAME_CLASH,
+        )
+    return enforced
+
+
+def _enforced(policy: Policy, profile: Profile) -> EffectivePolicy:
     used: list[str] = []
     types = policy.policy_types
-    if profile.has(dev.NAMED_PORT_POLICY_SKIPPED) and policy.named_ports:
-        return EffectivePolicy(
-            policy.key,
-            policy.namespace,
-            policy.pod_selector,
-            False,
-            False,
-            (),
-            (),
-            skipped_by=dev.NAMED_PORT_POLICY_SKIPPED,
-        )
     isolates_ingress = "Ingress" in types
     isolates_egress = "Egress" in types
     ingress_rules = "Ingress" in types or profile.has(dev.RULES_IGNORE_POLICY_TYPES)
@@ -200,5 +225,10 @@ def legacy_default_deny(annotations: dict[str, str]) -> bool:
 
 
 def effective_policies(policies: Iterable[Policy], profile: Profile) -> tuple[EffectivePolicy, ...]:
-    """Every policy of a state as `profile` enforces it (the engine and the evaluator read these)."""
-    return tuple(effective_policy(p, profile) for p in policies)
+    """Every policy of a state, in the order the implementation sees them, as `profile` enforces it
+    (the engine and the evaluator read these)."""
+    ordered = tuple(policies)
+    lost: dict[str, str] = {}
+    if profile.has(dev.IPSET_NAME_CLASH):
+        lost = clash_losers(ordered, lambda p: _named_port_skipped(p, profile))
+    return tuple(effective_policy(p, profile, lost.get(p.key)) for p in ordered)

@@ -29,6 +29,7 @@ EGRESS_TO_OWN_NODE = "egress-to-own-node-allowed"
 SAME_SELECTOR_NO_ISOLATION = "same-source-and-target-selector-isolates-nothing"
 DENIALS_DROPPED = "denials-dropped-not-rejected"
 IPSET_NAME_CLASH = "ipset-name-clash"
+IPSET_NAME_CLASH_FATAL = "ipset-name-clash-fatal"
 
 Version = tuple[int, ...]
 
@@ -164,12 +165,21 @@ WEAVE_DEVIATIONS: tuple[Deviation, ...] = (
         before="2.2.1",
     ),
     Deviation(
-        IPSET_NAME_CLASH,
-        "peers {namespaceSelector: {}} and {namespaceSelector: {}, podSelector: {}} hash to one ipset "
-        "name; whichever policy weave-npc sees second is not enforced",
-        "docs/weave-facts.md#ipset-name-clash; observed: tests/data/observed-2.8.1/README.md",
+        IPSET_NAME_CLASH_FATAL,
+        "peers {namespaceSelector: S} and {namespaceSelector: S, podSelector: {}} want one ipset name "
+        "with two types; the failed create is fatal: weave-npc exits and restarts",
+        "docs/weave-facts.md#ipset-name-clash-fatal",
         since="2.6.0",
+        before="2.6.3",
         modelled=False,
+    ),
+    Deviation(
+        IPSET_NAME_CLASH,
+        "peers {namespaceSelector: S} and {namespaceSelector: S, podSelector: {}} want one ipset name "
+        "with two types; the policy whose create fails installs none of its allow rules (it still "
+        "isolates its targets when the failure comes after them, as inside one policy)",
+        "docs/weave-facts.md#ipset-name-clash; observed: tests/data/observed-2.8.1/README.md",
+        since="2.6.3",
     ),
     Deviation(
         DENIALS_DROPPED,

@@ -33,11 +33,11 @@ class _Selecting:
         if self.matrix.rules.legacy:
             return self.matrix.rules.legacy_isolators(dst)
         targets = self.matrix.targets
-        return tuple(targets[q][0].key for q in self.positions[d] if targets[q][0].isolates_ingress)
+        return tuple(targets[q][0].isolator for q in self.positions[d] if targets[q][0].isolates_ingress)
 
     def egress_isolators(self, s: int) -> tuple[str, ...]:
         targets = self.matrix.targets
-        return tuple(targets[q][0].key for q in self.positions[s] if targets[q][0].isolates_egress)
+        return tuple(targets[q][0].isolator for q in self.positions[s] if targets[q][0].isolates_egress)
 
 
 class ReasonWriter:

@@ -20,6 +20,14 @@ def legacy_isolator(namespace: str) -> str:
     return f"namespace {namespace} annotation DefaultDeny"
 
 
+def isolator(policy: str, rules_dropped_by: str | None = None) -> str:
+    """A policy that isolates a pod, as a reason names it; one whose allow rules the implementation
+    did not install says which deviation dropped them."""
+    if rules_dropped_by is None:
+        return policy
+    return f"{policy} ({rules_dropped_by}: none of its allow rules installed)"
+
+
 def allowed_by(direction: str, policy: str, rule: str) -> str:
     return f"{direction} allowed by {policy} {rule}"
 

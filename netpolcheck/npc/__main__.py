@@ -39,17 +39,27 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="break the controller on purpose (repeatable): " + ", ".join(FAULTS),
+        help="break the controller on purpose (repeatable; default: none): " + ", ".join(FAULTS),
     )
-    parser.add_argument("--metrics-addr", default=":6781", help="serve /metrics here; empty to disable")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--metrics-addr", default=":6781", help="serve /metrics here; empty to disable (default :6781)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="least severe messages logged (default info)",
+    )
     parser.add_argument(
         "--serviceaccount-dir",
         type=Path,
         default=Path("/var/run/secrets/kubernetes.io/serviceaccount"),
-        help="where the in-cluster token and ca.crt are",
+        help="where the in-cluster token and ca.crt are "
+        "(default /var/run/secrets/kubernetes.io/serviceaccount)",
     )
-    parser.add_argument("--watch-timeout", type=int, default=300, help="seconds per watch request")
+    parser.add_argument(
+        "--watch-timeout", type=int, default=300, help="seconds per watch request (default 300)"
+    )
     return parser
 
 

@@ -20,6 +20,7 @@ from netpolcheck.npc.world import World, labels_of, obj_key, pod_comment, pod_ip
 
 LEGACY_ANNOTATION = "net.beta.kubernetes.io/network-policy"
 INGRESS, EGRESS = "ingress", "egress"
+TARGET_STAGE = 1  # set-creation stage of the target selectors (see Analyser._claim_sets)
 
 
 class PolicyRejected(Exception):
@@ -242,10 +243,12 @@ class Analyser:
             ns, name = obj_key(policy)
             try:
                 plan = self.plan_policy(policy)
-                self._claim_sets(out, plan)
+                late = self._claim_sets(out, plan)
             except PolicyRejected as exc:
                 out.errors.append(f"add network policy: {exc}")
                 continue
+            if late is not None:  # its targets stay isolated, none of its allow rules is installed
+                out.errors.append(f"add network policy: {late}")
             plans.append((ns, plan))
 
         self._fill_selector_sets(out, plans, pods, ns_labels, world)
@@ -281,25 +284,41 @@ class Analyser:
             }
         return {INGRESS: set_name(f"default-allow:{ns}")}
 
-    def _claim_sets(self, out: Dataplane, plan: PolicyPlan) -> None:
-        """Create its sets; a name of another type rejects it (docs/weave-facts.md#ipset-name-clash)."""
-        wanted = [(s.set_name, s.set_type) for s in plan.selectors]
-        wanted += [(b.except_set, "hash:net") for b in plan.ipblocks if b.except_set]
-        for name, kind in wanted:
-            existing = out.sets.get(name)
-            if existing is not None and existing.type != kind:
-                comment = " comment" if kind != "list:set" else " size 1024 comment"
-                raise PolicyRejected(
-                    f"ipset [create {name} {kind}{comment}] failed: ipset v7.17: Set cannot be created: "
-                    "set with the same name already exists"
-                )
-        for name, kind in wanted:
-            out.sets.setdefault(name, IpSet(name, kind))
+    def _claim_sets(self, out: Dataplane, plan: PolicyPlan) -> str | None:
+        """Create its sets in weave-npc's order (namespace.go addNetworkPolicy): namespace-selector
+        list:sets, then the namespaced pod-selector sets (the target among them, which isolates), then
+        the pod+namespace sets, then the ipBlock except sets (docs/weave-facts.md#ipset-name-clash).
+
+        A create that finds the name held with another type fails and stops the policy there; none of
+        the failing stage's sets is created. Before the targets: raises PolicyRejected (the policy is
+        not enforced). After them: returns the error; the caller keeps the isolation and drops the rules.
+        """
+        stages: list[list[tuple[str, str]]] = [
+            [(s.set_name, s.set_type) for s in plan.selectors if s.set_type == "list:set"],
+            [(s.set_name, s.set_type) for s in plan.selectors if s.set_type == "hash:ip" and s.ns_name],
+            [(s.set_name, s.set_type) for s in plan.selectors if s.set_type == "hash:ip" and not s.ns_name],
+            [(b.except_set, "hash:net") for b in plan.ipblocks if b.except_set],
+        ]
+        for number, wanted in enumerate(stages):
+            for name, kind in wanted:
+                existing = out.sets.get(name)
+                if existing is not None and existing.type != kind:
+                    error = _create_failed(name, kind)
+                    if number <= TARGET_STAGE:
+                        raise PolicyRejected(error)
+                    created = {wanted_set for stage in stages[:number] for wanted_set in stage}
+                    plan.selectors = [s for s in plan.selectors if (s.set_name, s.set_type) in created]
+                    plan.ipblocks = []
+                    plan.rules = []
+                    return error
+            for name, kind in wanted:
+                out.sets.setdefault(name, IpSet(name, kind))
         for block in plan.ipblocks:
             if block.except_set:
                 members = out.sets[block.except_set].members
                 for cidr in block.excepts:
                     members.setdefault(cidr, f"excepted from {block.cidr}")
+        return None
 
     def _fill_selector_sets(
         self,
@@ -397,6 +416,15 @@ class Analyser:
         out.chains[dp.EGRESS_DEFAULT] = []
         out.chains[dp.EGRESS_CUSTOM] = []
         out.chains[dp.EGRESS_ACCEPT] = [("-j", "MARK", "--set-xmark", dp.EGRESS_MARK)]
+
+
+def _create_failed(name: str, kind: str) -> str:
+    """weave-npc's error for an `ipset create` whose name exists with another type."""
+    options = " size 1024 comment" if kind == "list:set" else " comment"
+    return (
+        f"ipset [create {name} {kind}{options}] failed: ipset v7.17: Set cannot be created: "
+        "set with the same name already exists"
+    )
 
 
 def _legacy_default_deny(ns_obj: Mapping[str, Any]) -> bool:

@@ -84,12 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=7,
         help="extra attempts for targets without an answer, spread over the window (default 7)",
     )
-    probe.add_argument("--targets", default="-", help="read targets from this file instead of stdin")
+    probe.add_argument("--targets", default="-", help="read targets from this file (default: -, stdin)")
 
     serve = commands.add_parser("serve", help="echo listeners that journal what arrived; prints READY")
-    serve.add_argument("--tcp", type=port_list, default=[], help="TCP ports, e.g. 80,81")
-    serve.add_argument("--udp", type=port_list, default=[], help="UDP ports")
-    serve.add_argument("--sctp", type=port_list, default=[], help="SCTP ports (where the kernel has SCTP)")
+    serve.add_argument("--tcp", type=port_list, default=[], help="TCP ports, e.g. 80,81 (default: none)")
+    serve.add_argument("--udp", type=port_list, default=[], help="UDP ports (default: none)")
+    serve.add_argument(
+        "--sctp", type=port_list, default=[], help="SCTP ports, where the kernel has SCTP (default: none)"
+    )
     serve.add_argument(
         "--journal",
         default=None,
@@ -99,19 +101,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     journal = commands.add_parser("journal", help="print the serve journal (JSON lines), optionally filtered")
     journal.add_argument("--journal", default=None, help="journal file (default as for serve)")
-    journal.add_argument("--peer", type=ipv4, default=None, help="only records from this IP")
-    journal.add_argument("--proto", choices=["tcp", "udp", "sctp"], default=None)
-    journal.add_argument("--port", type=port, default=None)
-    journal.add_argument("--since", type=float, default=None, help="only records at or after this Unix time")
+    journal.add_argument("--peer", type=ipv4, default=None, help="only records from this IP (default: any)")
+    journal.add_argument(
+        "--proto",
+        choices=["tcp", "udp", "sctp"],
+        default=None,
+        help="only records of this protocol (default: any)",
+    )
+    journal.add_argument("--port", type=port, default=None, help="only records to this port (default: any)")
+    journal.add_argument(
+        "--since", type=float, default=None, help="only records at or after this Unix time (default: all)"
+    )
 
     ready = commands.add_parser("ready", help="exit 0 while serve is up (for a readiness probe), else 1")
     ready.add_argument("--journal", default=None, help="journal file of the serve (default as for serve)")
 
     hold = commands.add_parser("hold", help="hold a TCP connection (and a UDP flow) and record every gap")
-    hold.add_argument("--ip", type=ipv4, required=True)
+    hold.add_argument("--ip", type=ipv4, required=True, help="IPv4 address of a serve listener")
     hold.add_argument("--port", type=port, required=True, help="TCP port of a serve listener")
     hold.add_argument("--udp-port", type=port, default=None, help="also keep a UDP flow to this port")
-    hold.add_argument("--interval", type=positive_seconds, default=0.1, help="seconds between ticks")
+    hold.add_argument(
+        "--interval", type=positive_seconds, default=0.1, help="seconds between ticks (default 0.1)"
+    )
     hold.add_argument(
         "--late-after",
         type=positive_seconds,
@@ -119,8 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="a tick without an echo after this many seconds is lost (default: 2 x interval)",
     )
     hold.add_argument("--status", required=True, help="status file, rewritten every tick")
-    hold.add_argument("--duration", type=positive_seconds, default=None, help="end after this many seconds")
-    hold.add_argument("--connect-timeout", type=positive_seconds, default=3.0)
+    hold.add_argument(
+        "--duration",
+        type=positive_seconds,
+        default=None,
+        help="end after this many seconds (default: run until hold-stop)",
+    )
+    hold.add_argument(
+        "--connect-timeout",
+        type=positive_seconds,
+        default=3.0,
+        help="seconds to wait for the TCP connection (default 3.0)",
+    )
     hold.add_argument(
         "--background", action="store_true", help="detach; print the first status once connected, and return"
     )
@@ -130,9 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("hold-stop", "stop a background hold and print its final report"),
     ):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("--status", required=True)
+        sub.add_argument("--status", required=True, help="the status file given to hold")
         if name == "hold-stop":
-            sub.add_argument("--timeout", type=positive_seconds, default=5.0)
+            sub.add_argument(
+                "--timeout",
+                type=positive_seconds,
+                default=5.0,
+                help="seconds to wait for the hold to stop and report (default 5.0)",
+            )
     return parser
 
 

@@ -115,21 +115,13 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_json_is_one_result_per_line_and_carries_cautions(tmp_path: Path) -> None:
-    clash = world(
-        [
-            netpol("x/p1", {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}}]}]}),
-            netpol(
-                "y/p2",
-                {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": {}}]}]},
-            ),
-        ]
-    )
-    proc = _run(_write(tmp_path, clash), "--profile", "weave-2.8.1")
+    named = world([netpol("x/p1", {"podSelector": {}, "ingress": [{"ports": [{"port": "http"}]}]})])
+    proc = _run(_write(tmp_path, named), "--profile", "weave-2.1.3")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert len(doc["results"]) == 72
     assert len(proc.stdout.splitlines()) == 72 + 2
-    assert doc["cautions"][0].startswith("ipset-name-clash (policies x/p1, y/p2)")
+    assert doc["cautions"][0].startswith("named-port-unpredictable (policies x/p1)")
     empty = _run(_write(tmp_path, {"namespaces": []}, "empty.json"))
     assert json.loads(empty.stdout) == {"profile": "spec", "results": []}
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from netpolcheck.kube.snapshot import state_of
+from netpolcheck.kube.snapshot import policy_entry, state_of
 from netpolcheck.npc.kubewatch import Event
 from netpolcheck.npc.store import WorldStore
 from tests.npc.model_cli import expected_allowed
@@ -28,7 +28,9 @@ def final_world(check: Check) -> dict[str, Any]:
         store.apply(Event(kind, verb, (obj,)))
     world = store.world
     probes = [{"port": p, "protocol": proto} for p in (80, 81) for proto in ("TCP", "UDP")]
-    return state_of(world.namespaces.values(), world.pods.values(), world.policies.values(), probes)
+    state = state_of(world.namespaces.values(), world.pods.values(), world.policies.values(), probes)
+    state["policies"] = [policy_entry(p) for p in world.policies.values()]  # the order the controller saw
+    return state
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=[c.name for c in CHECKS])

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from netpolcheck.kube.snapshot import state_of
+from netpolcheck.kube.snapshot import policy_entry, state_of
 from netpolcheck.kube.waiting import wait_for
 from tests.npc.hollowworld import SETTLE, HollowWorld
 from tests.npc.model_cli import expected_allowed
@@ -108,6 +108,7 @@ def policies(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 def expected(pols: list[dict[str, Any]]) -> dict[tuple[str, str, int, str], bool]:
     state = state_of(NAMESPACES, PODS, pols, [{"port": port, "protocol": proto} for port, proto in PROBES])
+    state["policies"] = [policy_entry(p) for p in pols]  # creation order: it decides the ipset name clash
     return expected_allowed(state)
 
 

@@ -135,14 +135,55 @@ def test_2_8_1_named_port_policy_skipped_and_endport_ignored() -> None:
     assert len(rules) == 1 and rules[0][rules[0].index("--dport") + 1] == "80"
 
 
-def test_ipset_name_clash_rejects_the_second_policy() -> None:
-    both = _pol(
-        "a", "x", {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": {}}]}]}
+NS_ONLY_PEER: dict[str, dict[str, str]] = {"namespaceSelector": {}}
+BOTH_PEER: dict[str, dict[str, str]] = {"namespaceSelector": {}, "podSelector": {}}
+CLASH_ERROR = "set with the same name already exists"
+
+
+def _members(out: dp.Dataplane, key: str) -> set[str]:
+    return set(out.sets[set_name(key)].members)
+
+
+@pytest.mark.parametrize("peers", [[NS_ONLY_PEER, BOTH_PEER], [BOTH_PEER, NS_ONLY_PEER]])
+def test_ipset_name_clash_inside_one_policy_isolates_without_allow_rules(peers: list[dict]) -> None:
+    """weave-npc creates the list:set first, the hash:ip create fails: fail closed, in both peer orders."""
+    pol = _pol("p", "x", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": peers}]})
+    out = Analyser(profile_for("2.8.1"), "node1").analyse(_world(pol))
+    assert len(out.errors) == 1
+    assert f"[create {set_name(':')} hash:ip comment]" in out.errors[0] and CLASH_ERROR in out.errors[0]
+    assert out.sets[set_name(":")].type == "list:set"
+    assert out.chains[dp.EGRESS_CUSTOM] == [] and out.chains[dp.INGRESS] == []
+    assert _members(out, "egress-default-allow:x") == set()  # x/a and x/b isolated for egress
+    assert _members(out, "egress-default-allow:y") == {"10.32.1.22", "10.32.1.23"}
+    assert any("DROP" in rule for rule in out.chains[dp.EGRESS])
+
+
+def _pair(first: dict, second: dict) -> dp.Dataplane:
+    return Analyser(profile_for("2.8.1"), "node1").analyse(_world(first, second))
+
+
+def test_ipset_name_clash_across_policies_the_second_seen_loses() -> None:
+    a_from_ns = _pol(
+        "ns", "x", {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [NS_ONLY_PEER]}]}
     )
-    ns_only = _pol("b", "x", {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}}]}]})
-    out = Analyser(profile_for("2.8.1"), "node1").analyse(_world(both, ns_only))
-    assert len(out.errors) == 1 and "set with the same name already exists" in out.errors[0]
+    b_from_both = _pol(
+        "both", "x", {"podSelector": {"matchLabels": {"pod": "b"}}, "ingress": [{"from": [BOTH_PEER]}]}
+    )
+    # the pod+namespace policy second: its create fails after its target is isolated: fail closed
+    out = _pair(a_from_ns, b_from_both)
+    assert len(out.errors) == 1 and f"[create {set_name(':')} hash:ip comment]" in out.errors[0]
+    assert _members(out, "ingress-default-allow:x") == set()
+    rules = out.chains[dp.INGRESS]
+    assert len(rules) == 1 and rules[0][rules[0].index("--match-set") + 1] == set_name(":")
+    comment = rules[0][rules[0].index("--comment") + 1]
+    assert rules[0][-1] == "ACCEPT" and comment.startswith("namespaces: selector:  -> pods: namespace: x")
+    # the namespace-selector policy second: its list:set create fails before its target: not enforced
+    out = _pair(b_from_both, a_from_ns)
+    assert len(out.errors) == 1 and f"[create {set_name(':')} list:set size 1024 comment]" in out.errors[0]
     assert out.sets[set_name(":")].type == "hash:ip"
+    assert out.sets[set_name(":")].members.keys() == {"10.32.1.20", "10.32.1.21", "10.32.1.22", "10.32.1.23"}
+    assert _members(out, "ingress-default-allow:x") == {"10.32.1.20"}  # x/a stays open
+    assert len(out.chains[dp.INGRESS]) == 1  # only the first policy's rule
 
 
 def test_egress_drop_only_after_an_egress_policy() -> None:
