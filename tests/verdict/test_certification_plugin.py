@@ -178,3 +178,21 @@ def test_report_json_option_and_nothing_written_without_cases(tmp_path: Path) ->
     nothing = run_suite(tmp_path, "--report-json", str(tmp_path / "none.json"), "-k", "no_such_test")
     assert nothing.returncode == 5  # no tests collected
     assert not (tmp_path / "none.json").exists()
+
+
+def test_the_committed_example_is_a_valid_report_of_a_real_embedded_cluster_run() -> None:
+    """docs/examples/: the report of `pytest suites --cluster hollow`, and its rendering."""
+    examples = ROOT / "docs" / "examples"
+    document = json.loads((examples / "certification.json").read_text())
+    assert schema_errors(document) == []
+    env = document["environment"]
+    assert env["clusterKind"] == "hollow" and env["cni"]["name"] == "weave-net"
+    assert len(document["cases"]) > 40 and all(
+        c["checks"] or c["status"] == "skipped" for c in document["cases"]
+    )
+    parser = _Text()
+    parser.feed((examples / "certification.html").read_text())
+    text = " ".join(parser.text)
+    failed = [c["id"] for c in document["cases"] if c["status"] == "fail"]
+    assert "Summary" in text and all(case_id in text for case_id in failed)
+    assert "script" not in parser.tags
