@@ -8,6 +8,7 @@ document to the schema shipped beside this module (certification.schema.json).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -243,6 +244,16 @@ def comparison_of(
             observed[key] = obs
         cells.append(CellComparison(key, exp, obs, Outcome(cell["outcome"]), cell["note"]))
     return expected, observed, Comparison(tuple(cells))
+
+
+def options_text(options: Mapping[str, Any]) -> str:
+    """The run's options on one line, values as JSON (null, false, "") unless a plain word."""
+    return (
+        ", ".join(
+            f"{k}={v if isinstance(v, str) and v else json.dumps(v)}" for k, v in sorted(options.items())
+        )
+        or "-"
+    )
 
 
 def convergence_points(report: Mapping[str, Any]) -> list[tuple[str, float | None]]:

@@ -8,7 +8,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
-from netpolcheck.report.certification import STATUSES, around, comparison_of, convergence_points, failures
+from netpolcheck.report.certification import (
+    STATUSES,
+    around,
+    comparison_of,
+    convergence_points,
+    failures,
+    options_text,
+)
 from netpolcheck.report.truthtable import (
     LEGENDS,
     TruthTable,
@@ -58,9 +65,9 @@ def _environment(env: Mapping[str, Any]) -> str:
         ("CNI", f"{cni['name']} {cni['version'] or '(no version)'}"),
         ("suite", env["suiteVersion"]),
         ("profile", env["profile"]),
-        ("options", ", ".join(f"{k}={v}" for k, v in sorted(env["options"].items())) or "-"),
+        ("options", options_text(env["options"])),
     ]
-    return _table(("", ""), rows)
+    return _table(("", "value"), rows)
 
 
 def _summary(report: Mapping[str, Any]) -> str:

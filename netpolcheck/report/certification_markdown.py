@@ -7,7 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from netpolcheck.report.certification import STATUSES, around, comparison_of, convergence_points, failures
+from netpolcheck.report.certification import (
+    STATUSES,
+    around,
+    comparison_of,
+    convergence_points,
+    failures,
+    options_text,
+)
 from netpolcheck.report.truthtable import comparison_text
 
 BUCKETS_MS = (10.0, 100.0, 1000.0, 10000.0)
@@ -102,7 +109,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             ("kernel", env["kernel"]),
             ("CNI", f"{cni['name']} {cni['version'] or '(no version)'}"),
             ("suite", env["suiteVersion"]),
-            ("options", ", ".join(f"{k}={v}" for k, v in sorted(env["options"].items())) or "-"),
+            ("profile", env["profile"]),
+            ("options", options_text(env["options"])),
         ),
     )
     found = failures(report)

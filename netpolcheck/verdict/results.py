@@ -3,9 +3,11 @@ expected failure, unexpected pass)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from netpolcheck.report import certification
 from netpolcheck.report.cells import CellKey, ObservedCell, Outcome
 from netpolcheck.report.compare import Comparison
 from netpolcheck.verdict.convergence import Convergence
@@ -92,3 +94,55 @@ class CaseResult:
 
     def failures(self) -> list[CheckResult]:
         return [c for c in self.checks if c.status in (Status.FAIL, Status.XPASS)]
+
+
+# -- the certification report's entries (netpolcheck/report/certification.py builds the document) --
+
+
+def check_report_entry(check: CheckResult) -> dict[str, Any]:
+    """One check as the certification report records it."""
+    cv = check.convergence
+    return certification.check_entry(
+        check.step_index,
+        check.step,
+        check.status.value,
+        check.comparison,
+        {
+            "converged": cv.converged,
+            "ms": cv.ms,
+            "lowerMs": cv.lower_ms,
+            "rounds": cv.rounds,
+            "probes": cv.probes,
+            "waitedMs": cv.waited_ms,
+        },
+        note=check.status_note,
+        weave_version=check.weave_version,
+        deviations_shown=check.deviations_shown,
+        deviations_predicted=[d.id for d in check.prediction.deviations] if check.prediction else (),
+    )
+
+
+def case_report_entry(result: CaseResult, features: Iterable[str]) -> dict[str, Any]:
+    """One case as the certification report records it; `features`: its feature markers."""
+    return certification.case_entry(
+        result.case_id,
+        result.status.value,
+        [check_report_entry(c) for c in result.checks],
+        features=features,
+        error=result.error,
+        negative_control=result.negative_control,
+        holds=[
+            {"name": h.name, "survived": h.survived, "summary": h.summary()} for h in result.holds.values()
+        ],
+        rollouts=[{"step": i, "summary": w.summary()} for i, w in result.watches.items()],
+    )
+
+
+def skipped_report_entry(case_id: str, features: Iterable[str]) -> dict[str, Any]:
+    """A case pytest skipped before it ran: status `skipped`, no checks."""
+    return certification.case_entry(case_id, "skipped", [], features=features)
+
+
+def broken_report_entry(case_id: str, features: Iterable[str], error: str) -> dict[str, Any]:
+    """A test that failed before its case produced a result (a fixture, the set-up): a failed case."""
+    return certification.case_entry(case_id, "fail", [], features=features, error=error)
