@@ -97,9 +97,14 @@ def side_load(cluster: ImageLoader, docker: str, probe_image: str, versions: Ite
 
 
 def provision(options: ClusterOptions) -> Cluster:
-    from pytest_kind import KindCluster  # the suite dependency group; only needed here
-
     kind, docker = preflight()
+    try:
+        from pytest_kind import KindCluster  # the suite dependency group; only needed here
+    except ImportError:
+        raise UsageError(
+            "--cluster kind needs pytest-kind-ng (the `suite` dependency group: `tox -e e2e` installs it, "
+            "or pip install pytest-kind-ng)"
+        ) from None
     work = private_dir(Path(options.work_dir) / "kind")
     kubeconfig = work / "kubeconfig"
     private_dir(Path(".pytest-kind"))  # KindCluster keeps ./.pytest-kind/<name>/ under the CWD
