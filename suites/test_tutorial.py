@@ -79,8 +79,10 @@ def verdict_driver(
         api, run = request.getfixturevalue("kube_api"), request.getfixturevalue("run")
         yield from _driver(api, cluster_options.kind, run, cluster_options.probe_image)
         return
+    work_dir = tmp_path_factory.mktemp("tutorial")
+    # never kept: the session's cluster needs the same pod range after it
     options = dataclasses.replace(
-        cluster_options, weave_version=START, upgrade_to=None, work_dir=tmp_path_factory.mktemp("tutorial")
+        cluster_options, weave_version=START, upgrade_to=None, keep_cluster=False, work_dir=work_dir
     )
     with provisioned(options) as made, api_of(made) as api, run_on(api) as run:
         yield from _driver(api, made.kind, run, options.probe_image)
