@@ -37,6 +37,32 @@ MANY_PODS = c.Case(
     (),
     probes((80,), ("TCP",)),
 )
+# y/b and y/c on one node, b first: when b is deleted, a pod started on that node next takes the
+# lowest free address there, b's, on the embedded cluster (other IPAMs may not reuse it at once: the
+# case holds either way, it only catches stale addresses where they are reused)
+IP_REUSE = c.Case(
+    "a-new-pod-reusing-a-deleted-pods-ip-gets-none-of-its-access",
+    (c.NamespaceDef("x", {"ns": "x"}), c.NamespaceDef("y", {"ns": "y"})),
+    (
+        c.PodDef("x", "a", {"pod": "a"}, node=0),
+        c.PodDef("y", "b", {"pod": "b"}, node=1),
+        c.PodDef("y", "c", {"pod": "c"}, node=1),
+    ),
+    (
+        apply(
+            "x",
+            policy(
+                "from-y-b",
+                labels(pod="a"),
+                ingress=[{"from": [{"namespaceSelector": labels(ns="y"), "podSelector": labels(pod="b")}]}],
+            ),
+        ),
+        c.DeletePod("y", "b"),
+        c.CreatePod(c.PodDef("y", "d", {"pod": "d"}, node=1)),
+    ),
+    probes((80,), ("TCP",)),
+    check_first=False,
+)
 CASES = [
     xyz_case(
         "namespace-deleted-and-recreated-with-the-same-name-the-policy-holds",
@@ -61,6 +87,7 @@ CASES = [
     ),
     MANY_NAMESPACES,
     MANY_PODS,
+    IP_REUSE,
 ]
 
 

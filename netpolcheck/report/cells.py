@@ -12,7 +12,9 @@ from typing import Any
 
 PERMITTED = frozenset({"allowed", "refused"})  # the packet reached the pod (refused: port closed)
 DENIED = frozenset({"dropped", "rejected"})
-VERDICTS = PERMITTED | DENIED
+UNSUPPORTED = "unsupported"  # nothing sent: the source's kernel has no such protocol (SCTP)
+ERROR = "error"  # the probe of this target failed (the reason is the evidence): no verdict at all
+VERDICTS = PERMITTED | DENIED | {UNSUPPORTED, ERROR}
 
 
 @dataclass(frozen=True, order=True)
@@ -37,7 +39,7 @@ class ExpectedCell:
 
 @dataclass(frozen=True)
 class ObservedCell:
-    verdict: str  # allowed | refused | rejected | dropped
+    verdict: str  # allowed | refused | rejected | dropped | unsupported | error
     attempts: int = 1
     evidence: str = ""
 
@@ -49,12 +51,24 @@ class ObservedCell:
     def permitted(self) -> bool:
         return self.verdict in PERMITTED
 
+    @property
+    def unsupported(self) -> bool:
+        """Not probed: says nothing about the policy, so it can neither pass nor fail a cell."""
+        return self.verdict == UNSUPPORTED
+
+    @property
+    def failed(self) -> bool:
+        """The probe itself failed: neither permitted nor denied."""
+        return self.verdict == ERROR
+
 
 class Outcome(Enum):
     OK = "ok"
     WRONG = "wrong"
     DEVIATION = "documented deviation"
     MISSING = "missing"
+    UNSUPPORTED = "unsupported"  # not probed (the source cannot send the protocol): skipped, not passed
+    ERROR = "probe error"  # the probe failed: a wrong cell until a probe gives a verdict
 
 
 def observed_from_probe_results(

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from netpolcheck.report.cells import DENIED, CellKey, ExpectedCell, ObservedCell, Outcome
 
+# counted in the summary only when present (the summary line is otherwise unchanged)
+_RARE = ((Outcome.ERROR, "probe errors"), (Outcome.UNSUPPORTED, "unsupported (not probed, not passed)"))
+
 
 @dataclass(frozen=True)
 class CellComparison:
@@ -27,7 +30,17 @@ class Comparison:
 
     @property
     def wrong(self) -> tuple[CellComparison, ...]:
-        return tuple(c for c in self.cells if c.outcome in (Outcome.WRONG, Outcome.MISSING))
+        """Cells that fail the check (and are probed again): wrong, missing, or a failed probe."""
+        return tuple(c for c in self.cells if c.outcome in (Outcome.WRONG, Outcome.MISSING, Outcome.ERROR))
+
+    @property
+    def errors(self) -> tuple[CellComparison, ...]:
+        return tuple(c for c in self.cells if c.outcome is Outcome.ERROR)
+
+    @property
+    def unsupported(self) -> tuple[CellComparison, ...]:
+        """Cells not probed because the source cannot send the protocol: neither passed nor failed."""
+        return tuple(c for c in self.cells if c.outcome is Outcome.UNSUPPORTED)
 
     @property
     def passed(self) -> bool:
@@ -38,7 +51,8 @@ class Comparison:
         return (
             f"correct: {counts[Outcome.OK]}, documented deviations: {counts[Outcome.DEVIATION]}, "
             f"wrong: {counts[Outcome.WRONG]}, missing: {counts[Outcome.MISSING]}, "
-            f"result={'pass' if self.passed else 'FAIL'}"
+            + "".join(f"{name}: {counts[outcome]}, " for outcome, name in _RARE if counts[outcome])
+            + f"result={'pass' if self.passed else 'FAIL'}"
         )
 
 
@@ -47,6 +61,10 @@ def classify(
 ) -> tuple[Outcome, str]:
     if observed is None:
         return Outcome.MISSING, "not probed"
+    if observed.unsupported:
+        return Outcome.UNSUPPORTED, f"not probed: {observed.evidence or 'the source cannot send it'}"
+    if observed.failed:
+        return Outcome.ERROR, f"probe failed: {observed.evidence or 'no reason given'}"
     if expected.allowed != observed.permitted:
         want = "allowed" if expected.allowed else "denied"
         return Outcome.WRONG, f"expected {want}, observed {observed.verdict}"

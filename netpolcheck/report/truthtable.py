@@ -17,12 +17,28 @@ from netpolcheck.report.compare import Comparison, wrong_cell_details
 
 SELF = "-"
 ABSENT = " "
-OBSERVED_SYMBOLS = {"allowed": ".", "refused": "o", "rejected": "R", "dropped": "X"}
-OUTCOME_SYMBOLS = {Outcome.OK: ".", Outcome.WRONG: "X", Outcome.DEVIATION: "d", Outcome.MISSING: "?"}
+OBSERVED_SYMBOLS = {
+    "allowed": ".",
+    "refused": "o",
+    "rejected": "R",
+    "dropped": "X",
+    "unsupported": "u",
+    "error": "E",
+}
+OUTCOME_SYMBOLS = {
+    Outcome.OK: ".",
+    Outcome.WRONG: "X",
+    Outcome.DEVIATION: "d",
+    Outcome.MISSING: "?",
+    Outcome.UNSUPPORTED: "u",
+    Outcome.ERROR: "E",
+}
 LEGENDS = {
     "expected": ". allowed   X denied",
-    "observed": ". allowed   o refused (reached, port closed)   R rejected   X dropped   ? not probed",
-    "difference": ". as expected   X wrong   d documented deviation   ? not probed",
+    "observed": ". allowed   o refused (reached, port closed)   R rejected   X dropped   "
+    "u unsupported (not sent)   E probe error   ? not probed",
+    "difference": ". as expected   X wrong   d documented deviation   u unsupported (skipped, not passed)   "
+    "E probe error   ? not probed",
 }
 
 
@@ -123,7 +139,16 @@ def comparison_text(
     return "\n".join(parts)
 
 
-_STYLES = {".": "green", "X": "bold red", "R": "magenta", "o": "yellow", "d": "cyan", "?": "bold yellow"}
+_STYLES = {
+    ".": "green",
+    "X": "bold red",
+    "R": "magenta",
+    "o": "yellow",
+    "d": "cyan",
+    "?": "bold yellow",
+    "u": "dim",
+    "E": "bold red",
+}
 
 
 def render_rich(table: TruthTable) -> Table:

@@ -6,6 +6,10 @@ again with a short window (on the embedded cluster the round trip is far below a
 moment the dataplane changes is seen within about one short round. When they all match, one more full
 round with the normal window confirms the whole matrix; a short window never decides the result alone.
 
+A cell the source cannot send (verdict `unsupported`: no SCTP in its kernel) is probed in round 1 only
+and kept as it is: it is reported as not probed, never as matching. A cell whose probe failed (verdict
+`error`) is wrong like any other and probed again until the deadline.
+
 Convergence is bracketed, never guessed: the change happened after the start of the last round that
 still saw a wrong cell (`lower_ms`) and before the end of the first round that saw none (`ms`).
 """
@@ -82,6 +86,8 @@ def converge(
 
     current = run(full, keys)
     observed, raw = dict(current.cells), dict(current.raw)
+    skipped = {k: cell for k, cell in observed.items() if cell.unsupported}
+    keys = [k for k in keys if k not in skipped]
     comparison = compare(expected, observed, denied)
     confirmed = comparison.passed
     while not confirmed and clock.now() < since + policy.deadline:
@@ -95,7 +101,8 @@ def converge(
         if comparison.passed:
             good_end = current.ended
             check = run(full, keys)
-            observed, raw = dict(check.cells), dict(check.raw)
+            observed = {**skipped, **check.cells}
+            raw = {**{k: raw[k] for k in skipped}, **check.raw}
             comparison = compare(expected, observed, denied)
             if comparison.passed:
                 return _result(

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from netpolcheck.report.compare import compare
+from netpolcheck.report.cells import Outcome
+from netpolcheck.report.compare import Comparison, compare
 from netpolcheck.verdict import case as c
 from netpolcheck.verdict.convergence import Clock, Policy, converge
 from netpolcheck.verdict.deviations import Status, classify, predict
@@ -263,6 +264,13 @@ class CaseRunner:
         )
         comparison = compare(expectation.cells, outcome.observed, expectation.model_profile.denied_verdicts)
         status, note = classify(comparison, prediction)
+        if comparison.errors:  # a failed probe is no verdict: never a pass nor a documented deviation
+            status = Status.FAIL
+            note = "; ".join(filter(None, [note, _errors_note(comparison)]))
+        if comparison.unsupported:
+            note = "; ".join(filter(None, [note, _unsupported_note(comparison)]))
+            if len(comparison.unsupported) == len(comparison.cells):
+                status = Status.FAIL  # nothing was probed: a check that verified nothing cannot pass
         watch = run.result.watches.get(index)
         violations = watch.violations(self.options.outage_bound * 1000) if watch is not None else []
         if violations:
@@ -295,7 +303,7 @@ class CaseRunner:
             result = CheckResult(**{**result.__dict__, "report": text})
         conv = outcome.convergence
         self.progress(
-            f"{case.id}: check {index}: {status.value}; "
+            f"{case.id}: check {index}: {status.value}{f' ({note})' if note else ''}; "
             + (
                 f"converged in {conv.ms:.0f} ms (>= {conv.lower_ms:.0f} ms)"
                 if conv.ms is not None
@@ -306,9 +314,28 @@ class CaseRunner:
         return result
 
 
+def _errors_note(comparison: Comparison) -> str:
+    first = comparison.errors[0]
+    evidence = first.observed.evidence if first.observed is not None else ""
+    return f"{len(comparison.errors)} cell(s) could not be probed (first: {evidence or 'no reason given'})"
+
+
+def _unsupported_note(comparison: Comparison) -> str:
+    protocols = sorted({c.key.protocol for c in comparison.unsupported})
+    return (
+        f"{len(comparison.unsupported)} {'/'.join(protocols)} cell(s) not probed (unsupported by the "
+        "source's kernel): skipped, not passed"
+    )
+
+
 def negative_control_verdict(result: CaseResult) -> tuple[bool, str]:
-    """(proved, why): under negative control a policy case must fail at least one check."""
-    failed = [ch for ch in result.checks if ch.status is not Status.PASS]
+    """(proved, why): under negative control a policy case must fail at least one check on a cell whose
+    verdict differs from the expectation (a failed probe or an unprobed cell proves nothing)."""
+    failed = [
+        ch
+        for ch in result.checks
+        if ch.status is not Status.PASS and any(c.outcome is Outcome.WRONG for c in ch.comparison.cells)
+    ]
     if failed:
         first = failed[0]
         return True, f"check {first.step_index} ({first.step}) failed as it must: {first.status_note}"

@@ -99,7 +99,7 @@ def watch_while(
         at = (current.started - start) * 1000
         for key in keys:
             seen = current.cells.get(key)
-            if seen is None:
+            if seen is None or seen.unsupported or seen.failed:  # no verdict: neither a leak nor dark
                 continue
             if seen.permitted and not old[key].allowed and not new[key].allowed:
                 result.leaks.append(Leak(key, at, seen))

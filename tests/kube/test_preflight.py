@@ -137,6 +137,12 @@ def test_pytest_stops_at_start_with_the_preflight_line(tmp_path: Path) -> None:
         (["--weave-version", "2.7"], "--weave-version: no Weave manifest for version '2.7'"),
         (["--upgrade-to", "2.8.1", "--weave-version", "2.8.1"], "--upgrade-to 2.8.1 is the version"),
         (["--profile", "weave-2"], "--profile 'weave-2' is not spec, weave or weave-X.Y.Z"),
+        (["--npc-fault", "no-such-bug"], "--npc-fault no-such-bug: unknown; known: ignore-namespace"),
+        (["--cluster", "kind", "--npc-fault", "ports-ignored"], "--npc-fault is only for --cluster hollow"),
+        (
+            ["--npc-fault", "ports-ignored", "--weave-npc-binary", "2.8.1=/bin/true"],
+            "--npc-fault switches the reference controller: not with --weave-npc-binary",
+        ),
     ],
 )
 def test_bad_option_combinations_stop_pytest_with_one_line(args: list[str], line: str) -> None:

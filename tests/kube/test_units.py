@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from netpolcheck.errors import UsageError
 from netpolcheck.kube import namespaces, objects, probepods, snapshot, weave
 from netpolcheck.kube.execing import split_ref
+from netpolcheck.kube.provisioners import ClusterOptions
 from netpolcheck.kube.rollout import daemonset_status
 
 
@@ -158,3 +161,23 @@ def test_hollow_maps_a_weave_npc_tag_to_a_program(monkeypatch: pytest.MonkeyPatc
     assert images.parse_npc_binary("v2.8.1=/x") == ("2.8.1", "/x")
     with pytest.raises(ValueError, match="is not VERSION=PATH"):
         images.parse_npc_binary("2.8.1")
+
+
+def test_hollow_runs_the_reference_controller_with_faults_through_a_private_launcher(tmp_path: Path) -> None:
+    from netpolcheck.kube.provisioners import hollow
+
+    plain = ClusterOptions()
+    assert hollow.npc_program(plain, tmp_path) == "reference" and not list(tmp_path.iterdir())
+    faulty = ClusterOptions(npc_faults=("ports-ignored", "stale-pod-ip"))
+    launcher = Path(hollow.npc_program(faulty, tmp_path))
+    assert launcher.parent == tmp_path and (launcher.stat().st_mode & 0o777) == 0o700
+    command = hollow.up_command(faulty, tmp_path / "hollow")
+    assert command[command.index("--npc") + 1] == str(launcher)
+    # the launcher passes the container's args on after the faults: ask the controller for its help
+    proc = subprocess.run([str(launcher), "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "--fault" in proc.stdout
+    assert (
+        launcher.read_text()
+        .splitlines()[1]
+        .endswith('-m netpolcheck.npc --fault ports-ignored --fault stale-pod-ip "$@"')
+    )

@@ -28,6 +28,12 @@ DROPPED_ONLY = frozenset({"dropped"})
         ),
         (ExpectedCell(True, spec_allowed=False), ObservedCell("dropped"), DROPPED_ONLY, Outcome.WRONG),
         (ExpectedCell(True), None, DROPPED_ONLY, Outcome.MISSING),
+        # nothing sent (no SCTP in the source's kernel): neither expectation is met nor missed
+        (ExpectedCell(True), ObservedCell("unsupported", 0), DROPPED_ONLY, Outcome.UNSUPPORTED),
+        (ExpectedCell(False), ObservedCell("unsupported", 0), DROPPED_ONLY, Outcome.UNSUPPORTED),
+        # a failed probe is no verdict: not a drop that would match a denied cell
+        (ExpectedCell(False), ObservedCell("error", 2), DROPPED_ONLY, Outcome.ERROR),
+        (ExpectedCell(True), ObservedCell("error", 2), DROPPED_ONLY, Outcome.ERROR),
     ],
 )
 def test_classify(
@@ -62,4 +68,27 @@ def test_compare_counts_and_details() -> None:
         "  expected because: ingress denied: isolated by x/p",
         "  | story of x/b",
         "  | second line",
+    ]
+
+
+def test_unsupported_cells_are_skipped_and_error_cells_fail_with_their_evidence() -> None:
+    sctp, tcp = CellKey("SCTP", 80, "x/a", "x/b"), CellKey("TCP", 80, "x/a", "x/b")
+    expected = {sctp: ExpectedCell(True), tcp: ExpectedCell(False, "ingress denied")}
+    no_sctp = "this pod's kernel has no SCTP, so it cannot probe SCTP"
+    result = compare(expected, {sctp: ObservedCell("unsupported", 0, no_sctp), tcp: ObservedCell("dropped")})
+    assert result.passed and [c.key for c in result.unsupported] == [sctp] and not result.errors
+    assert result.counts()[Outcome.OK] == 1  # the unsupported cell is not counted as correct
+    assert result.summary() == (
+        "correct: 1, documented deviations: 0, wrong: 0, missing: 0, "
+        "unsupported (not probed, not passed): 1, result=pass"
+    )
+    assert result.unsupported[0].note == f"not probed: {no_sctp}"
+    broken = "target not probed: the agent stopped early"
+    result = compare(expected, {sctp: ObservedCell("unsupported", 0), tcp: ObservedCell("error", 3, broken)})
+    assert not result.passed and [c.key for c in result.wrong] == [tcp] == [c.key for c in result.errors]
+    assert "probe errors: 1, " in result.summary() and result.summary().endswith("result=FAIL")
+    assert wrong_cell_details(result) == [
+        f"x/a -> x/b TCP/80: probe failed: {broken}",
+        f"  evidence (3 attempt(s)): {broken}",
+        "  expected because: ingress denied",
     ]

@@ -108,3 +108,26 @@ def test_comparison_text_from_probe_agent_output() -> None:
     assert "ns-1/busybox -> ns-1/http-echo TCP/80: expected denied, observed allowed" in text
     assert "  evidence (1 attempt(s)): SYN-ACK from 100.96.1.2:80" in text
     assert "  | why: the allow policy" in text
+
+
+def test_unsupported_and_error_cells_have_their_own_marks() -> None:
+    """SCTP from a kernel without it (`unsupported`) and a failed probe (`error`) in the agent's output:
+    `u` in the observed and difference tables (skipped, not `.`), `E` for the failed probe."""
+    expected = expected_from_document(_document("1-deny-all", "weave-2.8.1"))
+    to_echo = CellKey("TCP", 80, "ns-1/busybox", "ns-1/http-echo")
+    to_busybox = CellKey("TCP", 80, "ns-1/http-echo", "ns-1/busybox")
+    agent_output = [
+        {"id": "c1", "verdict": "unsupported", "attempts": 0, "rtt_ms": None, "evidence": "no SCTP here"},
+        {"id": "c2", "verdict": "error", "attempts": 1, "rtt_ms": None, "evidence": "agent stopped early"},
+    ]
+    observed = observed_from_probe_results(agent_output, {"c1": to_echo, "c2": to_busybox})
+    obs = render_plain(observed_tables(observed)[0]).splitlines()
+    assert obs[2].split() == ["ns-1/busybox", "-", "u"] and obs[3].split() == ["ns-1/http-echo", "E", "-"]
+    assert "u unsupported (not sent)" in obs[4] and "E probe error" in obs[4]
+    comparison = compare(expected, observed, PROFILES["weave-2.8.1"].denied_verdicts)
+    diff = render_plain(difference_tables(comparison)[0]).splitlines()
+    assert diff[2].split() == ["ns-1/busybox", "-", "u"] and diff[3].split() == ["ns-1/http-echo", "E", "-"]
+    assert "u unsupported (skipped, not passed)" in diff[4]
+    text = comparison_text(expected, observed, comparison)
+    assert "ns-1/http-echo -> ns-1/busybox TCP/80: probe failed: agent stopped early" in text
+    assert "probe errors: 1, unsupported (not probed, not passed): 1, result=FAIL" in text

@@ -34,6 +34,7 @@ class ClusterOptions:
     keep_cluster: bool = False
     work_dir: Path = Path(".netpolcheck")
     pod_cidr: str | None = None  # hollow only: the embedded cluster's pod range
+    npc_faults: tuple[str, ...] = ()  # hollow only: the reference controller runs with these --fault switches
     timeout: float = 600.0
 
     def install_version(self) -> str:

@@ -3,11 +3,15 @@
 The cluster starts with no weave-net DaemonSet; Weave is installed through the API from the same
 manifests as on kind or kops. weave-npc containers run the reference controller, or the program given
 per image tag with `--weave-npc-binary VER=PATH`, so rolling the DaemonSet from one tag to another
-changes the program node by node.
+changes the program node by node. With `npc_faults` (the suite's `--npc-fault`), every weave-npc
+container runs the reference controller with those fault switches (netpolcheck/npc/faults.py), through
+a launcher written beside the state dir: every version, across upgrades.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +32,19 @@ def hollow_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "netpolcheck", "hollow", *args]
 
 
+def npc_program(options: ClusterOptions, directory: Path) -> str:
+    """`reference`, or a launcher (0700, written at creation) of the reference controller with faults."""
+    if not options.npc_faults:
+        return "reference"
+    path = directory / "weave-npc-with-faults"
+    faults = " ".join(f"--fault {shlex.quote(name)}" for name in options.npc_faults)
+    text = f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m netpolcheck.npc {faults} "$@"\n'
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o700)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    return str(path)
+
+
 def up_command(options: ClusterOptions, state_dir: Path) -> list[str]:
     binaries = [f"--weave-npc-binary={tag}={path}" for tag, path in options.weave_npc_binaries.items()]
     return hollow_command(
@@ -37,7 +54,7 @@ def up_command(options: ClusterOptions, state_dir: Path) -> list[str]:
         "--state-dir",
         str(state_dir),
         "--npc",
-        "reference",
+        npc_program(options, state_dir.parent),
         "--weave-version",
         "none",
         "--pod-cidr",
