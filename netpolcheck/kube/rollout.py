@@ -5,12 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from netpolcheck.kube import fetching
+from netpolcheck.kube import fetching, watching
 from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.objects import Obj, ObjectRef
-from netpolcheck.kube.waiting import wait_for
 
 
 @dataclass(frozen=True)
@@ -102,19 +100,21 @@ def wait_rollout(
     name: str,
     timeout: float = 300.0,
     on_progress: Progress | None = None,
-    interval: float = 0.2,
     record: RolloutRecord | None = None,
+    since: str | None = None,
 ) -> RolloutRecord:
-    """Poll the DaemonSet until kubectl would call the rollout done; record every change per node.
+    """Watch the DaemonSet until kubectl would call the rollout done; record every status message and,
+    per node, every change of pod, images or readiness seen at each DaemonSet write.
 
+    With `since` (the resourceVersion the apply returned) every status the controller wrote after the
+    apply is seen, as `kubectl rollout status` sees it; polling would miss short-lived ones.
     `on_progress(status, node_pods)` is called whenever the status message or a node's pod changes."""
     ref = ObjectRef("apps/v1", "DaemonSet", name, namespace)
     rec = record or RolloutRecord()
     last_nodes: dict[str, NodePod] = {}
-    last: list[Any] = ["(not read yet)"]
+    last: list[str] = ["(not read yet)"]
 
-    def done() -> bool:
-        ds = fetching.get(api, ref)
+    def done(ds: Obj | None) -> bool:
         if ds is None:
             last[0] = f"DaemonSet {namespace}/{name} does not exist"
             return False
@@ -139,11 +139,13 @@ def wait_rollout(
         )
         return status.done
 
-    wait_for(
+    watching.follow(
+        api,
+        ref,
         done,
         f"DaemonSet {namespace}/{name} to roll out",
         timeout=timeout,
-        interval=interval,
-        describe_last=lambda: str(last[0]),
+        since=since,
+        describe_last=lambda: last[0],
     )
     return rec

@@ -140,11 +140,13 @@ class Change:
     rollout: RolloutRecord = field(default_factory=RolloutRecord)
 
 
-def _apply_daemonset(api: KubeApi, ds: Obj, timeout: float) -> bool:
-    """Create or replace the DaemonSet; if the selector change is refused, delete and create (True)."""
+def _apply_daemonset(api: KubeApi, ds: Obj, timeout: float) -> tuple[bool, str]:
+    """Create or replace the DaemonSet; if the selector change is refused, delete and create.
+
+    Returns (recreated, the resourceVersion of that write: the rollout is watched from it)."""
     try:
-        creating.create_or_replace(api, ds)
-        return False
+        written = creating.create_or_replace(api, ds)
+        return False, str(written["metadata"]["resourceVersion"])
     except ApiException as exc:
         if exc.status != 422 or "immutable" not in str(exc.body or ""):
             raise
@@ -156,8 +158,8 @@ def _apply_daemonset(api: KubeApi, ds: Obj, timeout: float) -> bool:
         "the old weave-net pods to be gone",
         timeout=timeout,
     )
-    creating.create(api, ds)
-    return True
+    created = creating.create(api, ds)
+    return True, str(created["metadata"]["resourceVersion"])
 
 
 def apply_version(
@@ -171,13 +173,14 @@ def apply_version(
 ) -> Change:
     """Apply the version's manifest (install or upgrade alike), wait for the rollout and for health."""
     change = Change(installed_version(api), check_version(version))
+    since: str | None = None
     for obj in weave_objects(version, ipalloc_range, pull_policy):
         obj = served_form(api, obj)
         if obj["kind"] == "DaemonSet":
-            change.recreated = _apply_daemonset(api, obj, timeout)
+            change.recreated, since = _apply_daemonset(api, obj, timeout)
         else:
             creating.create_or_replace(api, obj)
-    wait_rollout(api, NAMESPACE, NAME, timeout, on_progress, record=change.rollout)
+    wait_rollout(api, NAMESPACE, NAME, timeout, on_progress, record=change.rollout, since=since)
     wait_healthy(api, change.to_version, timeout)
     return change
 

@@ -17,12 +17,24 @@ from typing import Any
 
 import pytest
 
-from netpolcheck.kube import creating, deleting, execing, fetching, namespaces, probepods, snapshot, weave
+from netpolcheck.kube import (
+    creating,
+    deleting,
+    execing,
+    fetching,
+    namespaces,
+    patching,
+    probepods,
+    snapshot,
+    watching,
+    weave,
+)
 from netpolcheck.kube.connection import KubeApi
+from netpolcheck.kube.objects import ObjectRef
 from netpolcheck.kube.probepods import PodSpec
 from netpolcheck.kube.provisioners import Cluster, ClusterOptions, provision
 from netpolcheck.kube.rollout import NodePod, RolloutStatus
-from netpolcheck.kube.waiting import wait_for
+from netpolcheck.kube.waiting import WaitTimeout, wait_for
 from netpolcheck.model import SPEC, expected_results, get_profile, parse_state
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
@@ -263,3 +275,42 @@ def test_a_killed_runs_leftovers_are_removed_by_the_next_and_nothing_else(
     finally:
         namespaces.cleanup(api, elsewhere)
         deleting.delete_and_wait(api, [namespaces.ref(plain["metadata"]["name"])])
+
+
+def test_follow_sees_every_write_after_since_even_short_lived_ones(embedded: tuple[Cluster, KubeApi]) -> None:
+    """Three writes in a row, then a watch from before them: each state is seen, in order (a poll would
+    see only the last); from the present version nothing is waited for; a deletion is seen as None."""
+    _, api = embedded
+    ref = ObjectRef("v1", "ConfigMap", "netpolcheck-follow-test", "default")
+    created = creating.create(
+        api,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": ref.name, "namespace": ref.namespace},
+            "data": {"step": "0"},
+        },
+    )
+    try:
+        since = created["metadata"]["resourceVersion"]
+        for step in (1, 2, 3):
+            patching.merge_patch(api, ref, {"data": {"step": str(step)}})
+        seen: list[str] = []
+
+        def reached_three(obj: dict[str, Any] | None) -> bool:
+            seen.append((obj or {}).get("data", {}).get("step", "gone"))
+            return seen[-1] == "3"
+
+        last = watching.follow(api, ref, reached_three, "step 3", timeout=60, since=since)
+        assert seen == ["1", "2", "3"] and last is not None
+        now = last["metadata"]["resourceVersion"]
+        assert (
+            watching.follow(api, ref, lambda o: o is not None, "it exists", timeout=60, since=now) is not None
+        )
+        with pytest.raises(WaitTimeout, match="step 4"):
+            watching.follow(
+                api, ref, lambda o: (o or {}).get("data", {}).get("step") == "4", "step 4", timeout=2
+            )
+    finally:
+        deleting.delete_and_wait(api, [ref], timeout=60)
+    assert watching.follow(api, ref, lambda o: o is None, "it to be gone", timeout=60) is None
