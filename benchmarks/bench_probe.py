@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-from probe.matrix import Matrix, build_matrix  # noqa: E402
-from probe.netlab import AGENT, PYTHON, Lab  # noqa: E402
+from tests.probe.matrix import Matrix, build_matrix  # noqa: E402
+from tests.probe.netlab import AGENT, PYTHON, Lab  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_probe.json"
 TIMEOUT = 1.0

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from netpolcheck.model.manifests import PLACEHOLDER_RANGE, manifests_to_state
 from netpolcheck.model.state import parse_state
-
-from .runcli import WORKSHOP, netpolcheck
+from tests.commands.runcli import WORKSHOP, netpolcheck
 
 WORKLOADS = """\
 apiVersion: apps/v1

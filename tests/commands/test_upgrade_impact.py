@@ -10,8 +10,7 @@ from typing import Any
 from netpolcheck.model.profiles import PROFILES, weave_profile
 from netpolcheck.model.state import parse_state
 from netpolcheck.model.upgrade import INTRODUCED, REMOVED, upgrade_impact
-
-from .runcli import SEED, netpolcheck
+from tests.commands.runcli import SEED, netpolcheck
 
 DENY_ALL_CLOSES = {
     ("ns-1/busybox", "ns-1/http-echo", 80, "TCP"),

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 import urllib3
-from clusterkit import Cluster
 from kubernetes import client, watch
-from podtools import CONNECT, create_namespace, echo_pod, pod_exec, wait_running
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import Cluster
+from tests.hollow.podtools import CONNECT, create_namespace, echo_pod, pod_exec, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 

@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 import pytest
-from clusterkit import Cluster
-from podtools import pod_exec, wait_running
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import Cluster
+from tests.hollow.podtools import pod_exec, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from clusterkit import WITHOUT_PRIVILEGE, Cluster, hollow, leftovers, start_cluster, stop_cluster
-from podtools import echo_pod, wait_running
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import WITHOUT_PRIVILEGE, Cluster, hollow, leftovers, start_cluster, stop_cluster
+from tests.hollow.podtools import echo_pod, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clusterkit import REPO, Cluster, start_cluster, stop_cluster
 from kubernetes import client
-from podtools import CONNECT, create_namespace, echo_pod, pod_exec, wait_running
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import REPO, Cluster, start_cluster, stop_cluster
+from tests.hollow.podtools import CONNECT, create_namespace, echo_pod, pod_exec, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 

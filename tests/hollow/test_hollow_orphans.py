@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clusterkit import REPO, WITHOUT_PRIVILEGE, Cluster, hollow, leftovers, start_cluster
-from podtools import echo_pod, wait_running
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import REPO, WITHOUT_PRIVILEGE, Cluster, hollow, leftovers, start_cluster
+from tests.hollow.podtools import echo_pod, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 

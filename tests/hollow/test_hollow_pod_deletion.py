@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import Cluster
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
-from podtools import wait_running
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import Cluster
+from tests.hollow.podtools import wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 

@@ -7,8 +7,9 @@ import string
 
 import pytest
 import yaml
-from clusterkit import REPO, Cluster
-from podtools import pod_exec, wait_running
+
+from tests.hollow.clusterkit import REPO, Cluster
+from tests.hollow.podtools import pod_exec, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from clusterkit import Cluster, start_cluster, stop_cluster
 from kubernetes import client
-from podtools import CONNECT, create_namespace, echo_pod, pod_exec, wait_running
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import Cluster, start_cluster, stop_cluster
+from tests.hollow.podtools import CONNECT, create_namespace, echo_pod, pod_exec, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow, pytest.mark.slow]
 

@@ -28,11 +28,11 @@ from typing import Any
 
 import pytest
 import yaml
-from clusterkit import Cluster, start_cluster, stop_cluster
 from kubernetes import client
-from podtools import create_namespace, echo_pod, pod_exec, wait_running
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import Cluster, start_cluster, stop_cluster
+from tests.hollow.podtools import create_namespace, echo_pod, pod_exec, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
@@ -201,7 +201,7 @@ def test_an_existing_state_dir_others_can_read_is_refused(open_parent: Path) -> 
     shared = open_parent / "shared-state"
     shared.mkdir(mode=0o755)
     shared.chmod(0o755)  # whatever the umask
-    from clusterkit import hollow
+    from tests.hollow.clusterkit import hollow
 
     result = hollow("up", "--state-dir", str(shared), "--pod-cidr", "10.210.0.0/16")
     assert result.returncode == 2

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from clusterkit import REPO, Cluster, start_cluster, stop_cluster
+
+from tests.hollow.clusterkit import REPO, Cluster, start_cluster, stop_cluster
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 

@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 import pytest
-from apikit import Cluster, pod_body, raw
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
+
+from tests.hollow.api.apikit import Cluster, pod_body, raw
 
 
 def test_anonymous_and_wrong_token_get_401_status(cluster: Cluster) -> None:

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import yaml
-from apikit import KUBECTL, Cluster, ReadyMarker
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
@@ -20,6 +19,7 @@ from kubernetes.dynamic.exceptions import NotFoundError
 from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api.store import WatchEvent
 from netpolcheck.hollow.controllers.daemonset import HASH_LABEL, DaemonSetController, pod_ready
+from tests.hollow.api.apikit import KUBECTL, Cluster, ReadyMarker
 
 SEED = Path(__file__).resolve().parents[2] / "data" / "seed-workshop" / "weavenet-update.yaml"
 NODES = ("node-1", "node-2", "node-3")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from apikit import Cluster, pod_body
 from kubernetes import client
 from kubernetes.stream import stream
+
+from tests.hollow.api.apikit import Cluster, pod_body
 
 
 @pytest.fixture
@@ -105,7 +106,7 @@ def test_logs_through_client_and_kubectl(cluster: Cluster, core: client.CoreV1Ap
 def test_kubectl_logs_follow_streams_new_lines(cluster: Cluster, core: client.CoreV1Api, pod: str) -> None:
     import subprocess
 
-    from apikit import KUBECTL
+    from tests.hollow.api.apikit import KUBECTL
 
     cluster.runtime.write_log("default", "box", "c", "first\n")
     proc = subprocess.Popen(

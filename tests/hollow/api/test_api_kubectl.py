@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 import websocket
-from apikit import KUBECTL, Cluster, pod_body
 from kubernetes import client
+
+from tests.hollow.api.apikit import KUBECTL, Cluster, pod_body
 
 POLICY = """apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy

@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
-from apikit import Cluster, raw
 
 from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api.errors import NotFound
 from netpolcheck.hollow.api.version import KUBERNETES_VERSION
+from tests.hollow.api.apikit import Cluster, raw
 
 POLICY = """apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy

@@ -10,11 +10,11 @@ import ssl
 from typing import Any
 
 import pytest
-from apikit import Cluster, pod_body, raw
 
 from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api import schema
 from netpolcheck.hollow.api.server import MAX_BODY_BYTES
+from tests.hollow.api.apikit import Cluster, pod_body, raw
 
 NETPOLS = "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies"
 

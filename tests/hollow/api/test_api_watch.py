@@ -11,10 +11,10 @@ import urllib.parse
 from typing import Any
 
 import pytest
-from apikit import Cluster, pod_body
 from kubernetes import client, watch
 
 from netpolcheck.hollow.api import rest
+from tests.hollow.api.apikit import Cluster, pod_body
 
 
 class WatchStream:
