@@ -130,12 +130,12 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def object_or_none(causes: Causes, field: str, value: Any) -> dict[str, Any]:
-    """`value` when it is an object, {} when absent (null); a cause otherwise."""
+def object_or_none(causes: Causes, field: str, value: Any, what: str = "an object") -> dict[str, Any]:
+    """`value` when it is an object, {} when absent (null); a cause (it should be `what`) otherwise."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        wrong_type(causes, field, value, "an object")
+        wrong_type(causes, field, value, what)
         return {}
     return value
 
@@ -218,25 +218,16 @@ def label_value(causes: Causes, field: str, value: Any) -> None:
 
 def labels(causes: Causes, field: str, value: Any) -> None:
     """A label map: qualified-name keys, label-syntax string values (the field names the map)."""
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        wrong_type(causes, field, value, "an object of label keys to string values")
-        return
-    for key, val in value.items():
+    for key, val in object_or_none(causes, field, value, "an object of label keys to string values").items():
         qualified_name(causes, field, key)
         label_value(causes, field, val)
 
 
 def annotation_map(causes: Causes, field: str, value: Any) -> None:
     """Annotation keys are qualified names (compared in lower case); values any strings, 256 KiB in all."""
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        wrong_type(causes, field, value, "an object of annotation keys to string values")
-        return
+    annotations = object_or_none(causes, field, value, "an object of annotation keys to string values")
     size = 0
-    for key, val in value.items():
+    for key, val in annotations.items():
         qualified_name(causes, field, key.lower() if isinstance(key, str) else key)
         if not isinstance(val, str):
             wrong_type(causes, f"{field}.{printable(str(key))}", val, "a string")
