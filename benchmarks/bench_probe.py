@@ -137,7 +137,7 @@ def measure(name: str, all_dropped: bool, agent_runs: int) -> dict[str, Any]:
             cpus.append(children_cpu_seconds() - cpu_before)
             walls.append(wall)
             wrong += len(matrix.wrong(results))
-            attempts += sum(int(r["attempts"]) for r in results.values())
+            attempts += sum(int(str(r["attempts"])) for r in results.values())
         cpu_before = children_cpu_seconds()
         baseline_wall, baseline_right = baseline(matrix)
         baseline_cpu = children_cpu_seconds() - cpu_before
