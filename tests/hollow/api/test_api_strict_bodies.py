@@ -281,7 +281,7 @@ def _wrong_values(field: schema.Field) -> list[Any]:
     """Values of a JSON type the Go field cannot take."""
     if field.repeated or field.map:
         return ["x", 5]
-    return {
+    wrong: dict[str, list[Any]] = {
         schema.STRING: [5, True, {}],
         schema.BOOL: ["true", 1],
         schema.INT32: ["1", 1.5, 2**31],
@@ -291,7 +291,8 @@ def _wrong_values(field: schema.Field) -> list[Any]:
         schema.BYTES: [5, "not base64!"],
         schema.QUANTITY: [True, {}],
         schema.OBJECT: ["x", []],
-    }.get(field.type, ["x", [], 5])
+    }
+    return wrong.get(field.type, ["x", [], 5])
 
 
 def _mutations(message: str, depth: int = 0) -> Any:
