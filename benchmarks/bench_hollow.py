@@ -20,14 +20,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
 
-from netpolcheck.hollow.waits import wait_until
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script: the checkout's tests/ helpers
+
+from netpolcheck.hollow.waits import wait_until  # noqa: E402
+from tests.hollow.kubetyped import as_body, pod_ready  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results" / "bench_hollow.json"
 POD_CIDR = "10.244.0.0/16"
 SERVER = (
@@ -58,24 +62,18 @@ def pod(name: str) -> dict[str, Any]:
 
 def running(core: client.CoreV1Api, namespace: str, count: int) -> bool:
     pods = core.list_namespaced_pod(namespace).items
-    ready = [
-        p
-        for p in pods
-        if p.status.phase == "Running"
-        and {c.type: c.status for c in p.status.conditions or []}.get("Ready") == "True"
-    ]
-    return len(ready) == count
+    return len([p for p in pods if pod_ready(p)]) == count
 
 
 def start_pods(
     core: client.CoreV1Api, namespace: str, count: int, sequential: bool, keep: bool = False
 ) -> float:
-    core.create_namespace({"metadata": {"name": namespace}})
+    core.create_namespace(as_body(client.V1Namespace, {"metadata": {"name": namespace}}))
     start = time.monotonic()
     for i in range(count):
-        core.create_namespaced_pod(namespace, pod(f"p{i}"))
+        core.create_namespaced_pod(namespace, as_body(client.V1Pod, pod(f"p{i}")))
         if sequential:
-            wait_until(lambda i=i: running(core, namespace, i + 1), 30, f"pod {namespace}/p{i} Running")
+            wait_until(partial(running, core, namespace, i + 1), 30, f"pod {namespace}/p{i} Running")
     wait_until(lambda: running(core, namespace, count), 60, f"{count} pods in {namespace} Running and Ready")
     elapsed = time.monotonic() - start
     if keep:

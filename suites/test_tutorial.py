@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from fixtures.cluster import api_of, provisioned, run_on
-from fixtures.verdict import DEFAULT_WINDOWS, SHORT_WINDOWS
+from fixtures.verdict import run_options
 from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.namespaces import Run
 from netpolcheck.kube.provisioners import ClusterOptions
@@ -34,7 +34,6 @@ from netpolcheck.verdict import case as c
 from netpolcheck.verdict.builders import labels, policy
 from netpolcheck.verdict.driver import Driver
 from netpolcheck.verdict.kubedriver import KubeDriver
-from netpolcheck.verdict.profile import check_profile_option
 from netpolcheck.verdict.results import CaseResult
 from netpolcheck.verdict.runner import RunOptions
 
@@ -99,18 +98,7 @@ def _driver(api: KubeApi, kind: str, run: Run, probe_image: str) -> Iterator[Dri
 @pytest.fixture(scope="module")
 def verdict_options(pytestconfig: pytest.Config, cluster_options: ClusterOptions) -> RunOptions:
     """The session's engine options, without making the session's cluster (only its kind matters)."""
-    full, quick = SHORT_WINDOWS.get(cluster_options.kind, DEFAULT_WINDOWS)
-    timeout = pytestconfig.getoption("--probe-timeout")
-    negative = bool(pytestconfig.getoption("--negative-control"))
-    deadline = float(pytestconfig.getoption("--convergence-deadline"))
-    full = full if timeout is None else float(timeout)
-    return RunOptions(
-        profile=check_profile_option(str(pytestconfig.getoption("--profile"))),
-        probe_timeout=full,
-        quick_timeout=min(quick, full),
-        deadline=min(deadline, 3.0) if negative else deadline,
-        negative_control=negative,
-    )
+    return run_options(pytestconfig, cluster_options.kind)
 
 
 def test_seed_walkthrough_from_weave_2_0_5_through_the_upgrade_to_2_1_3(

@@ -4,6 +4,10 @@ Dependencies point one way (docs/design.md): the command line (`netpolcheck/comm
 writes outputs; `model` and `report` are pure (no terminal or file I/O, no command); the probe agent runs
 alone in its image and imports nothing else of ours; the reference controller never consults the
 model; the embedded cluster runs the controller and the probe as processes, never imports them.
+
+Tests import their helpers one way: `tests` is a package (every folder under it has an `__init__.py`) and a
+helper is imported by its full name from the repository root, `from tests.hollow.clusterkit import Cluster`,
+never relatively nor as a top-level module (which would load it twice under two names).
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "netpolcheck"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "netpolcheck"
+TESTS = ROOT / "tests"
 
 # package -> the netpolcheck packages (first name under netpolcheck) it may import besides itself
 ALLOWED: dict[str, frozenset[str]] = {
@@ -107,6 +113,28 @@ def import_violations(package: str, source: str) -> list[str]:
     return found
 
 
+def helper_module_names() -> frozenset[str]:
+    """The names a test helper could wrongly be imported by at top level: every module and folder under
+    tests/ (`clusterkit`, `netlab`, `probe`, ...)."""
+    modules = {path.stem for path in TESTS.rglob("*.py")}
+    folders = {path.name for path in TESTS.rglob("*") if path.is_dir()}
+    names = modules | folders
+    return frozenset(names - {"__init__", "conftest", "__pycache__"})
+
+
+def helper_import_violations(source: str, helpers: frozenset[str]) -> list[str]:
+    """Imports of a test helper other than by its full `tests.` name: relative, or as a top-level module."""
+    found: dict[int, str] = {}  # one finding per statement (`from a import b` names `a` and `a.b`)
+    for line, module in imported_modules(ast.parse(source)):
+        if line in found:
+            continue
+        if module.startswith("."):
+            found[line] = f"line {line}: relative import {module}"
+        elif module.split(".")[0] in helpers:
+            found[line] = f"line {line}: imports {module} (write tests.<folder>.{module})"
+    return list(found.values())
+
+
 def _reads_package_data(call: ast.Call) -> bool:
     """`files("netpolcheck.x").joinpath(NAME).read_text()`: the package's own shipped data, not I/O
     on anything a user handed in."""
@@ -182,6 +210,50 @@ def test_every_command_is_dispatched_from_commands() -> None:
     for name, (module, _purpose) in SUBCOMMANDS.items():
         assert module.startswith("netpolcheck.commands."), name
         assert (PACKAGE / "commands" / f"{module.rsplit('.', 1)[1]}.py").is_file(), module
+
+
+def test_tests_is_one_package() -> None:
+    """Every folder with Python code under tests/ is a package, so pytest imports each test module as
+    `tests.<folder>.<module>`, the same name mypy and the helpers' importers give it."""
+    folders = {path.parent for path in TESTS.rglob("*.py")}
+    assert sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").is_file()) == []
+
+
+def test_tests_import_helpers_by_full_name() -> None:
+    helpers = helper_module_names()
+    sources = [*TESTS.rglob("*.py"), *(ROOT / "benchmarks").glob("*.py")]
+    problems = [
+        f"{path.relative_to(ROOT)} {problem}"
+        for path in sorted(sources)
+        for problem in helper_import_violations(path.read_text(encoding="utf-8"), helpers)
+    ]
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from clusterkit import Cluster\n",
+        "import netlab\n",
+        "from .builders import world\n",
+        "from . import double\n",
+        "from probe.matrix import build_matrix\n",
+        "def f():\n    from apikit import KUBECTL\n",
+    ],
+)
+def test_helper_import_checker_finds_the_other_ways(source: str) -> None:
+    assert len(helper_import_violations(source, helper_module_names())) == 1
+
+
+def test_helper_import_checker_accepts_full_names() -> None:
+    source = (
+        "from tests.hollow.clusterkit import Cluster\n"
+        "from tests.probe import netlab\n"
+        "import tests.model.builders\n"
+        "from netpolcheck.model import cell\n"
+        "from fixtures.cluster import FRESH\n"
+    )
+    assert helper_import_violations(source, helper_module_names()) == []
 
 
 # The checkers themselves, on sources that break each rule (so a checker that finds nothing fails here).

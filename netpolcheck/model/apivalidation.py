@@ -130,12 +130,12 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def object_or_none(causes: Causes, field: str, value: Any) -> dict[str, Any]:
-    """`value` when it is an object, {} when absent (null); a cause otherwise."""
+def object_or_none(causes: Causes, field: str, value: Any, what: str = "an object") -> dict[str, Any]:
+    """`value` when it is an object, {} when absent (null); a cause (it should be `what`) otherwise."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        wrong_type(causes, field, value, "an object")
+        wrong_type(causes, field, value, what)
         return {}
     return value
 
@@ -157,22 +157,35 @@ def optional_string(causes: Causes, field: str, value: Any) -> None:
 # ---- names and labels --------------------------------------------------------------------------
 
 
-def dns1123_label(causes: Causes, field: str, value: Any) -> None:
+def _syntax_problem(
+    text: str, limit: int, pattern: re.Pattern[str], message: str, part: str = ""
+) -> str | None:
+    """What is wrong with one name (or the `part` of a qualified name), or None: empty (parts only),
+    longer than `limit`, or not matching `pattern` (then `message`)."""
+    if part and not text:
+        return f"{part} must be non-empty"
+    if len(text) > limit:
+        return f"{part} must be no more than {limit} characters".lstrip()
+    if not pattern.fullmatch(text):
+        return message
+    return None
+
+
+def _string_of_syntax(
+    causes: Causes, field: str, value: Any, limit: int, pattern: re.Pattern[str], message: str
+) -> None:
     if not isinstance(value, str):
         wrong_type(causes, field, value, "a string")
-    elif len(value) > 63:
-        invalid(causes, field, value, "must be no more than 63 characters")
-    elif not _DNS1123_LABEL.fullmatch(value):
-        invalid(causes, field, value, LABEL_MSG)
+    elif (problem := _syntax_problem(value, limit, pattern, message)) is not None:
+        invalid(causes, field, value, problem)
+
+
+def dns1123_label(causes: Causes, field: str, value: Any) -> None:
+    _string_of_syntax(causes, field, value, 63, _DNS1123_LABEL, LABEL_MSG)
 
 
 def dns1123_subdomain(causes: Causes, field: str, value: Any) -> None:
-    if not isinstance(value, str):
-        wrong_type(causes, field, value, "a string")
-    elif len(value) > 253:
-        invalid(causes, field, value, "must be no more than 253 characters")
-    elif not _DNS1123_SUBDOMAIN.fullmatch(value):
-        invalid(causes, field, value, SUBDOMAIN_MSG)
+    _string_of_syntax(causes, field, value, 253, _DNS1123_SUBDOMAIN, SUBDOMAIN_MSG)
 
 
 def qualified_name(causes: Causes, field: str, key: Any) -> None:
@@ -190,53 +203,31 @@ def qualified_name(causes: Causes, field: str, key: Any) -> None:
             "start and end with an alphanumeric character, with an optional DNS subdomain prefix and '/'",
         )
         return
-    name = parts[-1]
+    problems = [_syntax_problem(parts[-1], 63, _QUALIFIED_NAME, QUALIFIED_NAME_MSG, "name part")]
     if len(parts) == 2:
-        prefix = parts[0]
-        if not prefix:
-            invalid(causes, field, key, "prefix part must be non-empty")
-        elif len(prefix) > 253:
-            invalid(causes, field, key, "prefix part must be no more than 253 characters")
-        elif not _DNS1123_SUBDOMAIN.fullmatch(prefix):
-            invalid(causes, field, key, "prefix part " + SUBDOMAIN_MSG)
-    if not name:
-        invalid(causes, field, key, "name part must be non-empty")
-    elif len(name) > 63:
-        invalid(causes, field, key, "name part must be no more than 63 characters")
-    elif not _QUALIFIED_NAME.fullmatch(name):
-        invalid(causes, field, key, QUALIFIED_NAME_MSG)
+        prefix_message = "prefix part " + SUBDOMAIN_MSG
+        problems.insert(0, _syntax_problem(parts[0], 253, _DNS1123_SUBDOMAIN, prefix_message, "prefix part"))
+    for problem in problems:
+        if problem is not None:
+            invalid(causes, field, key, problem)
 
 
 def label_value(causes: Causes, field: str, value: Any) -> None:
-    if not isinstance(value, str):
-        wrong_type(causes, field, value, "a string")
-    elif len(value) > 63:
-        invalid(causes, field, value, "must be no more than 63 characters")
-    elif not _LABEL_VALUE.fullmatch(value):
-        invalid(causes, field, value, LABEL_VALUE_MSG)
+    _string_of_syntax(causes, field, value, 63, _LABEL_VALUE, LABEL_VALUE_MSG)
 
 
 def labels(causes: Causes, field: str, value: Any) -> None:
     """A label map: qualified-name keys, label-syntax string values (the field names the map)."""
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        wrong_type(causes, field, value, "an object of label keys to string values")
-        return
-    for key, val in value.items():
+    for key, val in object_or_none(causes, field, value, "an object of label keys to string values").items():
         qualified_name(causes, field, key)
         label_value(causes, field, val)
 
 
 def annotation_map(causes: Causes, field: str, value: Any) -> None:
     """Annotation keys are qualified names (compared in lower case); values any strings, 256 KiB in all."""
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        wrong_type(causes, field, value, "an object of annotation keys to string values")
-        return
+    annotations = object_or_none(causes, field, value, "an object of annotation keys to string values")
     size = 0
-    for key, val in value.items():
+    for key, val in annotations.items():
         qualified_name(causes, field, key.lower() if isinstance(key, str) else key)
         if not isinstance(val, str):
             wrong_type(causes, f"{field}.{printable(str(key))}", val, "a string")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 
@@ -43,8 +43,17 @@ class ProbeDef:
 # ----- steps -------------------------------------------------------------------------------------
 
 
+class _Step:
+    """A step describes itself by one template over its own fields (`{self.name}`)."""
+
+    DESCRIPTION: ClassVar[str]
+
+    def describe(self) -> str:
+        return self.DESCRIPTION.format(self=self)
+
+
 @dataclass(frozen=True)
-class ApplyPolicy:
+class ApplyPolicy(_Step):
     namespace: str
     manifest: Mapping[str, Any]
 
@@ -52,96 +61,90 @@ class ApplyPolicy:
     def name(self) -> str:
         return str(self.manifest.get("metadata", {}).get("name", ""))
 
-    def describe(self) -> str:
-        return f"apply policy {self.namespace}/{self.name}"
+    DESCRIPTION: ClassVar[str] = "apply policy {self.namespace}/{self.name}"
 
 
 @dataclass(frozen=True)
-class DeletePolicy:
+class DeletePolicy(_Step):
     namespace: str
     name: str
 
-    def describe(self) -> str:
-        return f"delete policy {self.namespace}/{self.name}"
+    DESCRIPTION: ClassVar[str] = "delete policy {self.namespace}/{self.name}"
 
 
-def _labels_text(labels: Mapping[str, str | None]) -> str:
-    return ",".join(f"{k}-" if v is None else f"{k}={v}" for k, v in sorted(labels.items()))
-
-
-@dataclass(frozen=True)
-class LabelPod:
+class _Relabel(_Step):
     """Set labels (value) or remove them (None)."""
 
+    labels: Mapping[str, str | None]
+
+    @property
+    def labels_text(self) -> str:
+        return ",".join(f"{k}-" if v is None else f"{k}={v}" for k, v in sorted(self.labels.items()))
+
+
+@dataclass(frozen=True)
+class LabelPod(_Relabel):
     namespace: str
     name: str
     labels: Mapping[str, str | None]
 
-    def describe(self) -> str:
-        return f"label pod {self.namespace}/{self.name} {_labels_text(self.labels)}"
+    DESCRIPTION: ClassVar[str] = "label pod {self.namespace}/{self.name} {self.labels_text}"
 
 
 @dataclass(frozen=True)
-class LabelNamespace:
+class LabelNamespace(_Relabel):
     name: str
     labels: Mapping[str, str | None]
 
-    def describe(self) -> str:
-        return f"label namespace {self.name} {_labels_text(self.labels)}"
+    DESCRIPTION: ClassVar[str] = "label namespace {self.name} {self.labels_text}"
 
 
 @dataclass(frozen=True)
-class CreatePod:
+class CreatePod(_Step):
     pod: PodDef
 
-    def describe(self) -> str:
-        return f"create pod {self.pod.key}"
+    DESCRIPTION: ClassVar[str] = "create pod {self.pod.key}"
 
 
 @dataclass(frozen=True)
-class DeletePod:
+class DeletePod(_Step):
     namespace: str
     name: str
 
-    def describe(self) -> str:
-        return f"delete pod {self.namespace}/{self.name}"
+    DESCRIPTION: ClassVar[str] = "delete pod {self.namespace}/{self.name}"
 
 
 @dataclass(frozen=True)
-class CreateNamespace:
+class CreateNamespace(_Step):
     namespace: NamespaceDef
 
-    def describe(self) -> str:
-        return f"create namespace {self.namespace.name}"
+    DESCRIPTION: ClassVar[str] = "create namespace {self.namespace.name}"
 
 
 @dataclass(frozen=True)
-class DeleteNamespace:
+class DeleteNamespace(_Step):
     name: str
 
-    def describe(self) -> str:
-        return f"delete namespace {self.name}"
+    DESCRIPTION: ClassVar[str] = "delete namespace {self.name}"
 
 
 @dataclass(frozen=True)
-class RestartController:
-    def describe(self) -> str:
-        return "restart the policy controller"
+class RestartController(_Step):
+    DESCRIPTION: ClassVar[str] = "restart the policy controller"
 
 
 @dataclass(frozen=True)
-class UpgradeWeave:
+class UpgradeWeave(_Step):
     """`watch`: probe continuously while the DaemonSet rolls (see verdict/watch.py)."""
 
     version: str
     watch: bool = True
 
-    def describe(self) -> str:
-        return f"upgrade Weave to {self.version}"
+    DESCRIPTION: ClassVar[str] = "upgrade Weave to {self.version}"
 
 
 @dataclass(frozen=True)
-class Hold:
+class Hold(_Step):
     """Open a real TCP connection (and a UDP flow) from a pod to another's `port` and keep it going."""
 
     name: str
@@ -152,20 +155,18 @@ class Hold:
     port: int = 80
     udp_port: int | None = 80
 
-    def describe(self) -> str:
-        return (
-            f"hold {self.name}: {self.namespace}/{self.pod} -> {self.to_namespace}/{self.to_pod}:{self.port}"
-        )
+    DESCRIPTION: ClassVar[str] = (
+        "hold {self.name}: {self.namespace}/{self.pod} -> {self.to_namespace}/{self.to_pod}:{self.port}"
+    )
 
 
 @dataclass(frozen=True)
-class Release:
+class Release(_Step):
     """Stop a held connection; its report (gaps per flow, how it ended) goes into the case result."""
 
     name: str
 
-    def describe(self) -> str:
-        return f"release {self.name}"
+    DESCRIPTION: ClassVar[str] = "release {self.name}"
 
 
 Step = (

@@ -67,7 +67,7 @@ class Watch:
 
 
 def watch_while(
-    step: Callable[[], None],
+    step: Callable[[], object],
     old: Mapping[CellKey, ExpectedCell],
     new: Mapping[CellKey, ExpectedCell],
     targets: Mapping[CellKey, Target],

@@ -22,8 +22,7 @@ from netpolcheck.kube.fetching import list_objects
 from netpolcheck.kube.provisioners import ClusterOptions
 from netpolcheck.kube.provisioners.hollow import start, stop
 from netpolcheck.kube.waiting import wait_for
-
-from .runcli import netpolcheck
+from tests.commands.runcli import netpolcheck
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .runcli import SEED, netpolcheck
+from tests.commands.runcli import SEED, netpolcheck
 
 COMMANDS = [["expect"], ["upgrade-impact", "--from", "weave-2.0.5", "--to", "weave-2.1.3"]]
 

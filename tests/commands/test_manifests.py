@@ -9,8 +9,7 @@ from pathlib import Path
 
 from netpolcheck.model.manifests import PLACEHOLDER_RANGE, manifests_to_state
 from netpolcheck.model.state import parse_state
-
-from .runcli import WORKSHOP, netpolcheck
+from tests.commands.runcli import WORKSHOP, legacy_upgrade_impact, netpolcheck
 
 WORKLOADS = """\
 apiVersion: apps/v1
@@ -146,18 +145,7 @@ def test_expect_reads_stdin() -> None:
 
 
 def test_upgrade_impact_on_manifests_names_the_deny_all_cells(tmp_path: Path) -> None:
-    proc = netpolcheck(
-        "upgrade-impact",
-        "--from",
-        "weave-2.0.5",
-        "--to",
-        "weave-2.1.3",
-        "--format",
-        "json",
-        str(_workshop_dir(tmp_path)),
-    )
-    assert proc.returncode == 1, proc.stderr
-    [group] = json.loads(proc.stdout)["groups"]
+    [group] = legacy_upgrade_impact(_workshop_dir(tmp_path))["groups"]
     assert group["policies"] == ["default/deny-all-by-default"]
     assert {(c["from"], c["to"]) for c in group["cells"]} == {
         ("default/http-echo-0", "default/busybox-0"),

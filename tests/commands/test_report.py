@@ -6,9 +6,8 @@ import json
 import stat
 from pathlib import Path
 
+from tests.commands.runcli import netpolcheck
 from tests.report.certification_data import sample_report
-
-from .runcli import netpolcheck
 
 
 def _results(tmp_path: Path, document: object, name: str = "results.json") -> str:

@@ -10,8 +10,7 @@ from typing import Any
 from netpolcheck.model.profiles import PROFILES, weave_profile
 from netpolcheck.model.state import parse_state
 from netpolcheck.model.upgrade import INTRODUCED, REMOVED, upgrade_impact
-
-from .runcli import SEED, netpolcheck
+from tests.commands.runcli import SEED, legacy_upgrade_impact, netpolcheck
 
 DENY_ALL_CLOSES = {
     ("ns-1/busybox", "ns-1/http-echo", 80, "TCP"),
@@ -129,18 +128,7 @@ def test_command_table_names_the_policy_and_exits_1() -> None:
 
 
 def test_command_json_lists_the_exact_cells() -> None:
-    proc = netpolcheck(
-        "upgrade-impact",
-        "--from",
-        "weave-2.0.5",
-        "--to",
-        "weave-2.1.3",
-        "--format",
-        "json",
-        str(SEED / "1-deny-all.json"),
-    )
-    assert proc.returncode == 1, proc.stderr
-    doc = json.loads(proc.stdout)
+    doc = legacy_upgrade_impact(SEED / "1-deny-all.json")
     assert (doc["from"], doc["to"], doc["changed"], doc["closes"], doc["opens"]) == (
         "weave-2.0.5",
         "weave-2.1.3",

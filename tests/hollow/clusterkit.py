@@ -1,7 +1,5 @@
-"""Helpers for the hollow cluster tests: real `netpolcheck hollow up/down` processes, kubernetes client.
-
-(A uniquely named module: `conftest` is ambiguous between tests/hollow and tests/hollow/api.)
-"""
+"""Helpers for the hollow cluster tests: real `netpolcheck hollow up/down` processes, the cluster's
+API through netpolcheck.kube's `KubeApi`, and kubectl (also for the API server tests in api/)."""
 
 from __future__ import annotations
 
@@ -35,6 +33,19 @@ def hollow(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=timeout,
         cwd=REPO,
+    )
+
+
+def kubectl(
+    kubeconfig: Path, *args: str, timeout: float = 30, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real kubectl against `kubeconfig`."""
+    return subprocess.run(
+        [str(KUBECTL), "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input_text,
     )
 
 
@@ -86,13 +97,7 @@ class Cluster:
     def kubectl(
         self, *args: str, timeout: float = 30, input_text: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            input=input_text,
-        )
+        return kubectl(self.kubeconfig, *args, timeout=timeout, input_text=input_text)
 
 
 def start_cluster(state_dir: Path, *extra: str, cidr: str) -> Cluster:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from clusterkit import SHARED_CIDR, Cluster, start_cluster, stop_cluster
+
+from tests.hollow.clusterkit import SHARED_CIDR, Cluster, start_cluster, stop_cluster
 
 
 @pytest.fixture(scope="session")

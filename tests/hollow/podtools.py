@@ -8,6 +8,7 @@ from kubernetes import client
 from kubernetes.stream import stream
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.kubetyped import as_body, pod_ready
 
 # A TCP echo server: replies "<its pod IP> saw <peer IP>" and closes.
 ECHO_SERVER = (
@@ -44,17 +45,18 @@ def echo_pod(name: str, node: str | None = None, annotations: dict[str, str] | N
 
 
 def create_namespace(core: client.CoreV1Api, name: str) -> None:
-    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    core.create_namespace(
+        as_body(client.V1Namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    )
 
 
-def wait_running(core: client.CoreV1Api, namespace: str, name: str, timeout: float = 20) -> Any:
-    box: list[Any] = []
+def wait_running(core: client.CoreV1Api, namespace: str, name: str, timeout: float = 20) -> client.V1Pod:
+    box: list[client.V1Pod] = []
 
     def ready() -> bool:
         pod = core.read_namespaced_pod(name, namespace)
         box[:] = [pod]
-        conds = {c.type: c.status for c in pod.status.conditions or []}
-        return pod.status.phase == "Running" and conds.get("Ready") == "True"
+        return pod_ready(pod)
 
     wait_until(ready, timeout, f"pod {namespace}/{name} to be Running and Ready")
     return box[0]

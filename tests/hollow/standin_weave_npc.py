@@ -47,7 +47,7 @@ class InCluster:
 
     def get(self, path: str) -> dict[str, Any]:
         with self.open(path) as resp:
-            return json.loads(resp.read())  # type: ignore[no-any-return]
+            return json.loads(resp.read())
 
 
 def watch(api: InCluster, kind: str, rv: str) -> None:

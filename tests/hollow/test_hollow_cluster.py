@@ -13,19 +13,34 @@ from typing import Any
 
 import pytest
 import urllib3
-from clusterkit import Cluster
 from kubernetes import client, watch
-from podtools import CONNECT, create_namespace, echo_pod, pod_exec, wait_running
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import Cluster
+from tests.hollow.kubetyped import (
+    as_body,
+    container_pid,
+    containers_of,
+    ip_of,
+    meta_of,
+    name_of,
+    present,
+    spec_of,
+    state_of,
+    status_of,
+)
+from tests.hollow.podtools import CONNECT, create_namespace, echo_pod, pod_exec, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
 
 def test_three_ready_nodes_and_the_pod_range_unreachable_from_the_machine(shared_cluster: Cluster) -> None:
     nodes = shared_cluster.core.list_node().items
-    assert sorted(n.metadata.name for n in nodes) == ["node1", "node2", "node3"]
-    assert all({c.type: c.status for c in n.status.conditions}["Ready"] == "True" for n in nodes)
+    assert sorted(name_of(n) for n in nodes) == ["node1", "node2", "node3"]
+    assert all(
+        {c.type: c.status for c in present(status_of(n).conditions, "conditions")}["Ready"] == "True"
+        for n in nodes
+    )
     routes = subprocess.run(
         ["ip", "-4", "route", "show", "type", "unreachable"], capture_output=True, text=True, check=True
     ).stdout
@@ -38,29 +53,32 @@ def test_pods_spread_over_nodes_and_reach_each_other_across_nodes(shared_cluster
     create_namespace(core, "spread-b")
     names = [("spread-a", "one"), ("spread-a", "two"), ("spread-b", "three")]
     for ns, name in names:
-        core.create_namespaced_pod(ns, echo_pod(name))
+        core.create_namespaced_pod(ns, as_body(client.V1Pod, echo_pod(name)))
     pods = [wait_running(core, ns, name) for ns, name in names]
-    nodes = {p.spec.node_name for p in pods}
+    nodes = {spec_of(p).node_name for p in pods}
     assert nodes == {"node1", "node2", "node3"}, "the scheduler put two pods on one node"
     for pod in pods:
-        k = int(pod.spec.node_name.removeprefix("node"))
-        assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(f"10.224.{k}.0/24")
-        assert pod.status.host_ip == f"10.224.0.{k}"
+        k = int(present(spec_of(pod).node_name, "nodeName").removeprefix("node"))
+        assert ipaddress.ip_address(ip_of(pod)) in ipaddress.ip_network(f"10.224.{k}.0/24")
+        assert status_of(pod).host_ip == f"10.224.0.{k}"
     for src in pods:
         for dst in pods:
             if src is dst:
                 continue
             code, out, err = pod_exec(
-                core, src.metadata.namespace, src.metadata.name, ["python3", "-c", CONNECT, dst.status.pod_ip]
+                core,
+                present(meta_of(src).namespace, "namespace"),
+                name_of(src),
+                ["python3", "-c", CONNECT, ip_of(dst)],
             )
-            assert (code, out.strip()) == (0, f"{dst.status.pod_ip} saw {src.status.pod_ip}"), err
+            assert (code, out.strip()) == (0, f"{ip_of(dst)} saw {ip_of(src)}"), err
     core.delete_namespace("spread-a")
     core.delete_namespace("spread-b")
 
 
 def test_exec_returns_output_and_exit_codes_and_the_pod_has_no_default_route(shared_cluster: Cluster) -> None:
     core = shared_cluster.core
-    core.create_namespaced_pod("default", echo_pod("exec-target", node="node2"))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, echo_pod("exec-target", node="node2")))
     wait_running(core, "default", "exec-target")
     code, out, err = pod_exec(
         core, "default", "exec-target", ["sh", "-c", "echo out; echo err >&2; ip route; exit 3"]
@@ -79,23 +97,31 @@ def test_in_cluster_client_works_unchanged_in_a_host_network_pod_with_rbac(share
     """What a policy controller does: hostNetwork, its own service account, RBAC granting the reads."""
     core = shared_cluster.core
     rbac = client.RbacAuthorizationV1Api(shared_cluster.api)
-    core.create_namespaced_service_account("default", {"metadata": {"name": "lister"}})
+    core.create_namespaced_service_account(
+        "default", as_body(client.V1ServiceAccount, {"metadata": {"name": "lister"}})
+    )
     rbac.create_cluster_role(
-        {
-            "metadata": {"name": "node-lister"},
-            "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}],
-        }
+        as_body(
+            client.V1ClusterRole,
+            {
+                "metadata": {"name": "node-lister"},
+                "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}],
+            },
+        )
     )
     rbac.create_cluster_role_binding(
-        {
-            "metadata": {"name": "node-lister"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "node-lister",
+        as_body(
+            client.V1ClusterRoleBinding,
+            {
+                "metadata": {"name": "node-lister"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "node-lister",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "lister", "namespace": "default"}],
             },
-            "subjects": [{"kind": "ServiceAccount", "name": "lister", "namespace": "default"}],
-        }
+        )
     )
     pod = {
         "apiVersion": "v1",
@@ -107,7 +133,7 @@ def test_in_cluster_client_works_unchanged_in_a_host_network_pod_with_rbac(share
             "containers": [{"name": "c", "image": "python:3.11", "command": ["sleep", "3600"]}],
         },
     }
-    core.create_namespaced_pod("default", pod)
+    core.create_namespaced_pod("default", as_body(client.V1Pod, pod))
     try:
         wait_running(core, "default", "incluster")
         script = (
@@ -134,11 +160,15 @@ def test_in_cluster_client_works_unchanged_in_a_host_network_pod_with_rbac(share
 def test_requested_ip_annotation_and_deletion_removes_the_namespace(shared_cluster: Cluster) -> None:
     core = shared_cluster.core
     core.create_namespaced_pod(
-        "default", echo_pod("fixed", node="node3", annotations={"hollow.netpolcheck.io/ip": "10.224.1.20"})
+        "default",
+        as_body(
+            client.V1Pod,
+            echo_pod("fixed", node="node3", annotations={"hollow.netpolcheck.io/ip": "10.224.1.20"}),
+        ),
     )
     pod = wait_running(core, "default", "fixed")
-    assert pod.status.pod_ip == "10.224.1.20"
-    pid = int(pod.status.container_statuses[0].container_id.removeprefix("hollow://"))
+    assert ip_of(pod) == "10.224.1.20"
+    pid = container_pid(containers_of(pod)[0])
     netns_before = subprocess.run(
         ["ip", "netns", "identify", str(pid)], capture_output=True, text=True
     ).stdout
@@ -169,31 +199,32 @@ def test_restarts_follow_restart_policy_and_logs_keep_the_previous_run(shared_cl
             "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "echo done"]}],
         },
     }
-    core.create_namespaced_pod("default", crash)
-    core.create_namespaced_pod("default", once)
+    core.create_namespaced_pod("default", as_body(client.V1Pod, crash))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, once))
 
     def restarted_twice() -> bool:
-        st = core.read_namespaced_pod("crash", "default").status.container_statuses
+        st = containers_of(core.read_namespaced_pod("crash", "default"))
         return bool(st) and st[0].restart_count >= 2
 
     wait_until(restarted_twice, 15, "pod crash to restart twice")
-    status = core.read_namespaced_pod("crash", "default").status.container_statuses[0]
-    assert status.last_state.terminated.exit_code == 3
+    status = containers_of(core.read_namespaced_pod("crash", "default"))[0]
+    assert present(state_of(status, last=True).terminated, "terminated").exit_code == 3
     assert core.read_namespaced_pod_log("crash", "default", previous=True).strip() == "run"
     wait_until(
-        lambda: core.read_namespaced_pod("once", "default").status.phase == "Succeeded",
+        lambda: status_of(core.read_namespaced_pod("once", "default")).phase == "Succeeded",
         10,
         "pod once to succeed",
     )
-    once_status = core.read_namespaced_pod("once", "default").status.container_statuses[0]
-    assert once_status.restart_count == 0 and once_status.state.terminated.exit_code == 0
+    once_status = containers_of(core.read_namespaced_pod("once", "default"))[0]
+    assert once_status.restart_count == 0
+    assert present(state_of(once_status).terminated, "terminated").exit_code == 0
     core.delete_namespaced_pod("crash", "default")
     core.delete_namespaced_pod("once", "default")
 
 
 def test_kubectl_get_logs_exec(shared_cluster: Cluster) -> None:
     core = shared_cluster.core
-    core.create_namespaced_pod("default", echo_pod("kubectl-target", node="node1"))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, echo_pod("kubectl-target", node="node1")))
     wait_running(core, "default", "kubectl-target")
     got = shared_cluster.kubectl("get", "pods", "-o", "wide")
     assert got.returncode == 0 and "kubectl-target" in got.stdout and "node1" in got.stdout, got.stderr
@@ -222,16 +253,16 @@ def _ds(image: str) -> dict[str, Any]:
 
 def test_daemonset_image_change_rolls_out_one_node_at_a_time(shared_cluster: Cluster) -> None:
     core, apps = shared_cluster.core, shared_cluster.apps
-    apps.create_namespaced_daemon_set("default", _ds("busybox:1.36"))
+    apps.create_namespaced_daemon_set("default", as_body(client.V1DaemonSet, _ds("busybox:1.36")))
 
     def rolled_out(image: str) -> bool:
         pods = core.list_namespaced_pod("default", label_selector="app=roller").items
         ready = [
             p
             for p in pods
-            if p.spec.containers[0].image == image
-            and p.status.phase == "Running"
-            and {c.type: c.status for c in p.status.conditions or []}.get("Ready") == "True"
+            if spec_of(p).containers[0].image == image
+            and status_of(p).phase == "Running"
+            and {c.type: c.status for c in status_of(p).conditions or []}.get("Ready") == "True"
         ]
         return len(pods) == 3 and len(ready) == 3
 
@@ -318,7 +349,7 @@ except OSError as exc:
 def test_a_pod_has_no_api_on_127_0_0_1_6443(shared_cluster: Cluster) -> None:
     """Only hostNetwork pods reach the API (test_hollow_security.py has the controller's side)."""
     core = shared_cluster.core
-    core.create_namespaced_pod("default", echo_pod("api-user", node="node3"))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, echo_pod("api-user", node="node3")))
     wait_running(core, "default", "api-user")
     code, out, err = pod_exec(core, "default", "api-user", ["python3", "-c", IN_POD_API_CHECK])
     assert code == 0, err
@@ -329,20 +360,18 @@ def test_a_pod_has_no_api_on_127_0_0_1_6443(shared_cluster: Cluster) -> None:
 def test_a_bad_ip_annotation_shows_in_the_pod_status(shared_cluster: Cluster) -> None:
     core = shared_cluster.core
     core.create_namespaced_pod(
-        "default", echo_pod("bad-ip", annotations={"hollow.netpolcheck.io/ip": "192.0.2.9"})
+        "default",
+        as_body(client.V1Pod, echo_pod("bad-ip", annotations={"hollow.netpolcheck.io/ip": "192.0.2.9"})),
     )
 
     def reported() -> bool:
-        st = core.read_namespaced_pod("bad-ip", "default").status
-        return (
-            bool(st.container_statuses)
-            and st.container_statuses[0].state.waiting is not None
-            and (st.container_statuses[0].state.waiting.reason == "CreateContainerError")
-        )
+        st = containers_of(core.read_namespaced_pod("bad-ip", "default"))
+        waiting = state_of(st[0]).waiting if st else None
+        return waiting is not None and waiting.reason == "CreateContainerError"
 
     wait_until(reported, 10, "pod bad-ip to report CreateContainerError")
     pod = core.read_namespaced_pod("bad-ip", "default")
-    assert pod.status.phase == "Pending" and "192.0.2.9" in pod.status.message
+    assert status_of(pod).phase == "Pending" and "192.0.2.9" in present(status_of(pod).message, "message")
     core.delete_namespaced_pod("bad-ip", "default")
 
 
@@ -360,9 +389,9 @@ def test_deleting_a_pod_stops_processes_that_left_its_process_group(shared_clust
             ]
         },
     }
-    core.create_namespaced_pod("default", spec)
+    core.create_namespaced_pod("default", as_body(client.V1Pod, spec))
     pod = wait_running(core, "default", "straggler")
-    main_pid = pod.status.container_statuses[0].container_id.removeprefix("hollow://")
+    main_pid = str(container_pid(containers_of(pod)[0]))
     netns = subprocess.run(
         ["ip", "netns", "identify", main_pid], capture_output=True, text=True
     ).stdout.strip()
@@ -399,15 +428,15 @@ def test_exec_readiness_probe_gates_ready_both_ways(shared_cluster: Cluster) -> 
             ],
         },
     }
-    core.create_namespaced_pod("default", spec)
+    core.create_namespaced_pod("default", as_body(client.V1Pod, spec))
 
     def ready() -> bool:
-        st = core.read_namespaced_pod("gated", "default").status
-        return bool(st.container_statuses) and bool(st.container_statuses[0].ready)
+        st = containers_of(core.read_namespaced_pod("gated", "default"))
+        return bool(st) and bool(st[0].ready)
 
     def running() -> bool:
-        st = core.read_namespaced_pod("gated", "default").status
-        return bool(st.container_statuses) and st.container_statuses[0].state.running is not None
+        st = containers_of(core.read_namespaced_pod("gated", "default"))
+        return bool(st) and state_of(st[0]).running is not None
 
     wait_until(running, 10, "pod gated to run")
     assert wait_until(ready, 1.0, "pod gated Ready (it must not be)", raise_on_timeout=False) >= 1.0
@@ -425,20 +454,27 @@ def test_a_burst_of_unscheduled_pods_spreads_evenly(shared_cluster: Cluster) -> 
     for i in range(9):
         core.create_namespaced_pod(
             "burst",
-            {
-                "metadata": {"name": f"b{i}"},
-                "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "infinity"]}]},
-            },
+            as_body(
+                client.V1Pod,
+                {
+                    "metadata": {"name": f"b{i}"},
+                    "spec": {
+                        "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "infinity"]}]
+                    },
+                },
+            ),
         )
 
     def all_running() -> bool:
         pods = core.list_namespaced_pod("burst").items
-        return len(pods) == 9 and all(p.status.phase == "Running" for p in pods)
+        return len(pods) == 9 and all(status_of(p).phase == "Running" for p in pods)
 
     wait_until(all_running, 20, "9 burst pods Running")
     # balanced over every pod of the cluster (other tests' pods, if any left, count too)
     everywhere = [
-        p.spec.node_name for p in core.list_pod_for_all_namespaces().items if p.status.phase == "Running"
+        spec_of(p).node_name
+        for p in core.list_pod_for_all_namespaces().items
+        if status_of(p).phase == "Running"
     ]
     counts = [everywhere.count(n) for n in ("node1", "node2", "node3")]
     assert max(counts) - min(counts) <= 1, counts

@@ -7,10 +7,12 @@ import json
 from typing import Any
 
 import pytest
-from clusterkit import Cluster
-from podtools import pod_exec, wait_running
+from kubernetes import client
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import Cluster
+from tests.hollow.kubetyped import as_body, ip_of, name_of, present, status_of
+from tests.hollow.podtools import pod_exec, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
@@ -31,7 +33,7 @@ def delete(cluster: Cluster, *names: str) -> None:
     for name in names:
         cluster.core.delete_namespaced_pod(name, "default")
     wait_until(
-        lambda: not any(p.metadata.name in names for p in cluster.core.list_namespaced_pod("default").items),
+        lambda: not any(name_of(p) in names for p in cluster.core.list_namespaced_pod("default").items),
         30,
         f"pods {names} to be deleted",
     )
@@ -40,11 +42,11 @@ def delete(cluster: Cluster, *names: str) -> None:
 def test_http_echo_answers_and_a_busybox_client_fetches_it_with_wget_and_nc(shared_cluster: Cluster) -> None:
     core = shared_cluster.core
     echo = {"image": "hashicorp/http-echo:1.0", "args": ["-text=hello from echo", "-listen=:5678"]}
-    client = {"image": "busybox:1.36", "command": ["sleep", "3600"]}
-    core.create_namespaced_pod("default", pod("echo", echo, node="node1"))
-    core.create_namespaced_pod("default", pod("bb", client, node="node2"))
+    busybox = {"image": "busybox:1.36", "command": ["sleep", "3600"]}
+    core.create_namespaced_pod("default", as_body(client.V1Pod, pod("echo", echo, node="node1")))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, pod("bb", busybox, node="node2")))
     try:
-        ip = wait_running(core, "default", "echo").status.pod_ip
+        ip = ip_of(wait_running(core, "default", "echo"))
         wait_running(core, "default", "bb")
         box: list[tuple[int, str, str]] = []
 
@@ -74,7 +76,7 @@ def test_an_image_it_cannot_run_waits_in_errimagepull_with_events_not_running(
     shared_cluster: Cluster,
 ) -> None:
     core = shared_cluster.core
-    core.create_namespaced_pod("default", pod("nginx", {"image": "nginx:1.27"}))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, pod("nginx", {"image": "nginx:1.27"})))
     try:
         box: list[Any] = []
 
@@ -95,7 +97,9 @@ def test_an_image_it_cannot_run_waits_in_errimagepull_with_events_not_running(
         assert 'cannot run image "nginx:1.27"' in status.container_statuses[0].state.waiting.message
         events = core.list_namespaced_event("default").items
         mine = [(e.reason, e.message) for e in events if e.involved_object.name == "nginx"]
-        assert any(r == "Failed" and m.startswith('Failed to pull image "nginx:1.27"') for r, m in mine), mine
+        assert any(
+            r == "Failed" and str(m).startswith('Failed to pull image "nginx:1.27"') for r, m in mine
+        ), mine
         assert ("Failed", "Error: ErrImagePull") in mine and (
             "BackOff",
             'Back-off pulling image "nginx:1.27"',
@@ -108,7 +112,9 @@ def test_an_image_it_cannot_run_waits_in_errimagepull_with_events_not_running(
 
 def test_a_pod_has_its_own_hostname_and_sees_only_its_own_processes(shared_cluster: Cluster) -> None:
     core = shared_cluster.core
-    core.create_namespaced_pod("default", pod("lonely", {"image": "busybox", "command": ["sleep", "3600"]}))
+    core.create_namespaced_pod(
+        "default", as_body(client.V1Pod, pod("lonely", {"image": "busybox", "command": ["sleep", "3600"]}))
+    )
     try:
         wait_running(core, "default", "lonely")
         assert pod_exec(core, "default", "lonely", ["hostname"])[1].strip() == "lonely"
@@ -127,4 +133,4 @@ def test_a_pod_has_its_own_hostname_and_sees_only_its_own_processes(shared_clust
 def test_nodes_report_the_version_the_api_server_reports(shared_cluster: Cluster) -> None:
     server = json.loads(shared_cluster.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
     for node in shared_cluster.core.list_node().items:
-        assert node.status.node_info.kubelet_version == server
+        assert present(status_of(node).node_info, "nodeInfo").kubelet_version == server

@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from clusterkit import WITHOUT_PRIVILEGE, Cluster, hollow, leftovers, start_cluster, stop_cluster
-from podtools import echo_pod, wait_running
+from kubernetes import client
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import WITHOUT_PRIVILEGE, Cluster, hollow, leftovers, start_cluster, stop_cluster
+from tests.hollow.kubetyped import as_body
+from tests.hollow.podtools import echo_pod, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
@@ -123,7 +125,7 @@ def kill_everything(prefix: str) -> list[int]:
 
 
 def crash(cluster: Cluster) -> None:
-    cluster.core.create_namespaced_pod("default", echo_pod("victim", node="node2"))
+    cluster.core.create_namespaced_pod("default", as_body(client.V1Pod, echo_pod("victim", node="node2")))
     wait_running(cluster.core, "default", "victim")
     daemon_pid = json.loads((cluster.state_dir / "cluster.json").read_text())["daemon_pid"]
     killed = kill_everything(cluster.prefix)
@@ -178,7 +180,7 @@ def test_up_after_kill_9_cleans_the_leftovers_first(tmp_path: Path) -> None:
 def test_sigterm_to_the_daemon_tears_everything_down(tmp_path: Path) -> None:
     cluster = start_cluster(tmp_path / "state", "--nodes", "1", cidr=CRASH_CIDR)
     try:
-        cluster.core.create_namespaced_pod("default", echo_pod("p"))
+        cluster.core.create_namespaced_pod("default", as_body(client.V1Pod, echo_pod("p")))
         wait_running(cluster.core, "default", "p")
         os.kill(json.loads((cluster.state_dir / "cluster.json").read_text())["daemon_pid"], signal.SIGTERM)
         wait_until(lambda: leftovers(cluster.prefix, CRASH_CIDR) == [], 20, "the daemon's own teardown")

@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clusterkit import REPO, WITHOUT_PRIVILEGE, Cluster, hollow, leftovers, start_cluster
-from podtools import echo_pod, wait_running
+from kubernetes import client
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import REPO, WITHOUT_PRIVILEGE, Cluster, hollow, leftovers, start_cluster
+from tests.hollow.kubetyped import as_body
+from tests.hollow.podtools import echo_pod, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
@@ -73,7 +75,7 @@ def test_kill_9_and_lost_state_dir_then_up_warns_and_down_orphans_cleans(
     prefix = cluster.prefix
     warned: str | None = None  # prefix of the cluster `up` starts while the orphan is there
     try:
-        cluster.core.create_namespaced_pod("default", echo_pod("victim", node="node2"))
+        cluster.core.create_namespaced_pod("default", as_body(client.V1Pod, echo_pod("victim", node="node2")))
         wait_running(cluster.core, "default", "victim")
         cluster.api.close()
         killed = tagged_pids(prefix)
@@ -120,7 +122,7 @@ def test_kill_9_and_lost_state_dir_then_up_warns_and_down_orphans_cleans(
 def test_a_running_cluster_whose_state_dir_was_removed_is_an_orphan(tmp_path: Path) -> None:
     cluster = start_cluster(tmp_path / "state", "--nodes", "1", "--npc", "none", cidr=ORPHAN_CIDR)
     try:
-        cluster.core.create_namespaced_pod("default", echo_pod("p"))
+        cluster.core.create_namespaced_pod("default", as_body(client.V1Pod, echo_pod("p")))
         wait_running(cluster.core, "default", "p")
         cluster.api.close()
         daemon_pid = cluster.record()["daemon_pid"]

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import Cluster
-from kubernetes import watch
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
-from podtools import wait_running
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import Cluster
+from tests.hollow.kubetyped import as_body, container_pid, containers_of, meta_of, name_of
+from tests.hollow.podtools import wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
@@ -52,7 +53,7 @@ def ignores_sigterm(pid: int) -> bool:
 def running_stubborn(core: Any, namespace: str, name: str) -> int:
     """Create-side wait: the pod is Running and its program already ignores SIGTERM; returns its PID."""
     pod = wait_running(core, namespace, name)
-    pid = int(pod.status.container_statuses[0].container_id.removeprefix("hollow://"))
+    pid = container_pid(containers_of(pod)[0])
     wait_until(lambda: ignores_sigterm(pid), 10, f"pod {namespace}/{name} (pid {pid}) to ignore SIGTERM")
     return pid
 
@@ -75,7 +76,7 @@ def netns_exists(name: str) -> bool:
 
 def test_object_stays_terminating_until_processes_and_netns_are_gone(shared_cluster: Cluster) -> None:
     core = shared_cluster.core
-    core.create_namespaced_pod("default", stubborn_pod("stubborn"))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, stubborn_pod("stubborn")))
     pid = running_stubborn(core, "default", "stubborn")
     netns = netns_of(pid)
     assert netns.startswith(shared_cluster.prefix + "-pod"), netns
@@ -83,10 +84,10 @@ def test_object_stays_terminating_until_processes_and_netns_are_gone(shared_clus
     deleted_at = time.monotonic()
     core.delete_namespaced_pod("stubborn", "default")
     terminating = core.read_namespaced_pod("stubborn", "default")
-    assert terminating.metadata.deletion_timestamp is not None
+    assert meta_of(terminating).deletion_timestamp is not None
     assert not pid_gone(pid) and netns_exists(netns)  # SIGTERM is ignored: still there, and visible
     listed = core.list_namespaced_pod("default", label_selector="test=deletion-order").items
-    assert [p.metadata.name for p in listed] == ["stubborn"]
+    assert [name_of(p) for p in listed] == ["stubborn"]
     kubectl = shared_cluster.kubectl("get", "pod", "stubborn", "--no-headers")
     assert "Terminating" in kubectl.stdout, kubectl.stdout + kubectl.stderr
 
@@ -108,10 +109,10 @@ def test_a_watch_sees_terminating_then_deleted_and_nothing_is_left_at_deleted(
     shared_cluster: Cluster,
 ) -> None:
     core = shared_cluster.core
-    core.create_namespaced_pod("default", stubborn_pod("watched"))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, stubborn_pod("watched")))
     pid = running_stubborn(core, "default", "watched")
     netns = netns_of(pid)
-    start_rv = core.read_namespaced_pod("watched", "default").metadata.resource_version
+    start_rv = meta_of(core.read_namespaced_pod("watched", "default")).resource_version
     seen: list[tuple[str, bool, bool, bool]] = []  # (type, terminating, pid gone, netns gone)
     done = threading.Event()
 
@@ -151,8 +152,10 @@ def test_a_watch_sees_terminating_then_deleted_and_nothing_is_left_at_deleted(
 
 def test_deleting_a_namespace_removes_its_pods_after_they_stop(shared_cluster: Cluster) -> None:
     core = shared_cluster.core
-    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "going"}})
-    core.create_namespaced_pod("going", stubborn_pod("inside"))
+    core.create_namespace(
+        as_body(client.V1Namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "going"}})
+    )
+    core.create_namespaced_pod("going", as_body(client.V1Pod, stubborn_pod("inside")))
     pid = running_stubborn(core, "going", "inside")
     netns = netns_of(pid)
     core.delete_namespace("going")

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from clusterkit import Cluster, start_cluster, stop_cluster
 from kubernetes import client
-from podtools import CONNECT, create_namespace, echo_pod, pod_exec, wait_running
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import Cluster, start_cluster, stop_cluster
+from tests.hollow.kubetyped import as_body, ip_of, meta_of, present, spec_of, status_of
+from tests.hollow.podtools import CONNECT, create_namespace, echo_pod, pod_exec, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow, pytest.mark.slow]
 
@@ -76,10 +77,10 @@ def weave_uids(cluster: Cluster) -> dict[str, str]:
     """node -> uid of its Ready weave-net pod (nodes without one are left out)."""
     pods = cluster.core.list_namespaced_pod("kube-system", label_selector="name=weave-net").items
     return {
-        p.spec.node_name: p.metadata.uid
+        present(spec_of(p).node_name, "nodeName"): present(meta_of(p).uid, "uid")
         for p in pods
-        if not p.metadata.deletion_timestamp
-        and {c.type: c.status for c in p.status.conditions or []}.get("Ready") == "True"
+        if not meta_of(p).deletion_timestamp
+        and {c.type: c.status for c in status_of(p).conditions or []}.get("Ready") == "True"
     }
 
 
@@ -96,11 +97,13 @@ def test_no_denied_connection_gets_through_while_weave_net_rolls_out(rollout_clu
     wait_until(lambda: len(weave_uids(rollout_cluster)) == 2, 60, "2 weave-net pods Ready")
     create_namespace(core, "leak")
     try:
-        core.create_namespaced_pod("leak", echo_pod("server", node="node1"))
-        core.create_namespaced_pod("leak", echo_pod("client", node="node2"))
-        server_ip = wait_running(core, "leak", "server").status.pod_ip
+        core.create_namespaced_pod("leak", as_body(client.V1Pod, echo_pod("server", node="node1")))
+        core.create_namespaced_pod("leak", as_body(client.V1Pod, echo_pod("client", node="node2")))
+        server_ip = ip_of(wait_running(core, "leak", "server"))
         wait_running(core, "leak", "client")
-        client.NetworkingV1Api(rollout_cluster.api).create_namespaced_network_policy("leak", DENY_ALL_INGRESS)
+        client.NetworkingV1Api(rollout_cluster.api).create_namespaced_network_policy(
+            "leak", as_body(client.V1NetworkPolicy, DENY_ALL_INGRESS)
+        )
         wait_until(
             lambda: pod_exec(core, "leak", "client", ["python3", "-c", CONNECT, server_ip])[0] != 0,
             30,
@@ -117,7 +120,7 @@ def test_no_denied_connection_gets_through_while_weave_net_rolls_out(rollout_clu
                 ],
             },
         }
-        core.create_namespaced_pod("leak", prober)
+        core.create_namespaced_pod("leak", as_body(client.V1Pod, prober))
         wait_running(core, "leak", "prober", timeout=30)
         wait_until(
             lambda: attempts(prober_log(rollout_cluster)) >= 200, 30, "the prober's first 200 attempts"

@@ -28,11 +28,12 @@ from typing import Any
 
 import pytest
 import yaml
-from clusterkit import Cluster, start_cluster, stop_cluster
 from kubernetes import client
-from podtools import create_namespace, echo_pod, pod_exec, wait_running
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import Cluster, start_cluster, stop_cluster
+from tests.hollow.kubetyped import as_body, container_pid, containers_of, meta_of, present, status_of
+from tests.hollow.podtools import create_namespace, echo_pod, pod_exec, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
@@ -68,8 +69,8 @@ def weave_pods(c: Cluster) -> list[Any]:
     return [
         p
         for p in pods
-        if p.status.phase == "Running"
-        and {x.type: x.status for x in p.status.conditions or []}.get("Ready") == "True"
+        if status_of(p).phase == "Running"
+        and {x.type: x.status for x in status_of(p).conditions or []}.get("Ready") == "True"
     ]
 
 
@@ -122,8 +123,10 @@ DENY_ALL = {
 def isolated_pod(cluster: Cluster) -> Iterator[str]:
     """Namespace `victim` with a deny-all (ingress and egress) policy and one ordinary pod `p`."""
     create_namespace(cluster.core, "victim")
-    client.NetworkingV1Api(cluster.api).create_namespaced_network_policy("victim", DENY_ALL)
-    cluster.core.create_namespaced_pod("victim", echo_pod("p", node="node1"))
+    client.NetworkingV1Api(cluster.api).create_namespaced_network_policy(
+        "victim", as_body(client.V1NetworkPolicy, DENY_ALL)
+    )
+    cluster.core.create_namespaced_pod("victim", as_body(client.V1Pod, echo_pod("p", node="node1")))
     wait_running(cluster.core, "victim", "p")
     try:
         yield "p"
@@ -188,11 +191,7 @@ def test_no_file_outside_the_state_dir_holds_a_token(cluster: Cluster, isolated_
 
 
 def test_nobody_cannot_read_a_token_through_proc(cluster: Cluster, isolated_pod: str) -> None:
-    pid = int(
-        cluster.core.read_namespaced_pod(isolated_pod, "victim")
-        .status.container_statuses[0]
-        .container_id.removeprefix("hollow://")
-    )
+    pid = container_pid(containers_of(cluster.core.read_namespaced_pod(isolated_pod, "victim"))[0])
     result = as_nobody("cat", f"/proc/{pid}/root{SA_DIR}/token")
     assert result.returncode != 0 and "Permission denied" in result.stderr
 
@@ -201,7 +200,7 @@ def test_an_existing_state_dir_others_can_read_is_refused(open_parent: Path) -> 
     shared = open_parent / "shared-state"
     shared.mkdir(mode=0o755)
     shared.chmod(0o755)  # whatever the umask
-    from clusterkit import hollow
+    from tests.hollow.clusterkit import hollow
 
     result = hollow("up", "--state-dir", str(shared), "--pod-cidr", "10.210.0.0/16")
     assert result.returncode == 2
@@ -264,18 +263,24 @@ def test_rbac_objects_stored_in_the_api_decide(cluster: Cluster, isolated_pod: s
     assert api_request(cluster, token, "GET", path)[0] == 403
     rbac.create_namespaced_role(
         "victim",
-        {
-            "metadata": {"name": "pod-reader"},
-            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
-        },
+        as_body(
+            client.V1Role,
+            {
+                "metadata": {"name": "pod-reader"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
+            },
+        ),
     )
     rbac.create_namespaced_role_binding(
         "victim",
-        {
-            "metadata": {"name": "read-pods"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
-            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "victim"}],
-        },
+        as_body(
+            client.V1RoleBinding,
+            {
+                "metadata": {"name": "read-pods"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+                "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "victim"}],
+            },
+        ),
     )
     code, body = api_request(cluster, token, "GET", path)
     assert code == 200 and [p["metadata"]["name"] for p in body["items"]] == [isolated_pod]
@@ -310,14 +315,14 @@ print(len(json.load(urllib.request.urlopen(req, context=ctx, timeout=5))['items'
 
 def test_a_pod_has_no_path_to_the_api_the_controller_has(cluster: Cluster, isolated_pod: str) -> None:
     pod = cluster.core.read_namespaced_pod(isolated_pod, "victim")
-    api_port = cluster.record()["server"].rsplit(":", 1)[1]  # type: ignore[union-attr]
-    targets = ["127.0.0.1:6443", f"{pod.status.host_ip}:6443", f"127.0.0.1:{api_port}"]
+    api_port = str(cluster.record()["server"]).rsplit(":", 1)[1]
+    targets = ["127.0.0.1:6443", f"{status_of(pod).host_ip}:6443", f"127.0.0.1:{api_port}"]
     code, out, err = pod_exec(cluster.core, "victim", isolated_pod, ["python3", "-c", REACH_API, *targets])
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 3 and all(" failed " in line for line in lines), out
     # the same pod without any policy: still no path (it is not the policy that blocks it)
-    cluster.core.create_namespaced_pod("default", echo_pod("free", node="node1"))
+    cluster.core.create_namespaced_pod("default", as_body(client.V1Pod, echo_pod("free", node="node1")))
     try:
         wait_running(cluster.core, "default", "free")
         code, out, err = pod_exec(cluster.core, "default", "free", ["python3", "-c", REACH_API, *targets])
@@ -361,9 +366,9 @@ def probe_pod(name: str) -> dict[str, Any]:
 def test_two_pods_of_one_name_in_two_namespaces_share_no_host_path(cluster: Cluster) -> None:
     for ns in ("twin-a", "twin-b"):
         create_namespace(cluster.core, ns)
-        cluster.core.create_namespaced_pod(ns, probe_pod("b"))
+        cluster.core.create_namespaced_pod(ns, as_body(client.V1Pod, probe_pod("b")))
     try:
-        uids = {ns: wait_running(cluster.core, ns, "b").metadata.uid for ns in ("twin-a", "twin-b")}
+        uids = {ns: meta_of(wait_running(cluster.core, ns, "b")).uid for ns in ("twin-a", "twin-b")}
         dirs = sorted(p.name for p in (cluster.state_dir / "pods").iterdir() if p.name.startswith("twin-"))
         assert dirs == [f"twin-a_b_{uids['twin-a']}", f"twin-b_b_{uids['twin-b']}"]
         cluster.core.delete_namespaced_pod("b", "twin-a")
@@ -372,8 +377,8 @@ def test_two_pods_of_one_name_in_two_namespaces_share_no_host_path(cluster: Clus
         code, out, err = pod_exec(cluster.core, "twin-b", "b", ["python", "-m", "netpolcheck.probe", "ready"])
         assert code == 0, out + err
         pod = cluster.core.read_namespaced_pod("b", "twin-b")
-        assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "True"
-        assert pod.status.container_statuses[0].restart_count == 0
+        assert {c.type: c.status for c in present(status_of(pod).conditions, "conditions")}["Ready"] == "True"
+        assert containers_of(pod)[0].restart_count == 0
     finally:
         for ns in ("twin-a", "twin-b"):
             cluster.core.delete_namespace(ns)

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import hollow, leftovers, start_cluster, stop_cluster
 
 from netpolcheck.hollow.cleanup import alive
 from netpolcheck.hollow.fabric import release_pod_range
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import hollow, leftovers, start_cluster, stop_cluster
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from clusterkit import REPO, Cluster, start_cluster, stop_cluster
+
+from tests.hollow.clusterkit import REPO, Cluster, start_cluster, stop_cluster
+from tests.hollow.kubetyped import present, spec_of
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
@@ -48,7 +50,8 @@ def keeping_selector(cluster: Cluster, manifest: Path, tmp_path: Path) -> Path:
     A DaemonSet's selector is immutable, and 2.1.3's (defaulted from its template labels, which carry
     role.kubernetes.io/networking) differs from 2.8.1's, so a real API server rejects a plain replace
     as well; an in-place upgrade keeps the old selector, as here."""
-    stored = cluster.apps.read_namespaced_daemon_set("weave-net", "kube-system").spec.selector.match_labels
+    weave_net = cluster.apps.read_namespaced_daemon_set("weave-net", "kube-system")
+    stored = present(spec_of(weave_net).selector.match_labels, "spec.selector.matchLabels")
     docs = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
     for doc in docs:
         if doc.get("kind") == "DaemonSet":
@@ -89,7 +92,7 @@ def test_seed_upgrade_213_to_281_changes_the_router_hooks_on_every_node(
             "-A FORWARD -o weave -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         ]
     pods = weave_cluster.core.list_namespaced_pod("kube-system", label_selector="name=weave-net").items
-    assert sorted(c.image for p in pods for c in p.spec.containers) == [
+    assert sorted(str(c.image) for p in pods for c in spec_of(p).containers) == [
         "weaveworks/weave-kube:2.8.1",
         "weaveworks/weave-kube:2.8.1",
         "weaveworks/weave-npc:2.8.1",

@@ -44,7 +44,7 @@ STANDIN = """#!/bin/sh
 echo "stand-in weave-npc 2.1.3 on $HOSTNAME"
 exec {python} -m netpolcheck.npc "$@"
 """
-PROBES = [{"port": 80, "protocol": "TCP"}, {"port": "serve-81-tcp", "protocol": "TCP"}]
+PROBES: list[dict[str, Any]] = [{"port": 80, "protocol": "TCP"}, {"port": "serve-81-tcp", "protocol": "TCP"}]
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +89,12 @@ def test_weave_205_is_installed_from_its_manifest(embedded: tuple[Cluster, KubeA
     assert ds is not None and ds["metadata"]["labels"]["role.kubernetes.io/networking"] == "1"
     logs = weave.npc_logs(api)
     for node in cluster.nodes:
+
+        def started(node: str = node) -> bool:
+            return "Starting Weaveworks NPC 2.0.5 (netpolcheck reference)" in weave.npc_logs(api)[node]
+
         wait_for(
-            lambda node=node: (
-                "Starting Weaveworks NPC 2.0.5 (netpolcheck reference)" in weave.npc_logs(api)[node]
-            ),
+            started,
             f"the reference controller's start line on {node}",
             timeout=60,
             describe_last=lambda: repr(logs),
@@ -123,12 +125,14 @@ def test_upgrade_to_213_rolls_node_by_node_and_changes_the_program(embedded: tup
             and after[node].image("weave-npc") == "weaveworks/weave-npc:2.1.3"
         )
         assert change.rollout.per_node()[node][-1] == after[node]
-        wait_for(
-            lambda node=node: f"stand-in weave-npc 2.1.3 on {node}" in weave.npc_logs(api)[node],
-            f"{node}'s weave-npc to be the 2.1.3 program",
-            timeout=60,
-            describe_last=lambda node=node: weave.npc_logs(api)[node][-300:],
-        )
+
+        def runs_213(node: str = node) -> bool:
+            return f"stand-in weave-npc 2.1.3 on {node}" in weave.npc_logs(api)[node]
+
+        def log_tail(node: str = node) -> str:
+            return weave.npc_logs(api)[node][-300:]
+
+        wait_for(runs_213, f"{node}'s weave-npc to be the 2.1.3 program", timeout=60, describe_last=log_tail)
 
 
 def test_probe_pods_on_each_node_and_exec(embedded: tuple[Cluster, KubeApi], run: namespaces.Run) -> None:

@@ -74,7 +74,7 @@ def _ds(generation: int, observed: int, desired: int, updated: int, available: i
     ],
 )
 def test_rollout_status_reads_like_kubectl(ds: dict[str, object], done: bool, message: str) -> None:
-    status = daemonset_status(ds)  # type: ignore[arg-type]
+    status = daemonset_status(ds)
     assert status.done is done and message in status.message
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .builders import netpol, sel, world
+from tests.model.builders import netpol, sel, world
 
 SEED = Path(__file__).resolve().parents[1] / "data" / "seed"
 

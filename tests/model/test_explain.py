@@ -12,8 +12,7 @@ from netpolcheck.model.objects import Probe
 from netpolcheck.model.profiles import PROFILES, weave_profile
 from netpolcheck.model.results import expected_results
 from netpolcheck.model.state import parse_state
-
-from .builders import netpol, sel, world
+from tests.model.builders import netpol, sel, world
 
 FROM_B = {
     "podSelector": sel(pod="a"),

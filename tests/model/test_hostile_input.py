@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .builders import netpol, one_policy_world, sel, set_at
+from tests.model.builders import netpol, one_policy_world, sel, set_at
 
 Mutation = Callable[[dict[str, Any]], None]
 

@@ -16,8 +16,7 @@ from netpolcheck.model.cell import Evaluator
 from netpolcheck.model.objects import Probe
 from netpolcheck.model.profiles import PROFILES, weave_profile
 from netpolcheck.model.state import parse_state
-
-from .builders import Cells, matrix, netpol, sel, world
+from tests.model.builders import Cells, matrix, netpol, sel, world
 
 PODS = [f"{n}/{p}" for n in "xyz" for p in "abc"]
 EXTERNAL = [{"name": "ext", "ip": "192.0.2.10"}]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from netpolcheck.model.state import parse_state
-
-from .builders import matrix
-from .observed_states import OBSERVED, load, scenarios, to_state
+from tests.model.builders import matrix
+from tests.model.observed_states import OBSERVED, load, scenarios, to_state
 
 
 def _mismatches(observed_state: dict, cells: list[dict], profile: str) -> list[str]:

@@ -13,8 +13,7 @@ from netpolcheck.model.explain import explain
 from netpolcheck.model.objects import Probe
 from netpolcheck.model.profiles import PROFILES, SPEC, WEAVE_DEVIATIONS, get_profile
 from netpolcheck.model.state import parse_state
-
-from .builders import allowed, matrix, netpol, pod, sel, world
+from tests.model.builders import allowed, matrix, netpol, pod, sel, world
 
 ANNOTATION = {"net.beta.kubernetes.io/network-policy": json.dumps({"ingress": {"isolation": "DefaultDeny"}})}
 

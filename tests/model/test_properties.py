@@ -18,9 +18,8 @@ from netpolcheck.model.ipset_clash import clash_losers
 from netpolcheck.model.objects import Pod
 from netpolcheck.model.profiles import PROFILES, SPEC
 from netpolcheck.model.state import parse_state
-
-from .builders import matrix
-from .strategies import states
+from tests.model.builders import matrix
+from tests.model.strategies import states
 
 BOUNDED = settings(max_examples=150, deadline=None)
 PROFILE_NAMES = st.sampled_from(sorted(PROFILES))

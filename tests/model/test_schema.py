@@ -14,9 +14,8 @@ import pytest
 from netpolcheck.errors import UsageError
 from netpolcheck.model.schema import fields, state_schema
 from netpolcheck.model.state import parse_state
-
-from .builders import netpol, one_policy_world, sel, world
-from .observed_states import OBSERVED, load, scenarios, to_state
+from tests.model.builders import netpol, one_policy_world, sel, world
+from tests.model.observed_states import OBSERVED, load, scenarios, to_state
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "tests" / "data" / "seed"

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from netpolcheck.model.state import parse_state
-
-from .builders import allowed, matrix
+from tests.model.builders import allowed, matrix
 
 SEED = Path(__file__).resolve().parents[1] / "data" / "seed"
 STEPS = ("0-none", "1-deny-all", "2-allow-unlabelled", "3-allow-labelled")

@@ -16,9 +16,8 @@ from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api.admission import admit
 from netpolcheck.hollow.api.errors import ApiError
 from netpolcheck.model.state import parse_state
-
-from .builders import one_policy_world
-from .test_hostile_input import CASES
+from tests.model.builders import one_policy_world
+from tests.model.test_hostile_input import CASES
 
 
 def _policy_cases() -> list[tuple[str, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .builders import allowed, denied_cells, matrix, netpol, pod, sel, world
+from tests.model.builders import allowed, denied_cells, matrix, netpol, pod, sel, world
 
 X_PODS = ("x/a", "x/b", "x/c")
 

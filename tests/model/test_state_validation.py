@@ -10,8 +10,7 @@ import pytest
 
 from netpolcheck.errors import UsageError
 from netpolcheck.model.state import parse_state
-
-from .builders import one_policy_world, set_at
+from tests.model.builders import one_policy_world, set_at
 
 _base = one_policy_world
 _set = set_at

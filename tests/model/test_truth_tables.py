@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .builders import netpol, sel, world
+from tests.model.builders import netpol, sel, world
 
 NAMED_PORT_POLICY = netpol(
     "x/named",

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .netlab import Lab
+from tests.probe.netlab import Lab
 
 
 @pytest.fixture

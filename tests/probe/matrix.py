@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .netlab import AGENT, Lab, Pod
+from tests.probe.netlab import AGENT, Lab, Pod
 
 PORTS = (80, 81)
 PROTOCOLS = ("TCP", "UDP")

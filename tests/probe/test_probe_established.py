@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .netlab import AGENT, Lab, Pod, wait_until
+from tests.probe.netlab import AGENT, Lab, Pod, wait_until
 
 pytestmark = pytest.mark.netns
 ESTABLISHED = ("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .netlab import Lab
+from tests.probe.netlab import Lab
 
 pytestmark = pytest.mark.netns
 

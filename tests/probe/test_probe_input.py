@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .netlab import AGENT, Lab
+from tests.probe.netlab import AGENT, Lab
 
 GOOD = {"id": "a", "ip": "10.251.0.9", "port": 80, "protocol": "TCP"}
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from .matrix import build_matrix
-from .netlab import Lab, Pod
+from tests.probe.matrix import build_matrix
+from tests.probe.netlab import Lab, Pod
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 RUNS = 20

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .netlab import AGENT, Lab, wait_until
+from tests.probe.netlab import AGENT, Lab, wait_until
 
 pytestmark = pytest.mark.netns
 

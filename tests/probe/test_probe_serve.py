@@ -13,8 +13,7 @@ import pytest
 
 from netpolcheck.probe.errors import BadInput
 from netpolcheck.probe.journal import private_directory
-
-from .netlab import AGENT, Lab, wait_for_line, wait_until
+from tests.probe.netlab import AGENT, Lab, wait_for_line, wait_until
 
 pytestmark = pytest.mark.netns
 

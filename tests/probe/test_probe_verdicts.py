@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from netpolcheck.probe.engine import sctp_unavailable
-
-from .netlab import AGENT, Lab, Pod, stop_process, wait_until
+from tests.probe.netlab import AGENT, Lab, Pod, stop_process, wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -185,7 +184,7 @@ def test_udp_only_a_matching_echo_is_allowed(pair: Pair) -> None:
         "while True:\n"
         "    data, peer = s.recvfrom(2048); s.sendto(b'hello', peer)\n"
     )
-    from .netlab import PYTHON, wait_for_line
+    from tests.probe.netlab import PYTHON, wait_for_line
 
     responder = pair.lab.spawn(pair.server, PYTHON, "-c", not_an_echo)
     wait_for_line(responder, "READY", 10.0, "the non-echoing UDP responder to bind port 83")

@@ -16,8 +16,7 @@ from netpolcheck.report.certification_html import render_html
 from netpolcheck.report.certification_markdown import render_markdown
 from netpolcheck.report.certification_schema import load_schema, schema_errors, validate_report
 from netpolcheck.report.compare import compare
-
-from .certification_data import sample_report
+from tests.report.certification_data import sample_report
 
 
 def test_summary_per_feature_and_deviations() -> None:

@@ -29,7 +29,7 @@ def _two_pods(driver: FakeDriver, policy: bool) -> None:
         driver.apply_policy("x", DENY_B)
 
 
-def _setup(dataplane, policy: bool = True):  # type: ignore[no-untyped-def]
+def _setup(dataplane, policy: bool = True):
     clock = FakeClock()
     driver = FakeDriver(clock, dataplane)
     _two_pods(driver, policy)
@@ -38,7 +38,7 @@ def _setup(dataplane, policy: bool = True):  # type: ignore[no-untyped-def]
     return clock, driver, expectation
 
 
-def _run(clock, driver, expectation, deadline=5.0):  # type: ignore[no-untyped-def]
+def _run(clock, driver, expectation, deadline=5.0):
     full, quick = Prober(driver, 1.0, workers=1), Prober(driver, 0.01, workers=1)
     return converge(
         expectation.cells,

@@ -22,7 +22,8 @@ TCP_AND_SCTP = (c.ProbeDef(80, "TCP"), c.ProbeDef(80, "SCTP"))
 
 
 def _runner(driver: FakeDriver, clock: FakeClock, **options: Any) -> CaseRunner:
-    opts = RunOptions(**({"profile": "weave", "deadline": 3.0, "probe_workers": 1} | options))
+    defaults: dict[str, Any] = {"profile": "weave", "deadline": 3.0, "probe_workers": 1}
+    opts = RunOptions(**(defaults | options))
     return CaseRunner(driver, opts, clock.clock(), progress=lambda _: None, prefix=lambda case_id: "np-test")
 
 

@@ -3,6 +3,7 @@ per case, the failure report, expected failures, negative control, and clean-up 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -42,7 +43,8 @@ def isolating_dataplane(delay: float) -> Any:
 
 
 def _runner(driver: FakeDriver, clock: FakeClock, **options: Any) -> CaseRunner:
-    opts = RunOptions(**({"profile": "weave", "deadline": 3.0, "probe_workers": 1} | options))
+    defaults: dict[str, Any] = {"profile": "weave", "deadline": 3.0, "probe_workers": 1}
+    opts = RunOptions(**(defaults | options))
     return CaseRunner(driver, opts, clock.clock(), progress=lambda _: None, prefix=lambda case_id: "np-test")
 
 
@@ -151,7 +153,7 @@ def test_a_step_that_raises_still_removes_the_namespaces() -> None:
     clock = FakeClock()
     driver = FakeDriver(clock)
 
-    def broken(*_: object) -> None:
+    def broken(namespace: str, manifest: Mapping[str, Any]) -> None:
         raise RuntimeError("API server went away")
 
     driver.apply_policy = broken  # type: ignore[method-assign]
@@ -199,7 +201,12 @@ def test_ip_placeholders_take_the_pod_ips_of_the_case() -> None:
     driver = FakeDriver(clock)
     seen: list[dict[str, Any]] = []
     apply = driver.apply_policy
-    driver.apply_policy = lambda ns, m: (seen.append(dict(m)), apply(ns, m))  # type: ignore[method-assign,func-returns-value]
+
+    def recorded(namespace: str, manifest: Mapping[str, Any]) -> None:
+        seen.append(dict(manifest))
+        apply(namespace, manifest)
+
+    driver.apply_policy = recorded  # type: ignore[method-assign]
     block = c.ApplyPolicy(
         "x",
         {

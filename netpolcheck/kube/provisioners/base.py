@@ -89,6 +89,19 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def work_kubeconfig(options: ClusterOptions, kind: str) -> Path:
+    """Where a provisioner that creates its cluster keeps the kubeconfig: in <work dir>/<kind>/ (0700)."""
+    return private_dir(Path(options.work_dir) / kind) / "kubeconfig"
+
+
+def created_cluster(
+    options: ClusterOptions, name: str, kind: str, kubeconfig: Path, pod_cidr: str, delete: Callable[[], None]
+) -> Cluster:
+    """A cluster this run created, its nodes and Weave version still to be read; `delete` at cleanup
+    unless --keep-cluster."""
+    return Cluster(name, kind, kubeconfig, None, [], None, pod_cidr, None if options.keep_cluster else delete)
+
+
 def require_binary(name: str, why: str) -> str:
     found = shutil.which(name)
     if found is None:

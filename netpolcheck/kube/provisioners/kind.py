@@ -21,11 +21,13 @@ from netpolcheck.kube.paths import KIND_CONFIG, MANIFESTS
 from netpolcheck.kube.provisioners.base import (
     Cluster,
     ClusterOptions,
+    created_cluster,
     finishing,
     install_weave,
     private_dir,
     require_binary,
     run,
+    work_kubeconfig,
 )
 
 CLUSTER_NAME = "netpolcheck"
@@ -105,10 +107,9 @@ def provision(options: ClusterOptions) -> Cluster:
             "--cluster kind needs pytest-kind-ng (the `suite` dependency group: `tox -e e2e` installs it, "
             "or pip install pytest-kind-ng)"
         ) from None
-    work = private_dir(Path(options.work_dir) / "kind")
-    kubeconfig = work / "kubeconfig"
+    kubeconfig = work_kubeconfig(options, "kind")
     private_dir(Path(".pytest-kind"))  # KindCluster keeps ./.pytest-kind/<name>/ under the CWD
-    kubectl = shutil.which("kubectl") or str(work / "kubectl")
+    kubectl = shutil.which("kubectl") or str(kubeconfig.parent / "kubectl")
     kc = KindCluster(CLUSTER_NAME, kubeconfig=kubeconfig, kind_path=Path(kind), kubectl_path=Path(kubectl))
 
     def delete() -> None:
@@ -120,8 +121,7 @@ def provision(options: ClusterOptions) -> Cluster:
         kc.create(config_file=KIND_CONFIG)
     except Exception as exc:
         raise UsageError(f"kind create cluster failed: {exc}") from None
-    cluster = Cluster(CLUSTER_NAME, "kind", kubeconfig, None, [], None, POD_SUBNET)
-    cluster._cleanup = None if options.keep_cluster else delete
+    cluster = created_cluster(options, CLUSTER_NAME, "kind", kubeconfig, POD_SUBNET, delete)
 
     def prepare() -> None:
         export = [kind, "export", "kubeconfig", "--name", CLUSTER_NAME, "--kubeconfig", str(kubeconfig)]

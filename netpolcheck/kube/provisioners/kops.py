@@ -19,11 +19,12 @@ from netpolcheck.kube import weave
 from netpolcheck.kube.provisioners.base import (
     Cluster,
     ClusterOptions,
+    created_cluster,
     finishing,
     install_weave,
-    private_dir,
     require_binary,
     run,
+    work_kubeconfig,
 )
 from netpolcheck.kube.waiting import wait_for
 
@@ -99,15 +100,13 @@ def provision(options: ClusterOptions) -> Cluster:
     version = kops_version(kops)
     net = networking(version)
     name = os.environ.get("KOPS_CLUSTER_NAME") or f"netpolcheck-{secrets.token_hex(3)}.k8s.local"
-    work = private_dir(Path(options.work_dir) / "kops")
-    kubeconfig = work / "kubeconfig"
+    kubeconfig = work_kubeconfig(options, "kops")
     run(create_command(kops, name, options.nodes or DEFAULT_NODES, net, version), "kops create cluster")
-    cluster = Cluster(name, "kops", kubeconfig, None, [], None, POD_RANGE)
 
     def delete() -> None:
         run([kops, "delete", "cluster", "--name", name, "--yes"], "kops delete cluster")
 
-    cluster._cleanup = None if options.keep_cluster else delete
+    cluster = created_cluster(options, name, "kops", kubeconfig, POD_RANGE, delete)
     export = [kops, "export", "kubeconfig", name, "--admin", "--kubeconfig", str(kubeconfig)]
     with finishing(cluster, lambda: run(export, "kops export")) as api:
         wait_for(

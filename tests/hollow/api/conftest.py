@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apikit import Cluster, LocalRuntime
 from kubernetes import client, config
 
 from netpolcheck.hollow.api.kubeconfig import write_kubeconfig
 from netpolcheck.hollow.api.server import ApiServer
 from netpolcheck.hollow.api.store import Store
 from netpolcheck.hollow.api.tls import make_pki
+from tests.hollow.api.apikit import Cluster, LocalRuntime
 
 
 @pytest.fixture

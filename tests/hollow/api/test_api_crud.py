@@ -6,10 +6,12 @@ import json
 from typing import Any
 
 import pytest
-from apikit import Cluster, pod_body, raw
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
+
+from tests.hollow.api.apikit import Cluster, pod_body, raw
+from tests.hollow.kubetyped import as_body, meta_of, name_of, present, spec_of, status_of
 
 
 def test_anonymous_and_wrong_token_get_401_status(cluster: Cluster) -> None:
@@ -31,16 +33,18 @@ def test_unknown_resource_and_group_are_404_status(cluster: Cluster) -> None:
 
 
 def test_core_crud_labels_and_field_selectors(cluster: Cluster, core: client.CoreV1Api) -> None:
-    core.create_namespace({"metadata": {"name": "x", "labels": {"team": "a"}}})
+    core.create_namespace(as_body(client.V1Namespace, {"metadata": {"name": "x", "labels": {"team": "a"}}}))
     ns = core.read_namespace("x")
-    assert ns.metadata.labels == {"team": "a", "kubernetes.io/metadata.name": "x"}
-    assert ns.status.phase == "Active"
-    core.create_namespaced_pod("x", pod_body("a", {"app": "web", "tier": "1"}, node="n1"))
-    core.create_namespaced_pod("x", pod_body("b", {"app": "db"}, node="n2"))
-    core.create_namespaced_pod("x", pod_body("c", {}, node="n1"))
+    assert meta_of(ns).labels == {"team": "a", "kubernetes.io/metadata.name": "x"}
+    assert status_of(ns).phase == "Active"
+    core.create_namespaced_pod(
+        "x", as_body(client.V1Pod, pod_body("a", {"app": "web", "tier": "1"}, node="n1"))
+    )
+    core.create_namespaced_pod("x", as_body(client.V1Pod, pod_body("b", {"app": "db"}, node="n2")))
+    core.create_namespaced_pod("x", as_body(client.V1Pod, pod_body("c", {}, node="n1")))
 
     def names(**kw: Any) -> list[str]:
-        return sorted(p.metadata.name for p in core.list_namespaced_pod("x", **kw).items)
+        return sorted(name_of(p) for p in core.list_namespaced_pod("x", **kw).items)
 
     assert names() == ["a", "b", "c"]
     assert names(label_selector="app=web") == ["a"]
@@ -59,12 +63,13 @@ def test_core_crud_labels_and_field_selectors(cluster: Cluster, core: client.Cor
     assert err.value.status == 400
 
     current = core.read_namespaced_pod("a", "x")
-    current.metadata.labels["app"] = "web2"
+    present(meta_of(current).labels, "labels")["app"] = "web2"
     replaced = core.replace_namespaced_pod("a", "x", current)
-    assert int(replaced.metadata.resource_version) > int(current.metadata.resource_version)
+    versions = [present(meta_of(pod).resource_version, "resourceVersion") for pod in (current, replaced)]
+    assert int(versions[1]) > int(versions[0])
     with pytest.raises(ApiException) as err:
         core.replace_namespaced_pod("a", "x", current)  # stale resourceVersion
-    assert err.value.status == 409 and json.loads(err.value.body)["reason"] == "Conflict"
+    assert err.value.status == 409 and json.loads(present(err.value.body, "body"))["reason"] == "Conflict"
 
     patched = core.patch_namespaced_pod(
         "a",
@@ -72,16 +77,16 @@ def test_core_crud_labels_and_field_selectors(cluster: Cluster, core: client.Cor
         {"metadata": {"labels": {"tier": None, "new": "1"}}},
         _content_type="application/merge-patch+json",
     )
-    assert patched.metadata.labels == {"app": "web2", "new": "1"}
+    assert meta_of(patched).labels == {"app": "web2", "new": "1"}
     patched = core.patch_namespaced_pod(
         "a",
         "x",
         [{"op": "add", "path": "/metadata/labels/jp", "value": "yes"}],
         _content_type="application/json-patch+json",
     )
-    assert patched.metadata.labels["jp"] == "yes"
+    assert present(meta_of(patched).labels, "labels")["jp"] == "yes"
     patched = core.patch_namespaced_pod("a", "x", {"metadata": {"labels": {"z": "1"}}})  # strategic merge
-    assert patched.metadata.labels == {"app": "web2", "new": "1", "jp": "yes", "z": "1"}
+    assert meta_of(patched).labels == {"app": "web2", "new": "1", "jp": "yes", "z": "1"}
     code, status = raw(
         cluster,
         "PATCH",
@@ -92,28 +97,32 @@ def test_core_crud_labels_and_field_selectors(cluster: Cluster, core: client.Cor
     assert code == 400 and status["reason"] == "BadRequest"  # a JSON patch must be a list of operations
 
     deleted = core.delete_namespaced_pod("b", "x")
-    assert deleted.metadata.name == "b"
+    assert name_of(deleted) == "b"
     core.delete_namespace("x")
     assert core.list_namespaced_pod("x").items == []
 
 
 def test_pagination_with_limit_and_continue(cluster: Cluster, core: client.CoreV1Api) -> None:
     for i in range(7):
-        core.create_namespaced_config_map("default", {"metadata": {"name": f"cm-{i}"}})
+        core.create_namespaced_config_map(
+            "default", as_body(client.V1ConfigMap, {"metadata": {"name": f"cm-{i}"}})
+        )
     seen, token, pages = [], None, 0
     while True:
         page = core.list_namespaced_config_map("default", limit=3, _continue=token)
         pages += 1
-        seen += [c.metadata.name for c in page.items]
-        token = page.metadata._continue
+        seen += [name_of(c) for c in page.items]
+        token = present(page.metadata, "metadata").var_continue
         if not token:
             break
     assert pages == 3 and seen == [f"cm-{i}" for i in range(7)]
     first = core.list_namespaced_config_map("default", limit=3)
-    core.create_namespaced_config_map("default", {"metadata": {"name": "later"}})
+    core.create_namespaced_config_map("default", as_body(client.V1ConfigMap, {"metadata": {"name": "later"}}))
     cluster.store.compact()  # the first page's version is now older than the kept history
     with pytest.raises(ApiException) as err:
-        core.list_namespaced_config_map("default", limit=3, _continue=first.metadata._continue)
+        core.list_namespaced_config_map(
+            "default", limit=3, _continue=present(first.metadata, "metadata").var_continue
+        )
     assert err.value.status == 410
 
 
@@ -121,28 +130,38 @@ def test_networkpolicy_defaults_and_shared_storage_with_extensions(cluster: Clus
     net = client.NetworkingV1Api(cluster.api_client)
     created = net.create_namespaced_network_policy(
         "default",
-        {
-            "metadata": {"name": "allow"},
-            "spec": {
-                "podSelector": {"matchLabels": {"app": "a"}},
-                "ingress": [{"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}],
-                "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}]}],
+        as_body(
+            client.V1NetworkPolicy,
+            {
+                "metadata": {"name": "allow"},
+                "spec": {
+                    "podSelector": {"matchLabels": {"app": "a"}},
+                    "ingress": [{"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}],
+                    "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}]}],
+                },
             },
-        },
+        ),
     )
-    assert created.spec.policy_types == ["Ingress", "Egress"]
-    assert [p.protocol for p in created.spec.ingress[0].ports] == ["TCP", "UDP"]
+    assert spec_of(created).policy_types == ["Ingress", "Egress"]
+    assert [p.protocol for p in present(present(spec_of(created).ingress, "ingress")[0].ports, "ports")] == [
+        "TCP",
+        "UDP",
+    ]
     code, body = raw(cluster, "GET", "/apis/extensions/v1beta1/namespaces/default/networkpolicies/allow")
     assert code == 200 and body["apiVersion"] == "extensions/v1beta1"
-    assert body["metadata"]["uid"] == created.metadata.uid
+    assert body["metadata"]["uid"] == meta_of(created).uid
     code, body = raw(cluster, "GET", "/apis/extensions/v1beta1/networkpolicies")
     assert [i["metadata"]["name"] for i in body["items"]] == ["allow"]
     net.create_namespaced_network_policy(
-        "default", {"metadata": {"name": "deny", "labels": {"k": "v"}}, "spec": {"podSelector": {}}}
+        "default",
+        as_body(
+            client.V1NetworkPolicy,
+            {"metadata": {"name": "deny", "labels": {"k": "v"}}, "spec": {"podSelector": {}}},
+        ),
     )
-    assert net.read_namespaced_network_policy("deny", "default").spec.policy_types == ["Ingress"]
+    assert spec_of(net.read_namespaced_network_policy("deny", "default")).policy_types == ["Ingress"]
     net.delete_collection_namespaced_network_policy("default", label_selector="k=v")
-    assert [p.metadata.name for p in net.list_namespaced_network_policy("default").items] == ["allow"]
+    assert [name_of(p) for p in net.list_namespaced_network_policy("default").items] == ["allow"]
 
 
 BAD_POLICIES = [
@@ -234,28 +253,32 @@ def test_dynamic_client_and_appsv1(cluster: Cluster) -> None:
     apps = client.AppsV1Api(cluster.api_client)
     ds = apps.create_namespaced_daemon_set(
         "default",
-        {
-            "metadata": {"name": "ds"},
-            "spec": {
-                "selector": {"matchLabels": {"app": "d"}},
-                "template": {
-                    "metadata": {"labels": {"app": "d"}},
-                    "spec": {"containers": [{"name": "c", "image": "img:1"}]},
+        as_body(
+            client.V1DaemonSet,
+            {
+                "metadata": {"name": "ds"},
+                "spec": {
+                    "selector": {"matchLabels": {"app": "d"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "d"}},
+                        "spec": {"containers": [{"name": "c", "image": "img:1"}]},
+                    },
                 },
             },
-        },
+        ),
     )
-    assert ds.spec.update_strategy.type == "RollingUpdate"
-    assert ds.spec.update_strategy.rolling_update.max_unavailable == 1
+    strategy = present(spec_of(ds).update_strategy, "updateStrategy")
+    assert strategy.type == "RollingUpdate"
+    assert present(strategy.rolling_update, "rollingUpdate").max_unavailable == 1
     patched = apps.patch_namespaced_daemon_set(
         "ds",
         "default",
         {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "img:2"}]}}}},
         _content_type="application/strategic-merge-patch+json",
     )
-    assert patched.metadata.generation == 2
-    assert patched.spec.template.spec.containers[0].image == "img:2"
-    assert patched.spec.template.spec.containers[0].image_pull_policy == "IfNotPresent"
+    assert meta_of(patched).generation == 2
+    assert spec_of(patched.spec.template).containers[0].image == "img:2"
+    assert spec_of(patched.spec.template).containers[0].image_pull_policy == "IfNotPresent"
     with pytest.raises(ApiException) as err:  # apps/v1 selectors are immutable
         apps.patch_namespaced_daemon_set(
             "ds",
@@ -268,4 +291,6 @@ def test_dynamic_client_and_appsv1(cluster: Cluster) -> None:
             },
         )
     assert err.value.status == 422
-    assert [c["field"] for c in json.loads(err.value.body)["details"]["causes"]] == ["spec.selector"]
+    assert [c["field"] for c in json.loads(present(err.value.body, "body"))["details"]["causes"]] == [
+        "spec.selector"
+    ]

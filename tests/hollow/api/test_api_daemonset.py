@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import yaml
-from apikit import KUBECTL, Cluster, ReadyMarker
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
@@ -20,6 +19,8 @@ from kubernetes.dynamic.exceptions import NotFoundError
 from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api.store import WatchEvent
 from netpolcheck.hollow.controllers.daemonset import HASH_LABEL, DaemonSetController, pod_ready
+from tests.hollow.api.apikit import KUBECTL, Cluster, ReadyMarker
+from tests.hollow.kubetyped import as_body, meta_of, status_of
 
 SEED = Path(__file__).resolve().parents[2] / "data" / "seed-workshop" / "weavenet-update.yaml"
 NODES = ("node-1", "node-2", "node-3")
@@ -106,16 +107,16 @@ def test_one_ready_pod_per_node_with_owner_labels_and_status(
     cluster: Cluster, controller: DaemonSetController
 ) -> None:
     apps = client.AppsV1Api(cluster.api_client)
-    created = apps.create_namespaced_daemon_set("kube-system", daemonset())
+    created = apps.create_namespaced_daemon_set("kube-system", as_body(client.V1DaemonSet, daemonset()))
     wait_for("3 ready weave-net pods", lambda: rolled_out(cluster))
     pods = ds_pods(cluster)
     assert sorted(p["spec"]["nodeName"] for p in pods) == sorted(NODES)
     for p in pods:
         meta = p["metadata"]
         assert meta["name"].startswith("weave-net-") and meta["labels"]["pod-template-generation"] == "1"
-        assert meta["ownerReferences"][0]["uid"] == created.metadata.uid
+        assert meta["ownerReferences"][0]["uid"] == meta_of(created).uid
         assert meta["ownerReferences"][0]["controller"] is True and HASH_LABEL in meta["labels"]
-    status = apps.read_namespaced_daemon_set_status("weave-net", "kube-system").status
+    status = status_of(apps.read_namespaced_daemon_set_status("weave-net", "kube-system"))
     assert (
         status.desired_number_scheduled,
         status.current_number_scheduled,
@@ -362,7 +363,7 @@ def test_apply_seed_upgrade_manifest_through_the_python_client(
     for obj in objects:  # re-applying the same manifest changes nothing
         create_or_replace(obj)
     again = client.AppsV1Api(cluster.api_client).read_namespaced_daemon_set("weave-net", "kube-system")
-    assert again.metadata.generation == generation
+    assert meta_of(again).generation == generation
     role = client.RbacAuthorizationV1Api(cluster.api_client).read_namespaced_role("weave-net", "kube-system")
     assert role.rules
     # Server-side apply (what docs/tooling.md#kubernetes-client recommends) goes through the same storage.
@@ -381,7 +382,7 @@ def test_node_eligibility_taints_and_max_unavailable_forms() -> None:
         "metadata": {"name": "m", "labels": {}},
         "spec": {"taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]},
     }
-    plain = {"spec": {"containers": []}}
+    plain: dict[str, Any] = {"spec": {"containers": []}}
     assert not node_eligible(tainted, plain)
     assert node_eligible(tainted, {"tolerations": [{"operator": "Exists", "effect": "NoSchedule"}]})
     assert node_eligible(tainted, {"tolerations": [{"operator": "Exists"}]})  # Weave's manifest tolerates all

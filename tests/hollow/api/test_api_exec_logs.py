@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 
 import pytest
-from apikit import Cluster, pod_body
 from kubernetes import client
 from kubernetes.stream import stream
+
+from tests.hollow.api.apikit import Cluster, pod_body
+from tests.hollow.kubetyped import as_body
 
 
 @pytest.fixture
 def pod(core: client.CoreV1Api) -> str:
-    core.create_namespaced_pod("default", pod_body("box"))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, pod_body("box")))
     return "box"
 
 
@@ -57,10 +59,13 @@ def test_large_output_arrives_whole(core: client.CoreV1Api, pod: str) -> None:
 def test_runtime_refusal_comes_back_as_failure_status(core: client.CoreV1Api, cluster: Cluster) -> None:
     core.create_namespaced_pod(
         "default",
-        {
-            "metadata": {"name": "two"},
-            "spec": {"containers": [{"name": "a", "image": "i:1"}, {"name": "missing", "image": "i:1"}]},
-        },
+        as_body(
+            client.V1Pod,
+            {
+                "metadata": {"name": "two"},
+                "spec": {"containers": [{"name": "a", "image": "i:1"}, {"name": "missing", "image": "i:1"}]},
+            },
+        ),
     )
     resp = stream(
         core.connect_get_namespaced_pod_exec,
@@ -105,7 +110,7 @@ def test_logs_through_client_and_kubectl(cluster: Cluster, core: client.CoreV1Ap
 def test_kubectl_logs_follow_streams_new_lines(cluster: Cluster, core: client.CoreV1Api, pod: str) -> None:
     import subprocess
 
-    from apikit import KUBECTL
+    from tests.hollow.api.apikit import KUBECTL
 
     cluster.runtime.write_log("default", "box", "c", "first\n")
     proc = subprocess.Popen(

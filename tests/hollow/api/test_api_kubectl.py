@@ -7,11 +7,14 @@ import ssl
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import websocket
-from apikit import KUBECTL, Cluster, pod_body
 from kubernetes import client
+
+from tests.hollow.api.apikit import KUBECTL, Cluster, pod_body
+from tests.hollow.kubetyped import as_body, meta_of, present, spec_of
 
 POLICY = """apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -45,8 +48,13 @@ def test_kubectl_apply_creates_then_leaves_unchanged_then_configures(
         f"networkpolicy.networking.k8s.io/allow-web {word}" for word in ("created", "unchanged", "configured")
     ]
     policy = client.NetworkingV1Api(cluster.api_client).read_namespaced_network_policy("allow-web", "default")
-    assert policy.spec.ingress[0].ports[0].port == 8080 and policy.metadata.generation == 2
-    assert "kubectl.kubernetes.io/last-applied-configuration" in policy.metadata.annotations
+    assert (
+        present(present(spec_of(policy).ingress, "ingress")[0].ports, "ports")[0].port == 8080
+        and meta_of(policy).generation == 2
+    )
+    assert "kubectl.kubernetes.io/last-applied-configuration" in present(
+        meta_of(policy).annotations, "annotations"
+    )
     result = cluster.kubectl("apply", "--server-side", "-f", str(manifest))
     assert result.returncode == 0 and "serverside-applied" in result.stdout, result.stderr
     manifest.write_text(POLICY.replace("{port}", "70000"))
@@ -55,7 +63,7 @@ def test_kubectl_apply_creates_then_leaves_unchanged_then_configures(
 
 
 def test_kubectl_get_watch_prints_changes(cluster: Cluster, core: client.CoreV1Api) -> None:
-    core.create_namespaced_pod("default", pod_body("first"))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, pod_body("first")))
     proc = subprocess.Popen(
         [str(KUBECTL), "--kubeconfig", str(cluster.kubeconfig), "get", "pods", "-w"],
         stdout=subprocess.PIPE,
@@ -66,7 +74,7 @@ def test_kubectl_get_watch_prints_changes(cluster: Cluster, core: client.CoreV1A
         assert proc.stdout is not None
         assert proc.stdout.readline().split()[:3] == ["NAME", "READY", "STATUS"]
         assert proc.stdout.readline().split()[:3] == ["first", "0/1", "Pending"]
-        core.create_namespaced_pod("default", pod_body("second"))
+        core.create_namespaced_pod("default", as_body(client.V1Pod, pod_body("second")))
         assert proc.stdout.readline().split()[:3] == ["second", "0/1", "Pending"]
         core.patch_namespaced_pod_status("first", "default", {"status": {"phase": "Running"}})
         assert proc.stdout.readline().split()[:3] == ["first", "0/1", "Running"]
@@ -77,12 +85,12 @@ def test_kubectl_get_watch_prints_changes(cluster: Cluster, core: client.CoreV1A
 
 @pytest.mark.parametrize("protocol", ["v4.channel.k8s.io", "v3.channel.k8s.io", "channel.k8s.io"])
 def test_older_exec_channel_protocols(cluster: Cluster, core: client.CoreV1Api, protocol: str) -> None:
-    core.create_namespaced_pod("default", pod_body("box"))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, pod_body("box")))
     url = cluster.url.replace("https://", "wss://") + (
         "/api/v1/namespaces/default/pods/box/exec?command=sh&command=-c&command=echo+hi%3B+exit+4"
         "&stdout=true&stderr=true"
     )
-    ctx = {"cert_reqs": ssl.CERT_REQUIRED, "ca_cert_path": None}
+    ctx: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED, "ca_cert_path": None}
     ca_file = Path(cluster.kubeconfig).parent / "ca.crt"
     ca_file.write_bytes(cluster.ca_pem)
     ctx["ca_certs"] = str(ca_file)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from apikit import Cluster, raw
 
 from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api.errors import NotFound
 from netpolcheck.hollow.api.version import KUBERNETES_VERSION
+from tests.hollow.api.apikit import Cluster, raw
 
 POLICY = """apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -135,7 +136,7 @@ def _envelope(kind: str, raw_object: bytes, api_version: str = "v1") -> bytes:
     return b"k8s\x00" + _field(1, type_meta) + _field(2, raw_object)
 
 
-def _post_protobuf(cluster: Cluster, path: str, body: bytes) -> tuple[int, dict[str, object]]:
+def _post_protobuf(cluster: Cluster, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
     return raw(cluster, "POST", path, body, content_type="application/vnd.kubernetes.protobuf")
 
 

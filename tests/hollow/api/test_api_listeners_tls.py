@@ -9,10 +9,10 @@ import threading
 import time
 
 import pytest
-from apikit import Cluster
 from cryptography import x509
 
 from netpolcheck.hollow.api.tls import make_pki
+from tests.hollow.api.apikit import Cluster
 
 
 def version_over(port: int, cluster: Cluster, server_name: str | None = None) -> int:

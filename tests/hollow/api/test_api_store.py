@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
 from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api.errors import AlreadyExists, Conflict, Gone, Invalid, NotFound
-from netpolcheck.hollow.api.store import Store, WatchEvent
+from netpolcheck.hollow.api.store import Store, Watch, WatchEvent
 
 
-def pod(name: str, ns: str = "default", labels: dict[str, str] | None = None, node: str = "") -> dict:
-    spec = {"containers": [{"name": "c", "image": "i:1"}]}
+def pod(
+    name: str, ns: str = "default", labels: dict[str, str] | None = None, node: str = ""
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": [{"name": "c", "image": "i:1"}]}
     if node:
         spec["nodeName"] = node
     return {"metadata": {"name": name, "namespace": ns, "labels": labels or {}}, "spec": spec}
+
+
+def next_event(watch: Watch) -> WatchEvent:
+    event = watch.next(1)
+    assert event is not None, "no watch event within 1 s"
+    return event
 
 
 def test_create_fills_metadata_and_versions_increase() -> None:
@@ -132,11 +141,11 @@ def test_watch_translates_selector_transitions() -> None:
     store = Store()
     store.create(r.PODS, pod("a", labels={"app": "x"}))
     with store.watch(r.PODS, "default", label_selector="app=x", initial=True) as w:
-        assert w.next(1).type == "ADDED"
+        assert next_event(w).type == "ADDED"
         store.merge_patch(r.PODS, "default", "a", {"metadata": {"labels": {"app": "y"}}})
-        assert w.next(1).type == "DELETED"
+        assert next_event(w).type == "DELETED"
         store.merge_patch(r.PODS, "default", "a", {"metadata": {"labels": {"app": "x"}}})
-        assert w.next(1).type == "ADDED"
+        assert next_event(w).type == "ADDED"
         assert w.next(0.1) is None and not w.closed
     store.close()
 
@@ -179,6 +188,7 @@ def test_admission_rejects_through_the_store() -> None:
         store.create(
             r.PODS, {"metadata": {"name": "Bad_Name", "namespace": "default"}, "spec": {"containers": []}}
         )
+    assert err.value.details is not None
     fields = [c["field"] for c in err.value.details["causes"]]
     assert fields == ["metadata.name", "spec.containers"]
 
@@ -194,5 +204,5 @@ def test_namespace_delete_copes_with_dependents_collected_on_the_way() -> None:
     store.create(r.PODS, dependent)
     with store.watch(r.PODS, "x", since=store.resource_version) as w:
         store.delete(r.NAMESPACES, None, "x")
-        assert sorted(w.next(1).object["metadata"]["name"] for _ in range(2)) == ["a", "b"]
+        assert sorted(next_event(w).object["metadata"]["name"] for _ in range(2)) == ["a", "b"]
     assert store.list(r.PODS, "x")[0] == []

@@ -10,11 +10,11 @@ import ssl
 from typing import Any
 
 import pytest
-from apikit import Cluster, pod_body, raw
 
 from netpolcheck.hollow.api import resources as r
 from netpolcheck.hollow.api import schema
 from netpolcheck.hollow.api.server import MAX_BODY_BYTES
+from tests.hollow.api.apikit import Cluster, pod_body, raw
 
 NETPOLS = "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies"
 
@@ -281,7 +281,7 @@ def _wrong_values(field: schema.Field) -> list[Any]:
     """Values of a JSON type the Go field cannot take."""
     if field.repeated or field.map:
         return ["x", 5]
-    return {
+    wrong: dict[str, list[Any]] = {
         schema.STRING: [5, True, {}],
         schema.BOOL: ["true", 1],
         schema.INT32: ["1", 1.5, 2**31],
@@ -291,7 +291,8 @@ def _wrong_values(field: schema.Field) -> list[Any]:
         schema.BYTES: [5, "not base64!"],
         schema.QUANTITY: [True, {}],
         schema.OBJECT: ["x", []],
-    }.get(field.type, ["x", [], 5])
+    }
+    return wrong.get(field.type, ["x", [], 5])
 
 
 def _mutations(message: str, depth: int = 0) -> Any:

@@ -11,10 +11,11 @@ import urllib.parse
 from typing import Any
 
 import pytest
-from apikit import Cluster, pod_body
 from kubernetes import client, watch
 
 from netpolcheck.hollow.api import rest
+from tests.hollow.api.apikit import Cluster, pod_body
+from tests.hollow.kubetyped import as_body, meta_of, present
 
 
 class WatchStream:
@@ -23,7 +24,9 @@ class WatchStream:
     def __init__(self, cluster: Cluster, path: str, **params: Any) -> None:
         parsed = urllib.parse.urlsplit(cluster.url)
         ctx = ssl.create_default_context(cadata=cluster.ca_pem.decode())
-        self.conn = http.client.HTTPSConnection(parsed.hostname, parsed.port, context=ctx, timeout=15)
+        self.conn = http.client.HTTPSConnection(
+            present(parsed.hostname, "hostname"), parsed.port, context=ctx, timeout=15
+        )
         query = urllib.parse.urlencode({"watch": "true", **params})
         self.conn.request("GET", f"{path}?{query}", headers={"Authorization": f"Bearer {cluster.token}"})
         self.response = self.conn.getresponse()
@@ -42,7 +45,9 @@ class WatchStream:
 def get_json(cluster: Cluster, path: str) -> Any:
     parsed = urllib.parse.urlsplit(cluster.url)
     ctx = ssl.create_default_context(cadata=cluster.ca_pem.decode())
-    conn = http.client.HTTPSConnection(parsed.hostname, parsed.port, context=ctx, timeout=10)
+    conn = http.client.HTTPSConnection(
+        present(parsed.hostname, "hostname"), parsed.port, context=ctx, timeout=10
+    )
     conn.request("GET", path, headers={"Authorization": f"Bearer {cluster.token}"})
     body = json.loads(conn.getresponse().read())
     conn.close()
@@ -52,7 +57,7 @@ def get_json(cluster: Cluster, path: str) -> Any:
 def test_reflector_sees_every_change_in_order_and_resumes_after_dropped_watches(
     cluster: Cluster, core: client.CoreV1Api
 ) -> None:
-    core.create_namespaced_pod("default", pod_body("seed"))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, pod_body("seed")))
     listed = get_json(cluster, "/api/v1/pods?limit=500&resourceVersion=0")
     assert [p["metadata"]["name"] for p in listed["items"]] == ["seed"]
     last_rv = listed["metadata"]["resourceVersion"]
@@ -64,13 +69,13 @@ def test_reflector_sees_every_change_in_order_and_resumes_after_dropped_watches(
         writer = client.CoreV1Api(cluster.new_api_client())
         for i in range(30):
             name = f"p{i}"
-            made = writer.create_namespaced_pod("default", pod_body(name))
-            expected.append(("ADDED", name, made.metadata.resource_version))
+            made = writer.create_namespaced_pod("default", as_body(client.V1Pod, pod_body(name)))
+            expected.append(("ADDED", name, present(meta_of(made).resource_version, "resourceVersion")))
             changed = writer.patch_namespaced_pod(name, "default", {"metadata": {"labels": {"i": str(i)}}})
-            expected.append(("MODIFIED", name, changed.metadata.resource_version))
+            expected.append(("MODIFIED", name, present(meta_of(changed).resource_version, "resourceVersion")))
             if i % 3 == 0:
                 gone = writer.delete_namespaced_pod(name, "default")
-                expected.append(("DELETED", name, gone.metadata.resource_version))
+                expected.append(("DELETED", name, present(meta_of(gone).resource_version, "resourceVersion")))
             time.sleep(0.05)  # spread the writes over several watch connections (pacing, not a sync)
         producer_done.set()
 
@@ -103,7 +108,7 @@ def test_watch_from_a_compacted_version_gets_one_410_error_event(
     cluster: Cluster, core: client.CoreV1Api
 ) -> None:
     old = cluster.store.resource_version
-    core.create_namespaced_pod("default", pod_body("a"))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, pod_body("a")))
     cluster.store.compact()
     stream = WatchStream(cluster, "/api/v1/namespaces/default/pods", resourceVersion=str(old))
     assert stream.response.status == 200
@@ -127,8 +132,8 @@ def test_watch_from_a_version_the_store_never_issued_gets_a_504_error_event(clus
 def test_watch_without_version_starts_with_synthetic_added_and_honours_timeout(
     cluster: Cluster, core: client.CoreV1Api
 ) -> None:
-    core.create_namespaced_pod("default", pod_body("a", {"app": "x"}))
-    core.create_namespaced_pod("default", pod_body("b", {"app": "y"}))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, pod_body("a", {"app": "x"})))
+    core.create_namespaced_pod("default", as_body(client.V1Pod, pod_body("b", {"app": "y"})))
     started = time.monotonic()
     stream = WatchStream(
         cluster,
@@ -148,11 +153,11 @@ def test_bookmarks_when_allowed_and_initial_events_end_marker(
     cluster: Cluster, core: client.CoreV1Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(rest, "BOOKMARK_INTERVAL_SECONDS", 0.3)
-    made = core.create_namespaced_pod("default", pod_body("a"))
+    made = core.create_namespaced_pod("default", as_body(client.V1Pod, pod_body("a")))
     stream = WatchStream(
         cluster,
         "/api/v1/namespaces/default/pods",
-        resourceVersion=made.metadata.resource_version,
+        resourceVersion=meta_of(made).resource_version,
         allowWatchBookmarks="true",
         timeoutSeconds="1",
     )
@@ -194,13 +199,13 @@ def test_server_stop_ends_open_watches_cleanly(cluster: Cluster) -> None:
 
 
 def test_python_client_watch_stream(cluster: Cluster, core: client.CoreV1Api) -> None:
-    core.create_namespace({"metadata": {"name": "w"}})
+    core.create_namespace(as_body(client.V1Namespace, {"metadata": {"name": "w"}}))
     w = watch.Watch()
     seen = []
 
     def create_later() -> None:
         writer = client.CoreV1Api(cluster.new_api_client())
-        writer.create_namespaced_pod("w", pod_body("late"))
+        writer.create_namespaced_pod("w", as_body(client.V1Pod, pod_body("late")))
 
     creator = threading.Timer(0.3, create_later)
     creator.start()
