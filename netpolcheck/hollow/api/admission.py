@@ -104,19 +104,24 @@ def validate_pod_spec(causes: Causes, path: str, spec: Any) -> None:
     for group in ("initContainers", "containers"):
         for i, container in enumerate(v.list_or_none(causes, f"{path}.{group}", spec.get(group))):
             cpath = f"{path}.{group}[{i}]"
-            name = container.get("name") if isinstance(container, dict) else None
-            if not name:
-                v.required(causes, f"{cpath}.name")
-            elif name in seen:
-                v.duplicate(causes, f"{cpath}.name", name)
-            else:
-                v.dns1123_label(causes, f"{cpath}.name", name)
-                seen.add(name)
-            if isinstance(container, dict) and not container.get("image"):
-                v.required(causes, f"{cpath}.image")
+            validate_container_identity(causes, cpath, container, seen)
             ports = container.get("ports") if isinstance(container, dict) else None
             for j, port in enumerate(ports if isinstance(ports, list) else []):
                 v.container_port(causes, f"{cpath}.ports[{j}]", port)
+
+
+def validate_container_identity(causes: Causes, cpath: str, container: Any, taken: set[str]) -> None:
+    """A container's name (a DNS label, not in `taken`; added to it) and image are given."""
+    name = container.get("name") if isinstance(container, dict) else None
+    if not name:
+        v.required(causes, f"{cpath}.name")
+    elif name in taken:
+        v.duplicate(causes, f"{cpath}.name", name)
+    else:
+        v.dns1123_label(causes, f"{cpath}.name", name)
+        taken.add(str(name))
+    if isinstance(container, dict) and not container.get("image"):
+        v.required(causes, f"{cpath}.image")
 
 
 def _default_pod(obj: dict[str, Any], old: dict[str, Any] | None) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from netpolcheck.hollow.api import resources as r
-from netpolcheck.hollow.api.admission import default_container
+from netpolcheck.hollow.api.admission import default_container, validate_container_identity
 from netpolcheck.hollow.api.errors import (
     BadRequest,
     Conflict,
@@ -64,15 +64,7 @@ def validate(pod: dict[str, Any], old: list[dict[str, Any]], new: Any) -> v.Caus
             known.discard(name)  # seen once: a second entry of that name is a duplicate
             taken.add(str(name))
             continue
-        if not name:
-            v.required(causes, f"{cpath}.name")
-        elif name in taken:
-            v.duplicate(causes, f"{cpath}.name", name)
-        else:
-            v.dns1123_label(causes, f"{cpath}.name", name)
-            taken.add(str(name))
-        if not container.get("image"):
-            v.required(causes, f"{cpath}.image")
+        validate_container_identity(causes, cpath, container, taken)
         for field in FORBIDDEN_FIELDS:
             if container.get(field):
                 v.forbidden(causes, f"{cpath}.{field}", "cannot be set for an Ephemeral Container")
