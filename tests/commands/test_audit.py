@@ -22,14 +22,16 @@ from typing import Any
 import pytest
 import yaml
 
+from netpolcheck.commands.audit import judge
 from netpolcheck.kube.provisioners import ClusterOptions
 from netpolcheck.kube.provisioners.hollow import provision
 from netpolcheck.kube.waiting import wait_for
+from netpolcheck.probe.engine import Attempt, ProbeState
+from netpolcheck.probe.targets import Target as ProbeTarget
+from netpolcheck.report.cells import CellKey, ExpectedCell, ObservedCell, Outcome
 from netpolcheck.report.certification_schema import validate_report
 
 from .runcli import netpolcheck
-
-pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
 POD_CIDR = "10.64.0.0/12"
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -218,6 +220,8 @@ def _ephemeral(live: Live) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+@pytest.mark.netns
+@pytest.mark.hollow
 @pytest.mark.parametrize("cluster", ["reference"], indirect=True)
 def test_audit_finds_nothing_wrong_and_writes_only_ephemeral_containers(
     cluster: Live, tmp_path: Path
@@ -253,6 +257,8 @@ def test_audit_finds_nothing_wrong_and_writes_only_ephemeral_containers(
     assert _ephemeral(cluster) == after
 
 
+@pytest.mark.netns
+@pytest.mark.hollow
 @pytest.mark.parametrize("cluster", ["ports-ignored"], indirect=True)
 def test_audit_finds_the_cell_a_faulty_controller_gets_wrong(cluster: Live, tmp_path: Path) -> None:
     result = cluster.audit(tmp_path)
@@ -267,6 +273,8 @@ def test_audit_finds_the_cell_a_faulty_controller_gets_wrong(cluster: Live, tmp_
     assert "shop/client -> shop/web TCP/9090: expected denied, observed refused" in result.stdout
 
 
+@pytest.mark.netns
+@pytest.mark.hollow
 @pytest.mark.parametrize("cluster", ["reference"], indirect=True)
 def test_max_pods_refuses_before_touching_anything(cluster: Live, tmp_path: Path) -> None:
     before = _ephemeral(cluster)
@@ -279,6 +287,8 @@ def test_max_pods_refuses_before_touching_anything(cluster: Live, tmp_path: Path
     assert _ephemeral(cluster) == before and not (tmp_path / "audit.json").exists()
 
 
+@pytest.mark.netns
+@pytest.mark.hollow
 @pytest.mark.parametrize("cluster", ["reference"], indirect=True)
 def test_an_unknown_namespace_is_one_line(cluster: Live, tmp_path: Path) -> None:
     before = _ephemeral(cluster)
@@ -314,3 +324,53 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+# ---- the audit's own verdict rules, on the probe agent's real result lines ----------------------------
+
+
+def _agent_silence(protocol: str, foreign_answers: int) -> ObservedCell:
+    """The observed cell of a target that drew no answer, from the probe agent's own result line."""
+    state = ProbeState(ProbeTarget("1", "10.64.0.9", 5353, protocol), foreign_answers=foreign_answers)
+    state.attempts.append(Attempt(0, 40000, 1, 1000.0))
+    result = state.result(1001.0, None)
+    return ObservedCell(str(result["verdict"]), int(str(result["attempts"])), str(result["evidence"]))
+
+
+UDP = CellKey("UDP", 5353, "a/x", "a/y")
+TCP = CellKey("TCP", 80, "a/x", "a/y")
+
+
+@pytest.mark.parametrize(
+    ("key", "allowed", "observed", "outcome"),
+    [
+        (UDP, True, _agent_silence("UDP", 0), "inconclusive"),
+        (UDP, False, _agent_silence("UDP", 0), Outcome.OK),
+        (UDP, False, _agent_silence("UDP", 2), Outcome.WRONG),  # it answered: the datagram arrived
+        (UDP, True, _agent_silence("UDP", 2), Outcome.OK),
+        (UDP, True, ObservedCell("refused", 1, "ICMP type 3 code 3"), Outcome.OK),
+        (UDP, False, ObservedCell("refused", 1, "ICMP type 3 code 3"), Outcome.WRONG),
+        (TCP, True, _agent_silence("TCP", 0), Outcome.WRONG),  # TCP silence is a denial
+        (TCP, True, ObservedCell("refused", 1, "RST"), Outcome.OK),  # reached, nothing listens
+        (TCP, False, ObservedCell("rejected", 1, "ICMP type 3 code 13"), Outcome.WRONG),  # Weave drops
+        (TCP, True, ObservedCell("error", 3, "no verdict: stopped"), Outcome.MISSING),
+        (TCP, True, ObservedCell("unsupported", 0, "no SCTP"), "inconclusive"),
+    ],
+)
+def test_audit_verdict_rules(key: CellKey, allowed: bool, observed: ObservedCell, outcome: object) -> None:
+    verdicts = judge({key: ExpectedCell(allowed)}, {key: observed}, frozenset({"dropped"}), {})
+    if outcome == "inconclusive":
+        assert verdicts.comparison.cells == () and [c.key for c in verdicts.inconclusive] == [key]
+        return
+    (cell,) = verdicts.comparison.cells
+    assert cell.outcome is outcome, cell.note
+    assert verdicts.inconclusive == []
+    if outcome is Outcome.MISSING:  # the report's schema has no verdict "error": none, and why
+        assert cell.observed is None and "no verdict" in cell.note
+
+
+def test_a_source_whose_agent_never_ran_has_missing_cells_saying_why() -> None:
+    verdicts = judge({TCP: ExpectedCell(True)}, {}, frozenset({"dropped"}), {"a/x": "ErrImagePull"})
+    (cell,) = verdicts.comparison.cells
+    assert cell.outcome is Outcome.MISSING and cell.note == "not probed: ErrImagePull"
+    assert not verdicts.comparison.passed
