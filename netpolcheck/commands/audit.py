@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netpolcheck import __version__
 from netpolcheck.commands import audit_agents as agents
@@ -32,6 +32,12 @@ from netpolcheck.report.cells import CellKey, ExpectedCell, ObservedCell, Outcom
 from netpolcheck.report.certification import build_report, case_entry, check_entry, environment_entry
 from netpolcheck.report.compare import CellComparison, Comparison, compare
 from netpolcheck.report.truthtable import comparison_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from netpolcheck.kube.connection import KubeApi
+    from netpolcheck.model import Profile
 
 EXIT_MATCHES = 0
 EXIT_WRONG = 1
@@ -65,7 +71,7 @@ def _audited(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
-def read_scope(api: Any, namespaces: Sequence[str] | None) -> Scope:
+def read_scope(api: KubeApi, namespaces: Sequence[str] | None) -> Scope:
     """Namespaces, pods and policies (read-only); the pods that will be audited."""
     from netpolcheck.kube import fetching
     from netpolcheck.kube.snapshot import POLICY_API, state_of
@@ -191,7 +197,7 @@ def _probe_all(
     return observed, failed
 
 
-def _nodes(api: Any) -> list[dict[str, str]]:
+def _nodes(api: KubeApi) -> list[dict[str, str]]:
     out = []
     for item in (api.request("GET", "/api/v1/nodes") or {}).get("items", []):
         info = (item.get("status") or {}).get("nodeInfo") or {}
@@ -222,14 +228,14 @@ def _checked_options(args: argparse.Namespace) -> None:
 
 @dataclass
 class Plan:
-    profile: Any
+    profile: Profile
     weave_version: str | None
     expected: dict[CellKey, ExpectedCell]
     targets: dict[str, list[tuple[CellKey, dict[str, Any]]]]  # source -> (cell, agent target)
-    explain: Any
+    explain: Callable[[CellKey], str]
 
 
-def plan(api: Any, args: argparse.Namespace, scope: Scope) -> Plan:
+def plan(api: KubeApi, args: argparse.Namespace, scope: Scope) -> Plan:
     """The expected matrix restricted to what the audit probes: audited sources to declared ports of
     audited destinations."""
     from netpolcheck.kube import weave
@@ -267,7 +273,7 @@ def plan(api: Any, args: argparse.Namespace, scope: Scope) -> Plan:
     return Plan(profile, weave_version, expected, targets, expectation.explain)
 
 
-def _connect(args: argparse.Namespace) -> tuple[Any, str]:
+def _connect(args: argparse.Namespace) -> tuple[KubeApi, str]:
     from netpolcheck.kube.connection import KubeApi
 
     api = KubeApi.from_kubeconfig(args.kubeconfig, args.context)
@@ -288,7 +294,7 @@ def _cluster_errors(server: str, doing: str, exc: BaseException) -> UsageError |
 
 
 def _install_agents(
-    api: Any, args: argparse.Namespace, scope: Scope, server: str
+    api: KubeApi, args: argparse.Namespace, scope: Scope, server: str
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Each audited pod's agent container ("ns/pod" -> name): an earlier audit's still running, or a new
     one (the only write); and the pods that refused one ("ns/pod" -> why). A refusal before any pod
