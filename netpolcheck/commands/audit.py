@@ -46,6 +46,7 @@ DEFAULT_IDLE = 600
 DEFAULT_START_TIMEOUT = 120.0
 DEFAULT_REPORT = "netpolcheck-audit.json"
 WORKERS = 8
+REUSE_MARGIN = 120.0  # an earlier audit's container is used again only with this many seconds left
 FOREIGN_UDP = re.compile(r"\d+ UDP answers did not echo")  # the probe agent's evidence (docs/probe.md)
 REPORTABLE = frozenset({Outcome.OK, Outcome.WRONG, Outcome.DEVIATION, Outcome.MISSING})
 
@@ -304,7 +305,7 @@ def _install_agents(
     wanted: dict[str, str] = {}
     refused: dict[str, str] = {}
     for key, pod in sorted(scope.pods.items()):
-        earlier = agents.reusable(pod, args.probe_image)
+        earlier = agents.reusable(pod, args.probe_image, REUSE_MARGIN)
         if earlier is not None:
             wanted[key] = earlier
             continue

@@ -4,7 +4,7 @@ An ephemeral container is added through `pods/{name}/ephemeralcontainers` (the o
 makes) and can never be removed: it runs `sleep IDLE` in the probe image, so it ends by itself after
 the idle timeout and stays listed, stopped, in the pod's spec and status. The audit execs the probe agent
 (`python -m netpolcheck.probe probe`) in it. A container of an earlier audit that still runs the same
-image is used again rather than adding another.
+image, and will for a while yet (`margin`), is used again rather than adding another.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import contextlib
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from netpolcheck.kube.connection import KubeApi
@@ -51,13 +52,27 @@ def _status(pod: Mapping[str, Any], name: str) -> dict[str, Any] | None:
     return None
 
 
-def reusable(pod: Mapping[str, Any], image: str) -> str | None:
-    """An earlier audit's container in `pod` that still runs `image`, or None."""
+def _seconds_left(spec: Mapping[str, Any], status: Mapping[str, Any] | None, now: datetime) -> float:
+    """How long a running audit container has before its `sleep` ends (0 when not running or unknown)."""
+    running = ((status or {}).get("state") or {}).get("running") or {}
+    command = spec.get("command") or []
+    if not running.get("startedAt") or len(command) != 2 or command[0] != "sleep":
+        return 0.0
+    try:
+        started = datetime.fromisoformat(str(running["startedAt"]).replace("Z", "+00:00"))
+        return started.timestamp() + float(command[1]) - now.timestamp()
+    except ValueError:
+        return 0.0
+
+
+def reusable(pod: Mapping[str, Any], image: str, margin: float, now: datetime | None = None) -> str | None:
+    """An earlier audit's container in `pod` that runs `image` for at least `margin` more seconds."""
+    now = now or datetime.now(UTC)
     for spec in (pod.get("spec") or {}).get("ephemeralContainers") or []:
         name = str(spec.get("name") or "")
-        status = _status(pod, name)
-        running = status is not None and "running" in (status.get("state") or {})
-        if name.startswith(PREFIX) and spec.get("image") == image and running:
+        if not name.startswith(PREFIX) or spec.get("image") != image:
+            continue
+        if _seconds_left(spec, _status(pod, name), now) >= margin:
             return name
     return None
 

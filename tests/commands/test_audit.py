@@ -16,12 +16,14 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from netpolcheck.commands import audit_agents as agents
 from netpolcheck.commands.audit import judge
 from netpolcheck.kube.provisioners import ClusterOptions
 from netpolcheck.kube.provisioners.hollow import provision
@@ -374,3 +376,30 @@ def test_a_source_whose_agent_never_ran_has_missing_cells_saying_why() -> None:
     (cell,) = verdicts.comparison.cells
     assert cell.outcome is Outcome.MISSING and cell.note == "not probed: ErrImagePull"
     assert not verdicts.comparison.passed
+
+
+def _pod_with_agent(name: str, image: str, started: datetime | None, seconds: int = 600) -> dict[str, Any]:
+    state = {"running": {"startedAt": started.isoformat()}} if started else {"terminated": {"exitCode": 0}}
+    return {
+        "spec": {"ephemeralContainers": [{"name": name, "image": image, "command": ["sleep", str(seconds)]}]},
+        "status": {"ephemeralContainerStatuses": [{"name": name, "state": state}]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "image", "age", "reused"),
+    [
+        ("netpolcheck-audit-1a2b3c4d", "probe:1", 10, True),
+        ("netpolcheck-audit-1a2b3c4d", "probe:1", 590, False),  # ends too soon to finish an audit
+        ("netpolcheck-audit-1a2b3c4d", "probe:1", None, False),  # stopped
+        ("netpolcheck-audit-1a2b3c4d", "other:1", 10, False),  # another image
+        ("debugger", "probe:1", 10, False),  # not the audit's
+    ],
+)
+def test_an_earlier_audits_container_is_reused_only_while_it_has_time_left(
+    name: str, image: str, age: int | None, reused: bool
+) -> None:
+    now = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+    started = None if age is None else now - timedelta(seconds=age)
+    pod = _pod_with_agent(name, image, started)
+    assert agents.reusable(pod, "probe:1", 120.0, now) == (name if reused else None)
