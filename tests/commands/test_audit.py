@@ -244,6 +244,8 @@ def test_audit_finds_nothing_wrong_and_writes_only_ephemeral_containers(
     assert by_key[("other/intruder", "shop/web", 8080, "TCP")]["observed"] == "dropped"
     assert by_key[("shop/web", "other/intruder", 8080, "TCP")]["observed"] == "allowed"
     assert "correct: 8" in result.stdout and "expected TCP 8080" in result.stdout  # the truth tables
+    rendered = netpolcheck("report", str(tmp_path / "audit.json"), "--html", str(tmp_path / "audit.html"))
+    assert rendered.returncode == 0, rendered.stderr
     # nothing else changed; each audited pod gained exactly one ephemeral container, NET_RAW only
     assert _state(cluster) == before
     after = _ephemeral(cluster)
@@ -273,6 +275,12 @@ def test_audit_finds_the_cell_a_faulty_controller_gets_wrong(cluster: Live, tmp_
     cell = next(c for c in _cells(report) if c["outcome"] == "wrong")
     assert cell["expected"] is False and cell["observed"] == "refused"  # reached: the port is closed
     assert "shop/client -> shop/web TCP/9090: expected denied, observed refused" in result.stdout
+    # `netpolcheck report` reads it as any certification report: failed, the wrong cell shown
+    rendered = netpolcheck("report", str(tmp_path / "audit.json"), "--markdown", str(tmp_path / "audit.md"))
+    assert rendered.returncode == 1, rendered.stderr
+    assert (
+        "shop/client" in (tmp_path / "audit.md").read_text() and "9090" in (tmp_path / "audit.md").read_text()
+    )
 
 
 @pytest.mark.netns
