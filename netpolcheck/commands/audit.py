@@ -14,7 +14,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -250,11 +250,6 @@ def plan(api: KubeApi, args: argparse.Namespace, scope: Scope) -> Plan:
         raise UsageError(f"{exc}; give --profile spec or weave-X.Y.Z") from None
     if not scope.pods:
         raise UsageError("no running pod with an address in the audited namespaces: nothing to audit")
-    if len(scope.pods) > args.max_pods:
-        raise UsageError(
-            f"{len(scope.pods)} pods match, more than --max-pods {args.max_pods}: narrow the audit with "
-            "--namespace or raise --max-pods (no pod was touched)"
-        )
     ports = declared(scope.document)
     if not any(ports.get(p) for p in scope.pods):
         raise UsageError("no audited pod declares a container port: audit probes only declared ports")
@@ -270,6 +265,11 @@ def plan(api: KubeApi, args: argparse.Namespace, scope: Scope) -> Plan:
         expected[key] = cell
         targets.setdefault(target.source, []).append(
             (key, {"ip": target.ip, "port": target.port, "protocol": target.protocol})
+        )
+    if len(targets) > args.max_pods:  # the pods that would probe: each gets an ephemeral container
+        raise UsageError(
+            f"{len(targets)} pods would get an ephemeral container, more than --max-pods {args.max_pods}: "
+            "narrow the audit with --namespace or raise --max-pods (no pod was touched)"
         )
     return Plan(profile, weave_version, expected, targets, expectation.explain)
 
@@ -295,7 +295,7 @@ def _cluster_errors(server: str, doing: str, exc: BaseException) -> UsageError |
 
 
 def _install_agents(
-    api: KubeApi, args: argparse.Namespace, scope: Scope, server: str
+    api: KubeApi, args: argparse.Namespace, scope: Scope, sources: Iterable[str], server: str
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Each audited pod's agent container ("ns/pod" -> name): an earlier audit's still running, or a new
     one (the only write); and the pods that refused one ("ns/pod" -> why). A refusal before any pod
@@ -304,8 +304,8 @@ def _install_agents(
     spec = agents.container(name, args.probe_image, args.idle_timeout)
     wanted: dict[str, str] = {}
     refused: dict[str, str] = {}
-    for key, pod in sorted(scope.pods.items()):
-        earlier = agents.reusable(pod, args.probe_image, REUSE_MARGIN)
+    for key in sorted(sources):
+        earlier = agents.reusable(scope.pods[key], args.probe_image, REUSE_MARGIN)
         if earlier is not None:
             wanted[key] = earlier
             continue
@@ -345,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
             if error is None:
                 raise
             raise error from None
-        installed, refused = _install_agents(api, args, scope, server)
+        installed, refused = _install_agents(api, args, scope, the_plan.targets, server)
         started = agents.wait_running(api, installed, args.start_timeout)
     finally:
         api.close()
@@ -373,7 +373,8 @@ def _print(
     out = sys.stdout
     names = sorted(set(started.container.values()))
     out.write(
-        f"audit: {len(scope.pods)} pod(s), {len(the_plan.expected)} cell(s), "
+        f"audit: {len(scope.pods)} pod(s), {len(the_plan.targets)} probing, "
+        f"{len(the_plan.expected)} cell(s), "
         f"profile {the_plan.profile.name}; "
         f"probing from ephemeral container(s) {', '.join(names) or '-'} (they stay in the pods' specs and "
         f"stop after {args.idle_timeout} s)\n"

@@ -291,8 +291,8 @@ def test_max_pods_refuses_before_touching_anything(cluster: Live, tmp_path: Path
     result = cluster.audit(tmp_path, "--max-pods", "2")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines() == [
-        "netpolcheck: error: 3 pods match, more than --max-pods 2: narrow the audit with --namespace or "
-        "raise --max-pods (no pod was touched)"
+        "netpolcheck: error: 3 pods would get an ephemeral container, more than --max-pods 2: narrow the "
+        "audit with --namespace or raise --max-pods (no pod was touched)"
     ]
     assert _ephemeral(cluster) == before and not (tmp_path / "audit.json").exists()
 
