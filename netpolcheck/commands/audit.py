@@ -266,6 +266,11 @@ def plan(api: KubeApi, args: argparse.Namespace, scope: Scope) -> Plan:
         targets.setdefault(target.source, []).append(
             (key, {"ip": target.ip, "port": target.port, "protocol": target.protocol})
         )
+    if not targets:
+        raise UsageError(
+            "nothing to probe: no audited pod can reach another audited pod's declared port "
+            "(a pod is never probed from itself)"
+        )
     if len(targets) > args.max_pods:  # the pods that would probe: each gets an ephemeral container
         raise UsageError(
             f"{len(targets)} pods would get an ephemeral container, more than --max-pods {args.max_pods}: "

@@ -310,6 +310,25 @@ def test_an_unknown_namespace_is_one_line(cluster: Live, tmp_path: Path) -> None
     assert _ephemeral(cluster) == before
 
 
+@pytest.mark.netns
+@pytest.mark.hollow
+@pytest.mark.parametrize("cluster", ["reference"], indirect=True)
+def test_a_namespace_with_nothing_to_probe_is_one_line(cluster: Live, tmp_path: Path) -> None:
+    before = _ephemeral(cluster)
+    result = netpolcheck(
+        "audit",
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+        "--namespace",
+        "other",
+        "--report",
+        str(tmp_path / "r"),
+    )
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "nothing to probe" in result.stderr
+    assert _ephemeral(cluster) == before and not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
