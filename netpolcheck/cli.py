@@ -29,6 +29,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "the cells whose verdict a Weave upgrade changes, grouped by the deviation that explains "
         "each change; exit 1 when something changes",
     ),
+    "audit": (
+        "netpolcheck.commands.audit",
+        "probe a live cluster's own workloads, from ephemeral containers in their pods, against what "
+        "its NetworkPolicies should allow; exit 1 when a cell is wrong",
+    ),
     "report": (
         "netpolcheck.commands.report",
         "render a certification report (JSON) as self-contained HTML or Markdown",

@@ -75,17 +75,21 @@ def _default_pod_spec(spec: dict[str, Any]) -> None:
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("securityContext", {})
     for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
-        if not isinstance(container, dict):
-            continue
-        image = container.get("image") or ""
-        tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
-        latest = image.endswith(":latest") or not tagged
-        container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
-        container.setdefault("terminationMessagePath", "/dev/termination-log")
-        container.setdefault("terminationMessagePolicy", "File")
-        for port in container.get("ports") or []:
-            if isinstance(port, dict):
-                port.setdefault("protocol", "TCP")
+        if isinstance(container, dict):
+            default_container(container)
+
+
+def default_container(container: dict[str, Any]) -> None:
+    """The defaults of one container (app, init or ephemeral)."""
+    image = container.get("image") or ""
+    tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
+    latest = image.endswith(":latest") or not tagged
+    container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+    container.setdefault("terminationMessagePath", "/dev/termination-log")
+    container.setdefault("terminationMessagePolicy", "File")
+    for port in container.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
 
 
 def validate_pod_spec(causes: Causes, path: str, spec: Any) -> None:
@@ -100,19 +104,24 @@ def validate_pod_spec(causes: Causes, path: str, spec: Any) -> None:
     for group in ("initContainers", "containers"):
         for i, container in enumerate(v.list_or_none(causes, f"{path}.{group}", spec.get(group))):
             cpath = f"{path}.{group}[{i}]"
-            name = container.get("name") if isinstance(container, dict) else None
-            if not name:
-                v.required(causes, f"{cpath}.name")
-            elif name in seen:
-                v.duplicate(causes, f"{cpath}.name", name)
-            else:
-                v.dns1123_label(causes, f"{cpath}.name", name)
-                seen.add(name)
-            if isinstance(container, dict) and not container.get("image"):
-                v.required(causes, f"{cpath}.image")
+            validate_container_identity(causes, cpath, container, seen)
             ports = container.get("ports") if isinstance(container, dict) else None
             for j, port in enumerate(ports if isinstance(ports, list) else []):
                 v.container_port(causes, f"{cpath}.ports[{j}]", port)
+
+
+def validate_container_identity(causes: Causes, cpath: str, container: Any, taken: set[str]) -> None:
+    """A container's name (a DNS label, not in `taken`; added to it) and image are given."""
+    name = container.get("name") if isinstance(container, dict) else None
+    if not name:
+        v.required(causes, f"{cpath}.name")
+    elif name in taken:
+        v.duplicate(causes, f"{cpath}.name", name)
+    else:
+        v.dns1123_label(causes, f"{cpath}.name", name)
+        taken.add(str(name))
+    if isinstance(container, dict) and not container.get("image"):
+        v.required(causes, f"{cpath}.image")
 
 
 def _default_pod(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -122,6 +131,24 @@ def _default_pod(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     spec.setdefault("serviceAccount", spec["serviceAccountName"])
     if old is None:
         obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+
+
+def _validate_no_ephemeral_change(causes: Causes, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """Ephemeral containers come only through the `ephemeralcontainers` subresource (ephemeral.py)."""
+    new = (obj.get("spec") or {}).get("ephemeralContainers") if isinstance(obj.get("spec"), dict) else None
+    before = ((old or {}).get("spec") or {}).get("ephemeralContainers")
+    if old is None and new:
+        v.forbidden(causes, "spec.ephemeralContainers", "cannot be set on create")
+    elif old is not None and (new or None) != (before or None):
+        v.forbidden(
+            causes,
+            "spec",
+            "pod updates may not change fields other than `spec.containers[*].image`, "
+            "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` "
+            "(only additions to existing tolerations), `spec.terminationGracePeriodSeconds` "
+            "(allow it to be set to 1 if it was previously negative); ephemeral containers are "
+            "added through the pods/ephemeralcontainers subresource",
+        )
 
 
 # ---- DaemonSets --------------------------------------------------------------------------------
@@ -198,6 +225,7 @@ def admit(res: r.Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> N
         causes += validate_network_policy(obj)
     elif res is r.PODS:
         validate_pod_spec(causes, "spec", obj.get("spec"))
+        _validate_no_ephemeral_change(causes, obj, old)
     elif res is r.DAEMONSETS:
         causes += _validate_daemonset(obj, old)
     if causes:

@@ -73,7 +73,12 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
         if res.has_status:
             subresources.add("status")
         for sub in sorted(subresources):
-            verbs = {"status": _STATUS_VERBS, "exec": ["create", "get"], "log": ["get"]}[sub]
+            verbs = {
+                "status": _STATUS_VERBS,
+                "exec": ["create", "get"],
+                "log": ["get"],
+                "ephemeralcontainers": ["get", "patch", "update"],
+            }[sub]
             kind = {"exec": "PodExecOptions", "log": "Pod"}.get(sub, res.kind)
             items.append(
                 {

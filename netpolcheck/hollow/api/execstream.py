@@ -64,9 +64,11 @@ def _failure_status(message: str) -> dict[str, Any]:
 def _container_name(api: ApiServer, t: Target, requested: str | None) -> str:
     assert t.name is not None
     pod = api.store.get(r.PODS, t.namespace, t.name)
-    names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    spec = pod.get("spec") or {}
+    names = [c.get("name") for c in spec.get("containers") or []]
+    ephemeral = [c.get("name") for c in spec.get("ephemeralContainers") or []]
     if requested:
-        if requested not in names:
+        if requested not in names + ephemeral:
             raise BadRequest(f"container {requested} is not valid for pod {t.name}")
         return requested
     if len(names) == 1:

@@ -88,7 +88,7 @@ STORED: tuple[Resource, ...] = (
 
 # Subresources served per storage resource (beyond `status` where has_status).
 SUBRESOURCES: dict[tuple[str, str], tuple[str, ...]] = {
-    PODS.key: ("status", "exec", "log"),
+    PODS.key: ("status", "exec", "log", "ephemeralcontainers"),
 }
 
 _RBAC = (ROLES, ROLEBINDINGS, CLUSTERROLES, CLUSTERROLEBINDINGS)

@@ -164,6 +164,11 @@ def _dispatch_resource(api: ApiServer, h: RequestHandler, t: Target) -> None:
             raise MethodNotAllowed("the server does not allow this method on the requested resource")
         execstream.handle(api, h, t)
         return
+    if t.sub == "ephemeralcontainers":
+        from netpolcheck.hollow.api import ephemeral
+
+        ephemeral.handle(api, h, t)
+        return
     if t.sub == "log":
         from netpolcheck.hollow.api import podlogs
 

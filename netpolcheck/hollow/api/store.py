@@ -21,7 +21,7 @@ from typing import Any
 
 from netpolcheck.hollow.api import admission, decoding
 from netpolcheck.hollow.api.errors import AlreadyExists, BadRequest, Conflict, Gone, NotFound, not_found
-from netpolcheck.hollow.api.resources import NAMESPACES, SERVICEACCOUNTS, STORED, Resource
+from netpolcheck.hollow.api.resources import NAMESPACES, PODS, SERVICEACCOUNTS, STORED, Resource
 from netpolcheck.hollow.api.selectors import compile_selectors
 
 __all__ = [
@@ -304,6 +304,11 @@ class Store:
     def replace_status(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         return self._update(res, deep_copy(obj), status_only=True)
 
+    def replace_ephemeral(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Write a pod whose only change is `spec.ephemeralContainers`, validated by the caller (the
+        `ephemeralcontainers` subresource: admission forbids that change through the pod itself)."""
+        return self._update(PODS, deep_copy(obj), status_only=False, admit=False)
+
     def merge_patch(
         self, res: Resource, namespace: str | None, name: str, patch: dict[str, Any], status: bool = False
     ) -> dict[str, Any]:
@@ -448,7 +453,9 @@ class Store:
     def _ns(res: Resource, namespace: str | None) -> str:
         return (namespace or "default") if res.namespaced else ""
 
-    def _update(self, res: Resource, obj: dict[str, Any], status_only: bool) -> dict[str, Any]:
+    def _update(
+        self, res: Resource, obj: dict[str, Any], status_only: bool, admit: bool = True
+    ) -> dict[str, Any]:
         _conform(res, obj)
         meta = obj.get("metadata") or {}
         name = meta.get("name") or ""
@@ -483,7 +490,7 @@ class Store:
                         new["status"] = deep_copy(old["status"])
                     else:
                         new.pop("status", None)
-                if self._admit is not None:
+                if self._admit is not None and admit:
                     self._admit(res, new, deep_copy(old))
                 if _spec_of(new) != _spec_of(old):
                     new_meta["generation"] = old["metadata"].get("generation", 1) + 1

@@ -24,7 +24,7 @@ from netpolcheck.hollow.api.store import Store, WatchEvent, terminating
 from netpolcheck.hollow.clock import now_iso
 from netpolcheck.hollow.fabric import Fabric
 from netpolcheck.hollow.ipam import AddressError
-from netpolcheck.hollow.kubelet import nodes, readiness, restarts, status
+from netpolcheck.hollow.kubelet import ephemeral, nodes, readiness, restarts, status
 from netpolcheck.hollow.kubelet.podsetup import ListenerFactory, PodSetup
 from netpolcheck.hollow.kubelet.records import ContainerRun, PodRun
 from netpolcheck.hollow.kubelet.runtime import ContainerRuntime
@@ -192,6 +192,8 @@ class Kubelet:
         with self._lock:
             existing = self._pods.get(key)
             if existing is not None and existing.uid == uid:
+                if ephemeral.specs_of(pod) != existing.ephemeral_specs:
+                    self._pool.submit(self._update_ephemeral, existing, ephemeral.specs_of(pod))
                 return
             if existing is not None:
                 existing.stopping = True
@@ -205,10 +207,17 @@ class Kubelet:
                 host_network=bool(spec.get("hostNetwork")),
                 restart_policy=str(spec.get("restartPolicy") or "Always"),
                 host_pid=bool(spec.get("hostPID")),
+                ephemeral_specs=ephemeral.specs_of(pod),
             )
             self._pods[key] = run
         self.scheduler.forget(uid)
         self._pool.submit(self._start_pod, run, pod)
+
+    def _update_ephemeral(self, run: PodRun, specs: list[dict[str, Any]]) -> None:
+        """A pod got ephemeral containers: the monitor starts them (they can only be added)."""
+        with run.lock:
+            if len(specs) > len(run.ephemeral_specs):
+                run.ephemeral_specs = specs
 
     # ---- starting and stopping ---------------------------------------------------------------
 
@@ -258,7 +267,9 @@ class Kubelet:
     def _tick(self, run: PodRun) -> None:
         """One look at the pod (caller holds `run.lock`)."""
         now = time.monotonic()
-        if run.last_status is not None and self._steady(run):
+        changed = ephemeral.start_pending(self.pods, run)
+        changed = ephemeral.tick(run) or changed
+        if run.last_status is not None and self._steady(run) and not changed:
             for cr in run.containers:  # readiness probes keep running on a ready pod
                 self._prober.maybe_probe(run, cr, now)
             return

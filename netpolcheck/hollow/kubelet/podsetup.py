@@ -95,7 +95,7 @@ class PodSetup:
                 empty_dirs[volume["name"]].mkdir(parents=True, exist_ok=True)
         for group, init in (("initContainers", True), ("containers", False)):
             for c in spec.get(group) or []:
-                cr = self._container(run, c, init)
+                cr = self.container(run, c, init)
                 cr.mounts = [
                     (str(empty_dirs[m["name"]]), str(m["mountPath"]))
                     for m in c.get("volumeMounts") or []
@@ -109,7 +109,8 @@ class PodSetup:
             for cr in run.containers:
                 self.launch(run, cr)
 
-    def _container(self, run: PodRun, c: dict[str, Any], init: bool) -> ContainerRun:
+    def container(self, run: PodRun, c: dict[str, Any], init: bool) -> ContainerRun:
+        """The run record of one container of the pod's spec (not started)."""
         program = images.resolve(c, self.npc, init=init)
         cr = ContainerRun(
             spec=c,
@@ -199,7 +200,7 @@ class PodSetup:
     def teardown(self, run: PodRun) -> None:
         """Stop every process of the pod and remove its network namespace (caller holds `run.lock`)."""
         run.stopping = True
-        everyone = run.init_containers + run.containers
+        everyone = run.init_containers + run.containers + run.ephemeral_containers
         containers.stop_all([p for cr in everyone for p in cr.execs], grace=0.5, whole_group=True)
         containers.stop_all([cr.proc for cr in everyone if cr.proc is not None])
         if run.netns and not run.host_network:

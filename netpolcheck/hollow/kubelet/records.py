@@ -24,6 +24,7 @@ class ContainerRun:
     env: dict[str, str]
     log_dir: Path
     init: bool = False
+    ephemeral: bool = False
     proc: subprocess.Popen[bytes] | None = None
     container_id: str = ""  # hollow://PID of the current (or last) process; "" before the first start
     restart_count: int = 0
@@ -77,6 +78,8 @@ class PodRun:
     start_time: str = ""
     containers: list[ContainerRun] = field(default_factory=list)
     init_containers: list[ContainerRun] = field(default_factory=list)
+    ephemeral_specs: list[dict[str, Any]] = field(default_factory=list)  # the spec's, latest seen
+    ephemeral_containers: list[ContainerRun] = field(default_factory=list)  # started ones
     started: bool = False  # app containers launched (init containers done)
     failed: str | None = None  # setup failure message
     stopping: bool = False

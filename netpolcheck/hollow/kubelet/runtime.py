@@ -21,7 +21,7 @@ class ContainerRuntime:
         run = self._find(namespace, pod)
         if run is None:
             raise ExecError(f'pod "{pod}" in namespace "{namespace}" is not running on a hollow node')
-        for cr in run.containers + run.init_containers:
+        for cr in run.containers + run.init_containers + run.ephemeral_containers:
             if cr.name == container or not container:
                 return run, cr
         raise ExecError(f'container "{container}" not found in pod "{pod}"')

@@ -92,6 +92,8 @@ def pod_status(run: PodRun, host_ip: str) -> dict[str, Any]:
         "containerStatuses": [container_status(run, cr) for cr in run.containers],
         "qosClass": "BestEffort",
     }
+    if run.ephemeral_containers:
+        status["ephemeralContainerStatuses"] = [container_status(run, cr) for cr in run.ephemeral_containers]
     if run.init_containers:
         status["initContainerStatuses"] = [container_status(run, cr) for cr in run.init_containers]
     if run.ip is not None:
