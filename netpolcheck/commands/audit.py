@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from netpolcheck import __version__
 from netpolcheck.commands import audit_agents as agents
-from netpolcheck.commands.cluster import REACH_TIMEOUT, _api_message, _root_cause
-from netpolcheck.commands.report import _write_all
+from netpolcheck.commands.cluster import REACH_TIMEOUT, cluster_error
+from netpolcheck.commands.report import write_all
 from netpolcheck.errors import UsageError
 from netpolcheck.model.apivalidation import printable
 from netpolcheck.model.manifests import declared_probes
@@ -286,19 +286,6 @@ def _connect(args: argparse.Namespace) -> tuple[KubeApi, str]:
     return api, printable(api.api_client.configuration.host or "(no server)")
 
 
-def _cluster_errors(server: str, doing: str, exc: BaseException) -> UsageError | None:
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
-    if isinstance(exc, ApiException):
-        detail = _api_message(exc.body) or exc.reason or ""
-        detail = printable(str(detail))
-        return UsageError(f"the cluster at {server} refused {doing}: HTTP {exc.status} {detail}")
-    if isinstance(exc, (HTTPError, OSError)):
-        return UsageError(f"cannot reach the cluster at {server}: {printable(_root_cause(exc))}")
-    return None
-
-
 def _install_agents(
     api: KubeApi, args: argparse.Namespace, scope: Scope, sources: Iterable[str], server: str
 ) -> tuple[dict[str, str], dict[str, str]]:
@@ -318,7 +305,7 @@ def _install_agents(
         try:
             agents.add(api, namespace, pod_name, spec)
         except Exception as exc:
-            error = _cluster_errors(server, f"adding an ephemeral container to {key}", exc)
+            error = cluster_error(server, f"adding an ephemeral container to {key}", exc)
             if error is None:
                 raise
             if not wanted and not refused:
@@ -346,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
         except UsageError:
             raise
         except Exception as exc:
-            error = _cluster_errors(server, doing, exc)
+            error = cluster_error(server, doing, exc)
             if error is None:
                 raise
             raise error from None
@@ -361,7 +348,7 @@ def run(args: argparse.Namespace) -> int:
     verdicts = judge(the_plan.expected, observed, the_plan.profile.denied_verdicts, unprobed)
     _print(args, scope, the_plan, observed, verdicts, started, unprobed)
     document = _report(args, version, nodes, the_plan, verdicts, started, scope)
-    _write_all({Path(args.report): json.dumps(document, indent=1) + "\n"})
+    write_all({Path(args.report): json.dumps(document, indent=1) + "\n"})
     print(f"certification report ({document['result']}): {args.report}")
     return EXIT_MATCHES if verdicts.comparison.passed else EXIT_WRONG
 

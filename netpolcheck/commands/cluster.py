@@ -72,13 +72,8 @@ def cluster_state(kubeconfig: str, context: str | None, namespaces: Sequence[str
         api.request("GET", "/version", timeout=REACH_TIMEOUT)
         doing = "reading namespaces, pods and NetworkPolicies"
         document = snapshot(api, wanted)
-    except ApiException as exc:
-        detail = _api_message(exc.body) or exc.reason or ""
-        raise UsageError(
-            f"the cluster at {server} refused {doing}: HTTP {exc.status} {printable(str(detail))}".rstrip()
-        ) from None
-    except (HTTPError, OSError) as exc:
-        raise UsageError(f"cannot reach the cluster at {server}: {printable(_root_cause(exc))}") from None
+    except (ApiException, HTTPError, OSError) as exc:
+        raise cluster_error(server, doing, exc) or exc from None
     finally:
         api.close()
     missing = sorted(set(wanted or ()) - {n["name"] for n in document["namespaces"]})
@@ -88,6 +83,19 @@ def cluster_state(kubeconfig: str, context: str | None, namespaces: Sequence[str
         )
     document["probes"] = declared_probes(document["pods"])
     return parse_state(document)
+
+
+def cluster_error(server: str, doing: str, exc: BaseException) -> UsageError | None:
+    """The one-line message for an API refusal or an unreachable server; None for other errors."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(exc, ApiException):
+        detail = printable(str(_api_message(exc.body) or exc.reason or ""))
+        return UsageError(f"the cluster at {server} refused {doing}: HTTP {exc.status} {detail}".rstrip())
+    if isinstance(exc, (HTTPError, OSError)):
+        return UsageError(f"cannot reach the cluster at {server}: {printable(_root_cause(exc))}")
+    return None
 
 
 def _api_message(body: Any) -> str | None:

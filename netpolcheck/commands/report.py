@@ -20,7 +20,7 @@ EXIT_PASSED = 0
 EXIT_FAILED = 1
 
 
-def _write_all(outputs: dict[Path, str]) -> None:
+def write_all(outputs: dict[Path, str]) -> None:
     """Write every output or none: each to a private temporary file first, then renamed into place."""
     staged: list[tuple[Path, Path]] = []
     try:
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         outputs[Path(args.html)] = render_html(document)
     if args.markdown:
         outputs[Path(args.markdown)] = render_markdown(document)
-    _write_all(outputs)
+    write_all(outputs)
     return EXIT_FAILED if document["result"] == "fail" else EXIT_PASSED
 
 

@@ -32,8 +32,7 @@ from netpolcheck.probe.engine import Attempt, ProbeState
 from netpolcheck.probe.targets import Target as ProbeTarget
 from netpolcheck.report.cells import CellKey, ExpectedCell, ObservedCell, Outcome
 from netpolcheck.report.certification_schema import validate_report
-
-from .runcli import netpolcheck
+from tests.commands.runcli import netpolcheck
 
 POD_CIDR = "10.64.0.0/12"
 KUBECTL = Path(sys.executable).parent / "kubectl"

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
-from clusterkit import Cluster, start_cluster, stop_cluster
 from kubernetes.client.exceptions import ApiException
-from podtools import CONNECT, create_namespace, echo_pod, pod_exec, wait_running
 
 from netpolcheck.hollow.waits import wait_until
+from tests.hollow.clusterkit import Cluster, start_cluster, stop_cluster
+from tests.hollow.podtools import CONNECT, create_namespace, echo_pod, pod_exec, wait_running
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
