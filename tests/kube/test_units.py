@@ -181,3 +181,39 @@ def test_hollow_runs_the_reference_controller_with_faults_through_a_private_laun
         .splitlines()[1]
         .endswith('-m netpolcheck.npc --fault ports-ignored --fault stale-pod-ip "$@"')
     )
+
+
+def _policy(namespace: str, name: str, created: str, version: str, uid: str = "") -> dict[str, Any]:
+    meta = {"namespace": namespace, "name": name, "creationTimestamp": created, "resourceVersion": version}
+    return {"metadata": {**meta, "uid": uid}, "spec": {"podSelector": {}}}
+
+
+def test_snapshot_keeps_policies_in_creation_order() -> None:
+    """The cross-policy ipset clash depends on the order the controller saw the policies: the STATE
+    keeps creation order (timestamp, then resourceVersion as a number, then uid), not name order."""
+    policies = [
+        _policy("a", "first-by-name", "2026-12-01T01:00:02Z", "7"),
+        _policy("z", "oldest", "2026-12-01T01:00:01Z", "900"),
+        _policy("b", "same-second-later", "2026-12-01T01:00:02Z", "10"),  # 10 > 7 as numbers, not text
+        _policy("b", "same-version-uid-b", "2026-12-01T01:00:03Z", "11", uid="b"),
+        _policy("a", "same-version-uid-a", "2026-12-01T01:00:03Z", "11", uid="a"),
+    ]
+    state = snapshot.state_of([], [], policies)
+    assert [p["metadata"]["name"] for p in state["policies"]] == [
+        "oldest",
+        "first-by-name",
+        "same-second-later",
+        "same-version-uid-a",
+        "same-version-uid-b",
+    ]
+    assert state["policies"][0] == {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "oldest", "namespace": "z"},
+        "spec": {"podSelector": {}},
+    }
+
+
+def test_snapshot_keeps_the_given_order_of_policies_without_metadata() -> None:
+    written = [{"metadata": {"namespace": ns, "name": n}, "spec": {}} for ns, n in (("y", "b"), ("x", "a"))]
+    assert [p["metadata"]["name"] for p in snapshot.state_of([], [], written)["policies"]] == ["b", "a"]
