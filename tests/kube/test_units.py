@@ -97,6 +97,9 @@ def test_probe_pod_manifest_fills_the_template() -> None:
         "labels": {"netpolcheck.io/probe": "true", "pod": "a"},
     }
     assert pod["spec"]["nodeName"] == "node2" and pod["spec"]["containers"][0]["image"] == "img:1"
+    assert pod["spec"]["hostNetwork"] is False
+    host = probepods.probe_pod_manifest(probepods.PodSpec("x-1", "h", "node2", host_network=True), "img:1")
+    assert host["spec"]["hostNetwork"] is True and host["spec"]["nodeName"] == "node2"
 
 
 def test_namespace_manifest_carries_run_owner_and_pod_security() -> None:
