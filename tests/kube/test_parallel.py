@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from fixtures.parallel import SharedCluster, _locked
 
@@ -84,3 +86,33 @@ def test_a_worker_sees_the_controllers_cluster_without_clean_up(tmp_path: Path) 
         "10.80.0.0/12",
     )
     assert cluster._cleanup is None  # a worker never removes the shared cluster
+
+
+def test_workers_hand_their_report_cases_to_the_controller(tmp_path: Path) -> None:
+    """A worker writes no report: its cases go to the controller (xdist's workeroutput), which merges
+    every worker's and writes the one report at its own session end."""
+    from fixtures import verdict as plugin
+
+    def config(workeroutput: dict[str, Any] | None) -> Any:
+        stash = {plugin.CERTIFICATION: plugin.Certification(tmp_path / "report.json")}
+        return SimpleNamespace(
+            stash=stash, **({} if workeroutput is None else {"workeroutput": workeroutput})
+        )
+
+    environment = {"cni": {"version": "2.8.1"}, "cluster": "hollow"}
+    outputs = []
+    for n in (1, 2):
+        worker = config({})
+        certification = worker.stash[plugin.CERTIFICATION]
+        certification.cases[f"t{n}"] = {"id": f"t{n}", "status": "pass"}
+        certification.environment = environment
+        certification.weave_versions["2.8.1"] = None
+        plugin.pytest_sessionfinish(SimpleNamespace(config=worker))  # type: ignore[arg-type]
+        assert not (tmp_path / "report.json").exists()
+        outputs.append(worker.workeroutput)
+    controller = config(None)
+    for output in outputs:
+        plugin.pytest_testnodedown(SimpleNamespace(config=controller, workeroutput=output), None)
+    merged = controller.stash[plugin.CERTIFICATION]
+    assert set(merged.cases) == {"t1", "t2"} and merged.environment == environment
+    assert list(merged.weave_versions) == ["2.8.1"]
