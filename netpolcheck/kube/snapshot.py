@@ -74,13 +74,10 @@ def creation_order(policy: Obj) -> tuple[str, int, str, str]:
     (namespace, then name, as the API server lists them): the snapshot cannot know that.
     """
     meta = policy.get("metadata") or {}
-    version = str(meta.get("resourceVersion") or "")
-    return (
-        str(meta.get("creationTimestamp") or ""),
-        int(version) if version.isdigit() else -1,
-        version,
-        str(meta.get("uid") or ""),
-    )
+    created, version = str(meta.get("creationTimestamp") or ""), str(meta.get("resourceVersion") or "")
+    if not created and not version:
+        return ("", -1, "", "")  # nothing says when: the given order stands
+    return (created, int(version) if version.isdigit() else -1, version, str(meta.get("uid") or ""))
 
 
 def state_of(
