@@ -12,4 +12,5 @@ pytest_plugins: list[str] = [
     "fixtures.topology",
     "fixtures.policies",
     "fixtures.verdict",
+    "fixtures.parallel",
 ]

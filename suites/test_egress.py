@@ -32,6 +32,22 @@ CASES = [
         ),
     ),
     xyz_case(
+        "egress-allowed-to-labelled-pods-of-every-namespace",
+        apply(
+            "x",
+            policy(
+                "to-every-b",
+                labels(pod="a"),
+                policyTypes=EGRESS,
+                egress=[{"to": [{"namespaceSelector": {}, "podSelector": labels(pod="b")}]}],
+            ),
+        ),
+    ),
+    xyz_case(
+        "deny-all-in-both-directions",
+        apply("x", policy("deny-both", labels(pod="a"), policyTypes=["Ingress", "Egress"])),
+    ),
+    xyz_case(
         "egress-allow-all-with-one-empty-rule",
         apply("x", policy("allow-egress", policyTypes=EGRESS, egress=[{}])),
     ),

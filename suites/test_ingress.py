@@ -9,6 +9,7 @@ import pytest
 
 from netpolcheck.verdict import case as c
 from netpolcheck.verdict.builders import labels, policy, ports
+from netpolcheck.verdict.driver import Driver
 from netpolcheck.verdict.results import CaseResult
 from suites.catalog import apply, params, xyz_case
 
@@ -106,6 +107,36 @@ SELECTORS = [
 ]
 
 
+TARGETS = [
+    xyz_case(
+        "target-pods-selected-by-match-expressions",
+        apply(
+            "x",
+            policy(
+                "deny-a-and-b",
+                {"matchExpressions": [{"key": "pod", "operator": "In", "values": ["a", "b"]}]},
+                ingress=[],
+            ),
+        ),
+    ),
+    xyz_case(
+        "target-pods-selected-by-a-label-that-must-not-exist",
+        c.LabelPod("x", "c", {"exempt": "yes"}),
+        apply(
+            "x",
+            policy(
+                "deny-unexempt",
+                {"matchExpressions": [{"key": "exempt", "operator": "DoesNotExist"}]},
+                ingress=[],
+            ),
+        ),
+    ),
+    xyz_case(
+        "a-policy-applies-only-in-its-own-namespace",
+        apply("y", policy("deny-a", labels(pod="a"), ingress=[])),
+    ),
+]
+
 PAIRS = [
     xyz_case(
         "empty-pod-selector-peer-means-the-policy-namespace",
@@ -154,6 +185,17 @@ PAIRS = [
         c.LabelNamespace("z", {"team": "blue"}),
     ),
     xyz_case(
+        "a-pod-peer-and-an-ipblock-peer-in-one-rule-are-or",
+        apply(
+            "x",
+            policy(
+                "c-or-z-a-ip",
+                A,
+                ingress=[{"from": [{"podSelector": labels(pod="c")}, {"ipBlock": {"cidr": "{ip:z/a}/32"}}]}],
+            ),
+        ),
+    ),
+    xyz_case(
         "two-policies-on-one-pod-are-a-union",
         apply("x", policy("from-y", A, ingress=[{"from": [{"namespaceSelector": labels(ns="y")}]}])),
         apply(
@@ -174,6 +216,12 @@ def test_ingress_peer_pairs_and_unions(case: c.Case, verdict: Callable[[c.Case],
     verdict(case)
 
 
+@pytest.mark.selectors
+@pytest.mark.parametrize("case", params(*TARGETS))
+def test_ingress_targets(case: c.Case, verdict: Callable[[c.Case], CaseResult]) -> None:
+    verdict(case)
+
+
 @pytest.mark.parametrize("case", params(*CASES))
 def test_ingress_rules(case: c.Case, verdict: Callable[[c.Case], CaseResult]) -> None:
     verdict(case)
@@ -183,3 +231,28 @@ def test_ingress_rules(case: c.Case, verdict: Callable[[c.Case], CaseResult]) ->
 @pytest.mark.parametrize("case", params(*SELECTORS))
 def test_ingress_peers(case: c.Case, verdict: Callable[[c.Case], CaseResult]) -> None:
     verdict(case)
+
+
+NODES = xyz_case(
+    "same-node-and-cross-node-traffic-are-policed-alike",
+    apply("x", policy("from-y", ingress=[{"from": [{"namespaceSelector": labels(ns="y")}]}])),
+)
+
+
+@pytest.mark.parametrize("case", params(NODES))
+def test_same_node_and_cross_node_traffic(
+    case: c.Case, verdict: Callable[[c.Case], CaseResult], verdict_driver: Driver
+) -> None:
+    """Pod i of each namespace is on node i: x's pods are denied from z and allowed from y both from
+    their own node and from the others (a node-local shortcut, or a rule only on the remote path,
+    would show here)."""
+    if len(verdict_driver.info().nodes) < 2:
+        pytest.skip("one schedulable node: no cross-node traffic to compare")
+    check = verdict(case).checks[-1]
+    node = {pod.key: pod.node for pod in check.expectation.state.pods}
+    seen = {
+        (check.expectation.cells[k].allowed, node[t.source] == node[t.destination])
+        for k, t in check.expectation.targets.items()
+        if k.destination.startswith("x/") and k.source[0] in "yz"
+    }
+    assert seen == {(True, True), (True, False), (False, True), (False, False)}

@@ -20,12 +20,14 @@ CONTROL_PLANE_TAINTS = ("node-role.kubernetes.io/control-plane", "node-role.kube
 
 @dataclass(frozen=True)
 class PodSpec:
-    """A probe pod to create: namespace, name, node (None: the scheduler decides), extra labels."""
+    """A probe pod to create: namespace, name, node (None: the scheduler decides), extra labels, and
+    whether it runs in its node's network namespace (it then serves on the node's ports 80 and 81)."""
 
     namespace: str
     name: str
     node: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    host_network: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ def probe_pod_manifest(spec: PodSpec, image: str = DEFAULT_PROBE_IMAGE) -> Obj:
     pod["metadata"]["labels"] = {**pod["metadata"].get("labels", {}), **spec.labels}
     if spec.node:
         pod["spec"]["nodeName"] = spec.node
+    if spec.host_network:
+        pod["spec"]["hostNetwork"] = True
     return pod
 
 

@@ -2,8 +2,9 @@
 
 namespaces (name, labels, annotations), pods with an IP (namespace, name, labels, ip, node, hostNetwork,
 container ports), NetworkPolicies as the API stores them (apiVersion, kind, metadata name/namespace,
-spec). Pods being deleted, finished pods (Succeeded, Failed: their IP may already be another pod's) and
-pods without an IP yet are left out: the dataplane no longer (or not yet) knows them.
+spec) in the order the policy controller saw them created (`creation_order`). Pods being deleted,
+finished pods (Succeeded, Failed: their IP may already be another pod's) and pods without an IP yet
+are left out: the dataplane no longer (or not yet) knows them.
 """
 
 from __future__ import annotations
@@ -60,6 +61,25 @@ def policy_entry(policy: Obj) -> dict[str, Any]:
     }
 
 
+def creation_order(policy: Obj) -> tuple[str, int, str, str]:
+    """Sort key: creationTimestamp, then resourceVersion, then uid.
+
+    The model's cross-policy ipset clash (docs/weave-facts.md#ipset-name-clash) depends on the order
+    weave-npc saw the policies, which for a controller running all along is their creation order. The
+    timestamp has one-second resolution, so policies made in the same second are ordered by
+    resourceVersion (a number on every API server we know; compared as a number when it is one, it only
+    grows), which is the creation order for a policy not updated since; an update gives it a newer one.
+    Objects without these fields (written by a test) keep their given order (the sort is stable).
+    A controller that starts (or restarts) after the policies exist sees its list's order instead
+    (namespace, then name, as the API server lists them): the snapshot cannot know that.
+    """
+    meta = policy.get("metadata") or {}
+    created, version = str(meta.get("creationTimestamp") or ""), str(meta.get("resourceVersion") or "")
+    if not created and not version:
+        return ("", -1, "", "")  # nothing says when: the given order stands
+    return (created, int(version) if version.isdigit() else -1, version, str(meta.get("uid") or ""))
+
+
 def state_of(
     namespaces: Iterable[Obj],
     pods: Iterable[Obj],
@@ -67,15 +87,13 @@ def state_of(
     probes: Sequence[dict[str, Any]] = (),
     externals: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """A STATE from Kubernetes objects as dicts (read from a cluster, or written by a test)."""
+    """A STATE from Kubernetes objects as dicts (read from a cluster, or written by a test); policies
+    in creation order (`creation_order`), namespaces and pods by name."""
     entries = [e for e in (pod_entry(p) for p in pods) if e is not None]
     return {
         "namespaces": sorted((namespace_entry(n) for n in namespaces), key=lambda n: n["name"]),
         "pods": sorted(entries, key=lambda p: (p["namespace"], p["name"])),
-        "policies": sorted(
-            (policy_entry(p) for p in policies),
-            key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]),
-        ),
+        "policies": [policy_entry(p) for p in sorted(policies, key=creation_order)],
         "probes": list(probes),
         "externals": list(externals),
     }

@@ -26,6 +26,7 @@ class PodDef:
     labels: Mapping[str, str] = field(default_factory=dict)
     node: int | None = None  # index into the cluster's nodes (modulo their number); None: scheduler
     ports: tuple[tuple[int, str], ...] = ((80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP"))
+    host_network: bool = False  # in its node's network namespace: at most one such pod per node
 
     @property
     def key(self) -> str:

@@ -28,6 +28,7 @@ class PodSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     node: str | None = None  # None: let the scheduler decide
     ports: tuple[tuple[int, str], ...] = ((80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP"))
+    host_network: bool = False  # in the node's network namespace, with the node's address
 
 
 @dataclass(frozen=True)

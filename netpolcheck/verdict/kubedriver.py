@@ -95,7 +95,7 @@ class KubeDriver:
                 raise UsageError(
                     f"pod {pod.namespace}/{pod.name}: the probe pod template does not serve {extra}"
                 )
-        specs = [probepods.PodSpec(p.namespace, p.name, p.node, dict(p.labels)) for p in pods]
+        specs = [probepods.PodSpec(p.namespace, p.name, p.node, dict(p.labels), p.host_network) for p in pods]
         probepods.create_probe_pods(self.api, specs, self.probe_image, self.timeout)
 
     def delete_pod(self, namespace: str, name: str) -> None:

@@ -149,7 +149,8 @@ class CaseRunner:
     def _pod_spec(self, run: _Run, pod: c.PodDef) -> PodSpec:
         nodes = self.driver.info().nodes
         node = None if pod.node is None or not nodes else nodes[pod.node % len(nodes)]
-        return PodSpec(run.naming.namespace(pod.namespace), pod.name, dict(pod.labels), node, pod.ports)
+        namespace = run.naming.namespace(pod.namespace)
+        return PodSpec(namespace, pod.name, dict(pod.labels), node, pod.ports, pod.host_network)
 
     def _pod_ips(self, run: _Run) -> dict[str, str]:
         snapshot = self.driver.snapshot(run.naming.real_namespaces(run.namespaces))

@@ -97,6 +97,9 @@ def test_probe_pod_manifest_fills_the_template() -> None:
         "labels": {"netpolcheck.io/probe": "true", "pod": "a"},
     }
     assert pod["spec"]["nodeName"] == "node2" and pod["spec"]["containers"][0]["image"] == "img:1"
+    assert pod["spec"]["hostNetwork"] is False
+    host = probepods.probe_pod_manifest(probepods.PodSpec("x-1", "h", "node2", host_network=True), "img:1")
+    assert host["spec"]["hostNetwork"] is True and host["spec"]["nodeName"] == "node2"
 
 
 def test_namespace_manifest_carries_run_owner_and_pod_security() -> None:
@@ -181,3 +184,75 @@ def test_hollow_runs_the_reference_controller_with_faults_through_a_private_laun
         .splitlines()[1]
         .endswith('-m netpolcheck.npc --fault ports-ignored --fault stale-pod-ip "$@"')
     )
+
+
+def _policy(namespace: str, name: str, created: str, version: str, uid: str = "") -> dict[str, Any]:
+    meta = {"namespace": namespace, "name": name, "creationTimestamp": created, "resourceVersion": version}
+    return {"metadata": {**meta, "uid": uid}, "spec": {"podSelector": {}}}
+
+
+def test_snapshot_keeps_policies_in_creation_order() -> None:
+    """The cross-policy ipset clash depends on the order the controller saw the policies: the STATE
+    keeps creation order (timestamp, then resourceVersion as a number, then uid), not name order."""
+    policies = [
+        _policy("a", "first-by-name", "2026-12-01T01:00:02Z", "7"),
+        _policy("z", "oldest", "2026-12-01T01:00:01Z", "900"),
+        _policy("b", "same-second-later", "2026-12-01T01:00:02Z", "10"),  # 10 > 7 as numbers, not text
+        _policy("b", "same-version-uid-b", "2026-12-01T01:00:03Z", "11", uid="b"),
+        _policy("a", "same-version-uid-a", "2026-12-01T01:00:03Z", "11", uid="a"),
+    ]
+    state = snapshot.state_of([], [], policies)
+    assert [p["metadata"]["name"] for p in state["policies"]] == [
+        "oldest",
+        "first-by-name",
+        "same-second-later",
+        "same-version-uid-a",
+        "same-version-uid-b",
+    ]
+    assert state["policies"][0] == {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "oldest", "namespace": "z"},
+        "spec": {"podSelector": {}},
+    }
+
+
+def test_snapshot_keeps_the_given_order_of_policies_without_metadata() -> None:
+    written = [{"metadata": {"namespace": ns, "name": n}, "spec": {}} for ns, n in (("y", "b"), ("x", "a"))]
+    assert [p["metadata"]["name"] for p in snapshot.state_of([], [], written)["policies"]] == ["b", "a"]
+
+
+def test_the_cross_policy_ipset_clash_follows_the_snapshots_creation_order() -> None:
+    """Weave's cross-policy ipset clash depends on which policy weave-npc saw first: created in the
+    other order than their names sort, the snapshot's STATE predicts what a controller running all
+    along does (the namespace-only peer seen second is not enforced), not what name order would."""
+    from netpolcheck.model import expected_results, parse_state
+    from netpolcheck.model.profiles import weave_profile
+
+    def ns(name: str, team: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name, "team": team}}}
+
+    def pod(namespace: str, name: str, ip: str) -> dict[str, Any]:
+        meta = {"namespace": namespace, "name": name, "labels": {"pod": name}}
+        return {"metadata": meta, "spec": {"nodeName": "n1"}, "status": {"podIP": ip, "phase": "Running"}}
+
+    blue, pod_a = {"matchLabels": {"team": "blue"}}, {"matchLabels": {"pod": "a"}}
+    ns_only = _policy("x", "nsonly", "2026-12-01T01:00:02Z", "20")  # created second, sorts first by name
+    ns_only["spec"] = {"podSelector": pod_a, "ingress": [{"from": [{"namespaceSelector": blue}]}]}
+    pod_and_ns = _policy("y", "podns", "2026-12-01T01:00:01Z", "10")
+    peer = {"namespaceSelector": blue, "podSelector": {}}
+    pod_and_ns["spec"] = {"podSelector": pod_a, "ingress": [{"from": [peer]}]}
+    namespaces_ = [ns("x", "red"), ns("y", "blue")]
+    pods = [pod("x", "a", "10.32.1.20"), pod("x", "b", "10.32.1.21"), pod("y", "a", "10.32.1.22")]
+    pods.append(pod("y", "b", "10.32.1.23"))
+    probes = [{"port": 80, "protocol": "TCP"}]
+
+    def allowed(state: dict[str, Any]) -> dict[tuple[str, str], bool]:
+        rows = expected_results(parse_state(state), weave_profile("2.8.1"))["results"]
+        return {(r["from"], r["to"]): bool(r["allowed"]) for r in rows}
+
+    created = snapshot.state_of(namespaces_, pods, [ns_only, pod_and_ns], probes)
+    assert [p["metadata"]["name"] for p in created["policies"]] == ["podns", "nsonly"]
+    by_name = {**created, "policies": list(reversed(created["policies"]))}
+    assert allowed(created) != allowed(by_name)  # the order decides: the snapshot must keep the right one
+    assert allowed(created)[("x/b", "x/a")] is True  # x/nsonly, seen second, is not enforced: fail open

@@ -34,6 +34,12 @@ class FakeClock:
         return Clock(self.now, self.wait)
 
 
+EVIDENCE = {
+    "allowed": "SYN-ACK from {ip}:{port}",
+    "unsupported": "this pod's kernel has no SCTP (the double's dataplane says so)",
+}
+
+
 def allow_everything(driver: FakeDriver, cell: Cell, now: float) -> str:
     return "allowed"
 
@@ -76,12 +82,14 @@ class FakeDriver:
         for pod in pods:
             self.calls.append(f"create pod {pod.namespace}/{pod.name} on {pod.node}")
             self._next_ip += 1
+            node_ip = f"10.32.1.{1 + self.info().nodes.index(pod.node)}" if pod.node else "10.32.1.1"
             self.pods[f"{pod.namespace}/{pod.name}"] = {
                 "namespace": pod.namespace,
                 "name": pod.name,
                 "labels": dict(pod.labels),
-                "ip": f"10.32.0.{self._next_ip}",
+                "ip": node_ip if pod.host_network else f"10.32.0.{self._next_ip}",
                 "node": pod.node,
+                "hostNetwork": pod.host_network,
                 "ports": [
                     {"name": f"serve-{n}-{p.lower()}", "containerPort": n, "protocol": p}
                     for n, p in pod.ports
@@ -131,7 +139,7 @@ class FakeDriver:
         out = []
         for t in targets:
             verdict = self.dataplane(self, (f"{namespace}/{pod}", t["ip"], t["port"], t["protocol"]), now)
-            evidence = f"SYN-ACK from {t['ip']}:{t['port']}" if verdict == "allowed" else "no answer"
+            evidence = EVIDENCE.get(verdict, "no answer").format(**t)
             out.append(
                 {"id": t["id"], "verdict": verdict, "attempts": 1, "rtt_ms": 0.4, "evidence": evidence}
             )

@@ -1,0 +1,118 @@
+"""fixtures/parallel.py: the lock that keeps cluster-wide tests alone across xdist workers (real flock
+on real files, from threads: each open() is its own open file description, as in another process),
+and what the controller hands a worker."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from fixtures.parallel import SharedCluster, _locked
+
+
+def _held_by_someone(path: Path) -> bool:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _until(condition: Callable[[], bool], what: str, bound: float = 10.0) -> None:
+    end = time.monotonic() + bound
+    while not condition():
+        assert time.monotonic() < end, f"waited {bound} s for {what}"
+        time.sleep(0.01)
+
+
+def test_shared_holders_run_together(tmp_path: Path) -> None:
+    with _locked(tmp_path, False, "a"), _locked(tmp_path, False, "b"):
+        assert _held_by_someone(tmp_path / "cluster.lock")
+    assert not _held_by_someone(tmp_path / "cluster.lock")
+    assert not _held_by_someone(tmp_path / "turnstile.lock")
+
+
+def test_an_exclusive_holder_waits_for_running_tests_and_new_ones_wait_for_it(tmp_path: Path) -> None:
+    entered: list[str] = []
+    release_first = threading.Event()
+    release_alone = threading.Event()
+
+    def hold(name: str, exclusive: bool, until: threading.Event | None) -> None:
+        with _locked(tmp_path, exclusive, name):
+            entered.append(name)
+            if until is not None:
+                assert until.wait(10), f"{name} was never released"
+
+    first = threading.Thread(target=hold, args=("first", False, release_first))
+    first.start()
+    _until(lambda: entered == ["first"], "the first shared holder")
+    alone = threading.Thread(target=hold, args=("alone", True, release_alone))
+    alone.start()
+    # the exclusive test waits, holding the turnstile: a new test must queue behind it
+    _until(lambda: _held_by_someone(tmp_path / "turnstile.lock"), "the exclusive test to wait")
+    late = threading.Thread(target=hold, args=("late", False, None))
+    late.start()
+    late.join(0.3)
+    assert entered == ["first"], "a test started beside a running one while an exclusive test waited"
+    release_first.set()
+    _until(lambda: entered == ["first", "alone"], "the exclusive test to start")
+    late.join(0.3)
+    assert entered == ["first", "alone"], "a test started beside the exclusive one"
+    release_alone.set()
+    for thread in (first, alone, late):
+        thread.join(10)
+    assert entered == ["first", "alone", "late"]
+
+
+def test_a_worker_sees_the_controllers_cluster_without_clean_up(tmp_path: Path) -> None:
+    given = SharedCluster(
+        "c", "hollow", "/k/config", None, ["n1", "n2"], "2.8.1", "10.80.0.0/12", str(tmp_path)
+    )
+    cluster = SharedCluster(**json.loads(json.dumps(given.__dict__))).cluster()
+    assert (cluster.kind, str(cluster.kubeconfig), cluster.nodes, cluster.pod_cidr) == (
+        "hollow",
+        "/k/config",
+        ["n1", "n2"],
+        "10.80.0.0/12",
+    )
+    assert cluster._cleanup is None  # a worker never removes the shared cluster
+
+
+def test_workers_hand_their_report_cases_to_the_controller(tmp_path: Path) -> None:
+    """A worker writes no report: its cases go to the controller (xdist's workeroutput), which merges
+    every worker's and writes the one report at its own session end."""
+    from fixtures import verdict as plugin
+
+    def config(workeroutput: dict[str, Any] | None) -> Any:
+        stash = {plugin.CERTIFICATION: plugin.Certification(tmp_path / "report.json")}
+        return SimpleNamespace(
+            stash=stash, **({} if workeroutput is None else {"workeroutput": workeroutput})
+        )
+
+    environment = {"cni": {"version": "2.8.1"}, "cluster": "hollow"}
+    outputs = []
+    for n in (1, 2):
+        worker = config({})
+        certification = worker.stash[plugin.CERTIFICATION]
+        certification.cases[f"t{n}"] = {"id": f"t{n}", "status": "pass"}
+        certification.environment = environment
+        certification.weave_versions["2.8.1"] = None
+        plugin.pytest_sessionfinish(SimpleNamespace(config=worker))  # type: ignore[arg-type]
+        assert not (tmp_path / "report.json").exists()
+        outputs.append(worker.workeroutput)
+    controller = config(None)
+    for output in outputs:
+        plugin.pytest_testnodedown(SimpleNamespace(config=controller, workeroutput=output), None)
+    merged = controller.stash[plugin.CERTIFICATION]
+    assert set(merged.cases) == {"t1", "t2"} and merged.environment == environment
+    assert list(merged.weave_versions) == ["2.8.1"]
