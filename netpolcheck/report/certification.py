@@ -86,11 +86,13 @@ def case_entry(
     negative_control: bool = False,
     holds: Sequence[Mapping[str, Any]] = (),
     rollouts: Sequence[Mapping[str, Any]] = (),
+    skip_reason: str = "",
 ) -> dict[str, Any]:
     """`features`: the case's feature markers (ingress, egress, ipblock, ...); `holds`: held
     connections as {name, survived, summary}; `rollouts`: what was watched while a step changed the
-    cluster (a Weave rollout, a controller restart) as {step, summary}."""
-    return {
+    cluster (a Weave rollout, a controller restart) as {step, summary}; `skip_reason`: why a skipped
+    case did not run (kept with the case, so a skip never reads as a pass)."""
+    entry: dict[str, Any] = {
         "id": case_id,
         "status": status,
         "features": sorted(set(features)),
@@ -100,6 +102,9 @@ def case_entry(
         "holds": [dict(h) for h in holds],
         "rollouts": [dict(r) for r in rollouts],
     }
+    if skip_reason:
+        entry["skipReason"] = skip_reason
+    return entry
 
 
 def environment_entry(
@@ -173,6 +178,14 @@ def _deviation_summary(
     }
 
 
+def overall_result(statuses: Sequence[str]) -> str:
+    """`fail` if any case failed; `pass` only if at least one case ran and held; else `inconclusive`
+    (nothing ran: every case skipped, or no case at all), so a run that checked nothing never passes."""
+    if any(s in FAILING for s in statuses):
+        return "fail"
+    return "pass" if any(s in ("pass", "expected failure") for s in statuses) else "inconclusive"
+
+
 def build_report(
     environment: Mapping[str, Any],
     cases: Sequence[Mapping[str, Any]],
@@ -189,7 +202,7 @@ def build_report(
         "version": VERSION,
         "generated": generated,
         "environment": dict(environment),
-        "result": "fail" if any(s in FAILING for s in statuses) else "pass",
+        "result": overall_result(statuses),
         "summary": {
             "cases": len(cases),
             "counts": {s: statuses.count(s) for s in STATUSES},
@@ -211,6 +224,15 @@ def failures(report: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], Mapping
             out.append((case, None))
         out += [(case, check) for check in case["checks"] if check["status"] in FAILING]
     return out
+
+
+def skipped(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(case id, why) for every case that did not run."""
+    return [
+        (c["id"], c.get("skipReason") or "(no reason recorded)")
+        for c in report["cases"]
+        if c["status"] == "skipped"
+    ]
 
 
 def around(case: Mapping[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ from netpolcheck.report.certification import (
     convergence_points,
     failures,
     options_text,
+    skipped,
 )
 from netpolcheck.report.truthtable import (
     LEGENDS,
@@ -189,6 +190,17 @@ def convergence_svg(points: Sequence[tuple[str, float | None]]) -> str:
     return "".join(parts) + "</svg>"
 
 
+def _skipped_part(report: Mapping[str, Any]) -> str:
+    not_run = skipped(report)
+    if not not_run:
+        return ""
+    rows = "".join(f"<tr><td>{_e(case)}</td><td>{_e(why)}</td></tr>" for case, why in not_run)
+    return (
+        f'<section id="skipped"><h2>Skipped ({len(not_run)})</h2>'
+        f"<table><tr><th>case</th><th>why it did not run</th></tr>{rows}</table></section>"
+    )
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     found = failures(report)
     failure_part = "".join(_failure(case, check) for case, check in found) or "<p>No failures.</p>"
@@ -206,6 +218,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         + _environment(report["environment"])
         + "</section>"
         + f'<section id="failures"><h2>Failures ({len(found)})</h2>{failure_part}</section>'
+        + _skipped_part(report)
         + '<section id="convergence"><h2>Convergence times</h2>'
         + convergence_svg(points)
         + (

@@ -14,6 +14,7 @@ from netpolcheck.report.certification import (
     convergence_points,
     failures,
     options_text,
+    skipped,
 )
 from netpolcheck.report.truthtable import comparison_text
 
@@ -134,6 +135,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         ]
     if not found:
         out += ["No failures.", ""]
+    not_run = skipped(report)
+    if not_run:
+        out += [f"## Skipped ({len(not_run)})", ""]
+        out += _table(("case", "why it did not run"), not_run)
     points = convergence_points(report)
     out += ["## Convergence times", "", *_histogram(points)]
     slowest = sorted(((ms, label) for label, ms in points if ms is not None), reverse=True)[:5]

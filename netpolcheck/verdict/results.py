@@ -138,9 +138,9 @@ def case_report_entry(result: CaseResult, features: Iterable[str]) -> dict[str, 
     )
 
 
-def skipped_report_entry(case_id: str, features: Iterable[str]) -> dict[str, Any]:
-    """A case pytest skipped before it ran: status `skipped`, no checks."""
-    return certification.case_entry(case_id, "skipped", [], features=features)
+def skipped_report_entry(case_id: str, features: Iterable[str], reason: str = "") -> dict[str, Any]:
+    """A case pytest skipped before it ran: status `skipped`, no checks, and why."""
+    return certification.case_entry(case_id, "skipped", [], features=features, skip_reason=reason)
 
 
 def broken_report_entry(case_id: str, features: Iterable[str], error: str) -> dict[str, Any]:

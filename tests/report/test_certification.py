@@ -202,3 +202,27 @@ def test_a_predicted_deviation_that_did_not_show_is_expected_and_absent() -> Non
     absent = {d["id"]: d["predictedButNotShown"] for d in report["summary"]["deviations"]["expectedAbsent"]}
     assert absent == {"multicast-always-allowed": True, "endport-ignored": False}
     assert report["summary"]["features"][0]["holds"] is False
+
+
+def test_a_run_where_nothing_ran_is_inconclusive_and_says_why_each_case_was_skipped() -> None:
+    """An all-skipped run must not read as a pass; each skip keeps its reason, in the document and in
+    both renderings."""
+    reason = "this pod's kernel has no SCTP (socket(IPPROTO_SCTP): Protocol not supported)"
+    base = sample_report()
+    cases = [case_entry("sctp-deny-all", "skipped", [], features=["sctp"], skip_reason=reason)]
+    report = build_report(base["environment"], cases, {}, base["generated"])
+    assert report["result"] == "inconclusive"
+    assert report["cases"][0]["skipReason"] == reason
+    assert not report["summary"]["features"][0]["holds"]
+    validate_report(report)
+    assert f"| sctp-deny-all | {reason} |" in render_markdown(report)
+    page = Page()
+    page.feed(render_html(report))
+    page.close()
+    assert page.sections == ["summary", "environment", "failures", "skipped", "convergence"]
+    assert (
+        reason in " ".join(page.text["skipped"]) and "INCONCLUSIVE" in " ".join(page.text["summary"]).upper()
+    )
+    ran = [*cases, case_entry("ingress-deny-b", "pass", [], features=["ingress"])]
+    assert build_report(base["environment"], ran, {}, base["generated"])["result"] == "pass"
+    assert build_report(base["environment"], [], {}, base["generated"])["result"] == "inconclusive"
