@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netpolcheck.report.cells import CellKey, ObservedCell
-from netpolcheck.verdict.driver import Driver, ProbeTarget
+from netpolcheck.verdict.driver import AgentAnswer, Driver, ProbeTarget, ResidentDriver
 from netpolcheck.verdict.expected import Target
 
 
@@ -70,3 +70,93 @@ class Prober:
                     str(result["verdict"]), int(result.get("attempts", 1)), str(result.get("evidence", ""))
                 )
         return ProbeRound(cells, raw, started, ended)
+
+
+@dataclass(frozen=True)
+class SettledCell:
+    """What a settle request said about one cell, its times on this machine's clock (Unix seconds).
+
+    `at` (latest) is when the first attempt of the final run of wanted verdicts was sent, `after`
+    (earliest) when the attempt before it was sent, which still showed something else; None: the very
+    first attempt already showed it (the cell changed before the watch began, or never had to)."""
+
+    cell: ObservedCell
+    raw: dict[str, Any]
+    settled: bool
+    at: float | None
+    after: float | None
+
+
+@dataclass(frozen=True)
+class SettleRound:
+    cells: dict[CellKey, SettledCell]
+    attempts: int
+    agents: frozenset[str]  # "resident" unless a pod fell back
+
+
+def _agent_times(answer: AgentAnswer, shared: bool) -> tuple[float, float]:
+    """(earliest, latest) offset to add to the agent's clock to get this machine's: 0 on a shared clock,
+    else bracketed by the exec (the agent got the request after we sent it, answered before it returned)."""
+    if shared:
+        return 0.0, 0.0
+    received = float(answer.document.get("received_at", answer.sent))
+    answered = float(answer.document.get("answered_at", answer.returned))
+    return answer.sent - received, max(answer.sent - received, answer.returned - answered)
+
+
+class ResidentProber:
+    """Staggered watches in the resident agents: `timeout` per attempt, a new attempt every `interval`."""
+
+    def __init__(self, driver: ResidentDriver, timeout: float, interval: float, workers: int = 16) -> None:
+        self.driver = driver
+        self.timeout = timeout
+        self.interval = interval
+        self.workers = workers
+
+    def settle(
+        self,
+        keys: Collection[CellKey],
+        targets: Mapping[CellKey, Target],
+        wants: Mapping[CellKey, frozenset[str]],
+        deadline: float,
+    ) -> SettleRound:
+        """One settle request per source pod, all at once, waiting at most `deadline` seconds. Raises
+        NoResidentAgent when a source pod has none (the caller probes in rounds instead)."""
+        grouped = _by_source(keys, targets)
+
+        def one(source: str, ks: list[CellKey]) -> AgentAnswer:
+            namespace, _, pod = source.partition("/")
+            request = [
+                {**t, "want": sorted(wants[k])} for k, t in zip(ks, _request(ks, targets), strict=True)
+            ]
+            return self.driver.settle(namespace, pod, request, self.timeout, self.interval, deadline, None)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(grouped)))) as pool:
+            futures = {src: pool.submit(one, src, ks) for src, ks in grouped.items()}
+            answers = {src: f.result() for src, f in futures.items()}
+        cells: dict[CellKey, SettledCell] = {}
+        attempts = 0
+        agents = set()
+        for src, ks in grouped.items():
+            answer = answers[src]
+            agents.add(str(answer.document.get("agent", "resident")))
+            earliest, latest = _agent_times(answer, self.driver.shared_clock)
+            by_id = {str(r.get("id")): r for r in answer.document.get("results") or []}
+            for index, key in enumerate(ks):
+                result = by_id.get(str(index))
+                if result is None:
+                    raise RuntimeError(f"the resident agent in {src} answered no result for id {index}")
+                attempts += int(result.get("attempts") or 0)
+                at, after = result.get("settled_at"), result.get("previous_at")
+                cells[key] = SettledCell(
+                    ObservedCell(
+                        str(result["verdict"]),
+                        int(result.get("attempts") or 0),
+                        str(result.get("evidence", "")),
+                    ),
+                    result,
+                    bool(result.get("settled")),
+                    None if at is None else float(at) + latest,
+                    None if after is None else float(after) + earliest,
+                )
+        return SettleRound(cells, attempts, frozenset(agents))

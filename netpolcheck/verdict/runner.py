@@ -10,6 +10,7 @@ they had been; a suite that can fail must then fail (`negative_control_verdict`)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -21,14 +22,14 @@ from typing import Any
 from netpolcheck.report.cells import Outcome
 from netpolcheck.report.compare import Comparison, compare
 from netpolcheck.verdict import case as c
-from netpolcheck.verdict.convergence import Clock, Policy, converge
+from netpolcheck.verdict.convergence import Clock, ConvergenceResult, Policy, converge, converge_staggered
 from netpolcheck.verdict.deviations import Status, classify, predict
-from netpolcheck.verdict.driver import Driver, PodSpec
+from netpolcheck.verdict.driver import Driver, NoResidentAgent, PodSpec, ResidentDriver
 from netpolcheck.verdict.expected import Expectation, expect, state_document
 from netpolcheck.verdict.failure import failure_text
 from netpolcheck.verdict.forensics import gather
 from netpolcheck.verdict.naming import Naming, run_prefix
-from netpolcheck.verdict.probing import Prober
+from netpolcheck.verdict.probing import Prober, ResidentProber
 from netpolcheck.verdict.profile import implementation_profile, run_profile
 from netpolcheck.verdict.results import CaseResult, CheckResult, HoldReport
 from netpolcheck.verdict.validation import validate
@@ -43,11 +44,13 @@ def system_clock() -> Clock:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """`probe_timeout`: the agent's window for full rounds; `quick_timeout`: for re-probing wrong cells."""
+    """`probe_timeout`: the agent's window for full rounds; `quick_timeout`: for re-probing wrong cells,
+    and the window of each staggered attempt; `staggered_interval`: between two staggered attempts."""
 
     profile: str = "weave"
     probe_timeout: float = 1.0
     quick_timeout: float = 0.1
+    staggered_interval: float = 0.01
     deadline: float = 15.0
     negative_control: bool = False
     probe_workers: int = 16  # source pods probed at once
@@ -81,6 +84,11 @@ class CaseRunner:
         self.prefix = prefix
         self.full = Prober(driver, options.probe_timeout, options.probe_workers)
         self.quick = Prober(driver, options.quick_timeout, options.probe_workers)
+        self.resident = (
+            ResidentProber(driver, options.quick_timeout, options.staggered_interval, options.probe_workers)
+            if isinstance(driver, ResidentDriver)
+            else None
+        )
 
     # ----- the case ------------------------------------------------------------------------------
 
@@ -258,10 +266,7 @@ class CaseRunner:
             f"{case.id}: check {index} ({description}): waiting up to {self.options.deadline:g} s for "
             f"{len(expectation.cells)} cells to match {expectation.profile}"
         )
-        deadline = Policy(self.options.deadline)
-        outcome = converge(
-            target.cells, target.targets, self.full, self.quick, since, self.clock, denied, deadline
-        )
+        outcome = self._converge(target.cells, target.targets, since, denied)
         comparison = compare(expectation.cells, outcome.observed, expectation.model_profile.denied_verdicts)
         status, note = classify(comparison, prediction)
         if comparison.errors:  # a failed probe is no verdict: never a pass nor a documented deviation
@@ -305,13 +310,34 @@ class CaseRunner:
         self.progress(
             f"{case.id}: check {index}: {status.value}{f' ({note})' if note else ''}; "
             + (
-                f"converged in {conv.ms:.0f} ms (>= {conv.lower_ms:.0f} ms)"
+                f"converged in {conv.ms:.0f} ms (>= {conv.lower_ms:.0f} ms, {conv.method})"
                 if conv.ms is not None
                 else "not converged"
             )
         )
         run.result.checks.append(result)
         return result
+
+    def _converge(
+        self, cells: dict[Any, Any], targets: dict[Any, Any], since: float, denied: frozenset[str]
+    ) -> ConvergenceResult:
+        """Staggered watches in the resident agents; probe rounds where the pods have none (said so in
+        the result's `method`, and in the progress)."""
+        deadline = Policy(self.options.deadline)
+        if self.resident is not None:
+            since_wall = time.time() - (self.clock.now() - since)
+            try:
+                return converge_staggered(
+                    cells, targets, self.full, self.resident, since, since_wall, self.clock, denied, deadline
+                )
+            except NoResidentAgent as exc:
+                self.progress(f"no resident agent, probing in rounds instead: {exc}")
+                outcome = converge(cells, targets, self.full, self.quick, since, self.clock, denied, deadline)
+                method = f"rounds (no resident agent: {exc})"
+                return dataclasses.replace(
+                    outcome, convergence=dataclasses.replace(outcome.convergence, method=method)
+                )
+        return converge(cells, targets, self.full, self.quick, since, self.clock, denied, deadline)
 
 
 def _errors_note(comparison: Comparison) -> str:
