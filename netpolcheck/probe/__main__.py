@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--deadline", type=positive_seconds, default=15.0, help="settle: give up after this many seconds"
     )
+    ask.add_argument(
+        "--silence",
+        type=positive_seconds,
+        default=0.3,
+        help="watch/settle: seconds a run of unanswered attempts must last to count as dropped (default 0.3)",
+    )
     ask.add_argument("--watch", default=None, help="settle/stop: the id a watch request answered")
     ask.add_argument("--journal", default=None, help="journal file of the serve (default as for serve)")
 
@@ -226,7 +232,7 @@ def run_ask(args: argparse.Namespace) -> int:
     if args.op == "probe":
         request["retries"] = args.retries
     if args.op in ("watch", "settle"):
-        request.update(interval=args.interval, limit=args.limit)
+        request.update(interval=args.interval, limit=args.limit, silence=args.silence)
     if args.op == "settle":
         request["deadline"] = args.deadline
     if args.watch is not None:

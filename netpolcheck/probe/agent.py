@@ -34,7 +34,7 @@ from typing import Any
 from netpolcheck.probe.ask import socket_path
 from netpolcheck.probe.errors import BadInput, shown, shown_path
 from netpolcheck.probe.inputs import load_json
-from netpolcheck.probe.staggered import DEFAULT_INTERVAL, Watch
+from netpolcheck.probe.staggered import DEFAULT_INTERVAL, DEFAULT_SILENCE, Watch
 from netpolcheck.probe.targets import Target, targets_from
 
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
@@ -171,11 +171,12 @@ class Agent:
         timeout = _number(request, "timeout", 0.1, 0, 60)
         interval = _number(request, "interval", DEFAULT_INTERVAL, 0.0009, 1)
         limit = _number(request, "limit", 60.0, 0, 600)
+        silence = _number(request, "silence", DEFAULT_SILENCE, 0, 60)
         with self.lock:
             self.watches = {k: w for k, w in self.watches.items() if not w.stopping}
             if len(self.watches) >= MAX_WATCHES:
                 raise BadInput(f"busy: {MAX_WATCHES} watches already running")
-            watch = Watch(targets, timeout, interval, limit)
+            watch = Watch(targets, timeout, interval, limit, silence)
             key = secrets.token_hex(8)
             self.watches[key] = watch
         threading.Thread(target=watch.run_watch, name=f"watch-{key}", daemon=True).start()

@@ -9,8 +9,11 @@ one-shot run: its own source port and token), and `dropped` when `timeout` secon
 target is *settled* once its attempts end in a run of wanted verdicts: the first attempt of that run is
 `settled_at` (its send time, Unix seconds of this pod's clock), the attempt before it, which still
 showed something else, is `previous_at` (None when the very first attempt already showed it). A run of
-silence must be `confirm_silence` attempts long before it counts (one lost packet is not a drop);
-an answer is evidence on its own. The watch stops at `limit` seconds whatever happens.
+silence must be CONFIRM_SILENCE attempts and `silence` seconds long before it counts (one lost packet
+or one slow answer is not a drop), and its time is still its first attempt's; an
+answer is evidence on its own, and an answer arriving after its attempt was judged `dropped` (up to
+LATE_WINDOW seconds) replaces that judgement. Once settled, a target's settlement is frozen and no more
+attempts go to it. The watch stops at `limit` seconds whatever happens.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from netpolcheck.probe.targets import Target
 
 DEFAULT_INTERVAL = 0.01
 CONFIRM_SILENCE = 3
+DEFAULT_SILENCE = 0.3  # seconds a run of silence must last before it counts as `dropped`
+LATE_WINDOW = 2.0  # seconds an answer after its attempt's window still counts (see `answer`)
 MAX_ATTEMPTS = 200_000  # per watch (~20 MB of bookkeeping): the pod's memory limit is 128 MiB
 
 
@@ -41,15 +46,26 @@ class Watch(Prober):
     """One staggered watch over `targets`, run by `run()` (in a thread of its own in the agent)."""
 
     def __init__(
-        self, targets: list[Target], timeout: float, interval: float = DEFAULT_INTERVAL, limit: float = 60.0
+        self,
+        targets: list[Target],
+        timeout: float,
+        interval: float = DEFAULT_INTERVAL,
+        limit: float = 60.0,
+        silence: float = DEFAULT_SILENCE,
     ) -> None:
         super().__init__(targets, timeout, 0, StopSignals())
         self.interval = interval
         self.limit = limit
+        self.silence = max(silence, timeout)
         self.protocols = [packets.PROTOCOL_NUMBERS[s.target.protocol] for s in self.states]
-        self.judged = [0] * len(self.states)  # per target: attempts judged so far (all before are)
+        self.judged = [0] * len(self.states)
+        self.forgotten = [0] * len(self.states)  # per target: attempts whose flows were dropped
+        self.late_window = max(
+            LATE_WINDOW, 10 * timeout
+        )  # per target: attempts judged so far (all before are)
         self.wants: dict[int, frozenset[str]] = {}  # target index -> the verdicts it waits for
         self.done: set[int] = set()  # targets settled (no more attempts) or unsupported
+        self.settled: dict[int, Settlement] = {}  # target index -> where it settled, frozen
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.stopping = False
@@ -97,8 +113,9 @@ class Watch(Prober):
                 self.changed.notify_all()
 
     def answer(self, state: ProbeState, verdict: str, evidence: str, attempt: Attempt, now: float) -> None:
-        """Every attempt keeps its own first answer (a late answer after it was judged dropped is ignored)."""
-        if attempt.verdict is None:
+        """Every attempt keeps its own first answer. An answer that comes after its window (judged
+        `dropped` already) still replaces the silence: the path was open, only slow (a loaded node)."""
+        if attempt.verdict is None or (attempt.verdict == "dropped" and attempt.answered_at is None):
             attempt.verdict, attempt.evidence, attempt.answered_at = verdict, evidence, now
 
     def judge(self, now: float) -> None:
@@ -115,17 +132,28 @@ class Watch(Prober):
                             break
                         attempt.verdict = "dropped"
                         attempt.evidence = f"no answer to this attempt in {self.timeout:g} s"
-                    # judged: its answer no longer counts, and its source port may serve again
-                    self.flows.pop(
-                        (self.protocols[index], state.target.ip, state.target.port, attempt.sport), None
-                    )
                     position += 1
                 self.judged[index] = position
-                if index in self.wants and self.settlement(index) is not None:
-                    self.done.add(index)
+                self.forget(index, now)
+                if index in self.wants and index not in self.settled:
+                    found = self.settlement(index, now)
+                    if found is not None:  # frozen: attempts judged later do not move it
+                        self.settled[index] = found
+                        self.done.add(index)
             self.changed.notify_all()
 
-    def settlement(self, index: int) -> Settlement | None:
+    def forget(self, index: int, now: float) -> None:
+        """Stop matching answers to judged attempts older than LATE_WINDOW (bounded memory; their source
+        ports may serve again)."""
+        attempts, state = self.states[index].attempts, self.states[index]
+        position = self.forgotten[index]
+        while position < self.judged[index] and attempts[position].sent_at + self.late_window < now:
+            key = (self.protocols[index], state.target.ip, state.target.port, attempts[position].sport)
+            self.flows.pop(key, None)
+            position += 1
+        self.forgotten[index] = position
+
+    def settlement(self, index: int, now: float) -> Settlement | None:
         """The final run of wanted verdicts of target `index`, if it is long enough to count."""
         want = self.wants[index]
         attempts = self.states[index].attempts[: self.judged[index]]
@@ -135,8 +163,12 @@ class Watch(Prober):
         length = len(attempts) - first
         if not length:
             return None
-        silent = attempts[first].verdict == "dropped"
-        return Settlement(first, length) if length >= (CONFIRM_SILENCE if silent else 1) else None
+        if attempts[first].verdict != "dropped":
+            return Settlement(first, length)
+        # silence counts once it is CONFIRM_SILENCE attempts long and has lasted `silence` seconds with
+        # no late answer breaking it (a loaded node can answer after an attempt's own window)
+        lasted = now - attempts[first].sent_at >= self.silence
+        return Settlement(first, length) if length >= CONFIRM_SILENCE and lasted else None
 
     # ----- asking for a settlement (request threads) ---------------------------------------------
 
@@ -166,7 +198,7 @@ class Watch(Prober):
         with self.lock:
             state = self.states[index]
             attempts = state.attempts[: self.judged[index]]
-            found = self.settlement(index) if index in self.wants else None
+            found = self.settled.get(index)
             result: dict[str, object] = {
                 "id": target_id,
                 "ip": state.target.ip,

@@ -152,9 +152,11 @@ class ResidentDriver(Driver, Protocol):
         interval: float,
         deadline: float,
         watch: str | None,
+        silence: float,
     ) -> AgentAnswer:
         """Wait until each target (with `want`: the verdicts that count) shows a wanted verdict; targets
-        of `watch` continue its timeline. Raises NoResidentAgent when the pod has none."""
+        of `watch` continue its timeline; silence counts as `dropped` once it lasted `silence` seconds.
+        Raises NoResidentAgent when the pod has none."""
         ...
 
     def stop_watch(self, namespace: str, pod: str, watch: str) -> None: ...

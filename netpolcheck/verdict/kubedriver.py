@@ -187,8 +187,10 @@ class KubeDriver:
         interval: float,
         deadline: float,
         watch: str | None,
+        silence: float,
     ) -> AgentAnswer:
         options = ["--timeout", str(timeout), "--interval", str(interval), "--deadline", str(deadline)]
+        options += ["--silence", str(silence)]
         options += ["--limit", str(deadline + timeout + 5)]
         if watch is not None:
             options += ["--watch", watch]

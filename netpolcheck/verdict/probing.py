@@ -107,10 +107,13 @@ def _agent_times(answer: AgentAnswer, shared: bool) -> tuple[float, float]:
 class ResidentProber:
     """Staggered watches in the resident agents: `timeout` per attempt, a new attempt every `interval`."""
 
-    def __init__(self, driver: ResidentDriver, timeout: float, interval: float, workers: int = 16) -> None:
+    def __init__(
+        self, driver: ResidentDriver, timeout: float, interval: float, silence: float, workers: int = 16
+    ) -> None:
         self.driver = driver
         self.timeout = timeout
         self.interval = interval
+        self.silence = silence  # how long silence must last to count (the full rounds' window)
         self.workers = workers
 
     def settle(
@@ -129,7 +132,9 @@ class ResidentProber:
             request = [
                 {**t, "want": sorted(wants[k])} for k, t in zip(ks, _request(ks, targets), strict=True)
             ]
-            return self.driver.settle(namespace, pod, request, self.timeout, self.interval, deadline, None)
+            return self.driver.settle(
+                namespace, pod, request, self.timeout, self.interval, deadline, None, self.silence
+            )
 
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(grouped)))) as pool:
             futures = {src: pool.submit(one, src, ks) for src, ks in grouped.items()}
@@ -141,6 +146,7 @@ class ResidentProber:
             answer = answers[src]
             agents.add(str(answer.document.get("agent", "resident")))
             earliest, latest = _agent_times(answer, self.driver.shared_clock)
+            failure = answer.document.get("failure")
             by_id = {str(r.get("id")): r for r in answer.document.get("results") or []}
             for index, key in enumerate(ks):
                 result = by_id.get(str(index))
@@ -148,12 +154,11 @@ class ResidentProber:
                     raise RuntimeError(f"the resident agent in {src} answered no result for id {index}")
                 attempts += int(result.get("attempts") or 0)
                 at, after = result.get("settled_at"), result.get("previous_at")
+                verdict, evidence = str(result["verdict"]), str(result.get("evidence", ""))
+                if failure and not result.get("settled"):  # the watch broke: no verdict, say why
+                    verdict, evidence = "error", f"the resident agent in {src}: {failure}"
                 cells[key] = SettledCell(
-                    ObservedCell(
-                        str(result["verdict"]),
-                        int(result.get("attempts") or 0),
-                        str(result.get("evidence", "")),
-                    ),
+                    ObservedCell(verdict, int(result.get("attempts") or 0), evidence),
                     result,
                     bool(result.get("settled")),
                     None if at is None else float(at) + latest,

@@ -85,7 +85,13 @@ class CaseRunner:
         self.full = Prober(driver, options.probe_timeout, options.probe_workers)
         self.quick = Prober(driver, options.quick_timeout, options.probe_workers)
         self.resident = (
-            ResidentProber(driver, options.quick_timeout, options.staggered_interval, options.probe_workers)
+            ResidentProber(
+                driver,
+                options.quick_timeout,
+                options.staggered_interval,
+                options.probe_timeout,
+                options.probe_workers,
+            )
             if isinstance(driver, ResidentDriver)
             else None
         )
