@@ -153,10 +153,13 @@ def converge_staggered(
     clock: Clock,
     denied: frozenset[str],
     policy: Policy = Policy(),
+    watches: Mapping[str, str] | None = None,
 ) -> ConvergenceResult:
     """Settle every cell with the resident agents, then confirm with a full round; cells a confirming
     round finds wrong are settled again, until the deadline. `since_wall` is `since` on the Unix clock
-    (the agents' times are Unix times). NoResidentAgent propagates (the caller probes in rounds)."""
+    (the agents' times are Unix times); `watches` (source pod -> watch id) were started before the step,
+    so the first settlement continues their timelines. NoResidentAgent propagates (the caller probes in
+    rounds)."""
     keys = list(expected)
     wants = {k: PERMITTED if expected[k].allowed else denied for k in keys}
     rounds = probes = 0
@@ -168,7 +171,11 @@ def converge_staggered(
     least = resident.silence + resident.timeout * 4 + resident.interval * 4
     while pending:
         remaining = since + policy.deadline - clock.now()
-        settled = resident.settle(pending, targets, wants, max(remaining, least))
+        settled = resident.settle(pending, targets, wants, max(remaining, least), watches)
+        if watches:
+            asked = {targets[k].source for k in pending}
+            resident.stop({src: key for src, key in watches.items() if src not in asked})
+            watches = None
         rounds, probes = rounds + 1, probes + settled.attempts
         for key, cell in settled.cells.items():
             observed[key], raw[key] = cell.cell, cell.raw

@@ -139,6 +139,7 @@ class ResidentDriver(Driver, Protocol):
         timeout: float,
         interval: float,
         limit: float,
+        silence: float,
     ) -> AgentAnswer:
         """Start a staggered watch over `targets` in that pod; the answer holds its id (`watch`)."""
         ...

@@ -174,8 +174,10 @@ class KubeDriver:
         timeout: float,
         interval: float,
         limit: float,
+        silence: float,
     ) -> AgentAnswer:
         options = ["--timeout", str(timeout), "--interval", str(interval), "--limit", str(limit)]
+        options += ["--silence", str(silence)]
         return self._ask(namespace, pod, "watch", targets, options, 0.0)
 
     def settle(

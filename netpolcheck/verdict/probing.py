@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import contextlib
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from netpolcheck.report.cells import CellKey, ObservedCell
-from netpolcheck.verdict.driver import AgentAnswer, Driver, ProbeTarget, ResidentDriver
+from netpolcheck.verdict.driver import AgentAnswer, Driver, NoResidentAgent, ProbeTarget, ResidentDriver
 from netpolcheck.verdict.expected import Target
+
+A = TypeVar("A")
 
 
 @dataclass(frozen=True)
@@ -116,16 +119,55 @@ class ResidentProber:
         self.silence = silence  # how long silence must last to count (the full rounds' window)
         self.workers = workers
 
+    def _each(
+        self, grouped: dict[str, list[CellKey]], ask: Callable[[str, list[CellKey]], A]
+    ) -> dict[str, A]:
+        """`ask` for every source at once."""
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(grouped)))) as pool:
+            futures = {src: pool.submit(ask, src, ks) for src, ks in grouped.items()}
+            return {src: f.result() for src, f in futures.items()}
+
+    def watch(
+        self, keys: Collection[CellKey], targets: Mapping[CellKey, Target], limit: float
+    ) -> dict[str, str]:
+        """Start a watch over `keys` in every source pod before a step (source -> watch id), so the cells
+        that change are seen changing; a source without a resident agent is left out."""
+        grouped = _by_source(keys, targets)
+
+        def one(source: str, ks: list[CellKey]) -> AgentAnswer | None:
+            namespace, _, pod = source.partition("/")
+            request = _request(ks, targets)
+            try:
+                return self.driver.watch(
+                    namespace, pod, request, self.timeout, self.interval, limit, self.silence
+                )
+            except NoResidentAgent:
+                return None
+
+        answers = self._each(grouped, one)
+        keys_of = {src: a.document.get("watch") for src, a in answers.items() if a is not None}
+        return {src: key for src, key in keys_of.items() if isinstance(key, str)}
+
+    def stop(self, watches: Mapping[str, str]) -> None:
+        """Stop watches no settle request took over (best effort: each stops at its limit anyway)."""
+        for source, key in watches.items():
+            namespace, _, pod = source.partition("/")
+            with contextlib.suppress(Exception):
+                self.driver.stop_watch(namespace, pod, key)
+
     def settle(
         self,
         keys: Collection[CellKey],
         targets: Mapping[CellKey, Target],
         wants: Mapping[CellKey, frozenset[str]],
         deadline: float,
+        watches: Mapping[str, str] | None = None,
     ) -> SettleRound:
-        """One settle request per source pod, all at once, waiting at most `deadline` seconds. Raises
-        NoResidentAgent when a source pod has none (the caller probes in rounds instead)."""
+        """One settle request per source pod, all at once, waiting at most `deadline` seconds; a source
+        with a watch in `watches` (source -> id, see `watch`) continues it. Raises NoResidentAgent when a
+        source pod has none (the caller probes in rounds instead)."""
         grouped = _by_source(keys, targets)
+        watches = watches or {}
 
         def one(source: str, ks: list[CellKey]) -> AgentAnswer:
             namespace, _, pod = source.partition("/")
@@ -133,12 +175,17 @@ class ResidentProber:
                 {**t, "want": sorted(wants[k])} for k, t in zip(ks, _request(ks, targets), strict=True)
             ]
             return self.driver.settle(
-                namespace, pod, request, self.timeout, self.interval, deadline, None, self.silence
+                namespace,
+                pod,
+                request,
+                self.timeout,
+                self.interval,
+                deadline,
+                watches.get(source),
+                self.silence,
             )
 
-        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(grouped)))) as pool:
-            futures = {src: pool.submit(one, src, ks) for src, ks in grouped.items()}
-            answers = {src: f.result() for src, f in futures.items()}
+        answers = self._each(grouped, one)
         cells: dict[CellKey, SettledCell] = {}
         attempts = 0
         agents = set()

@@ -116,14 +116,16 @@ class CaseRunner:
             for index, step in enumerate(case.steps, start=1):
                 self.progress(f"{case.id}: step {index}/{len(case.steps)}: {step.describe()}")
                 wall = time.time()
+                watches: dict[str, str] = {}
                 if isinstance(step, c.UpgradeWeave) and step.watch:
                     upgrade = functools.partial(self.driver.upgrade_weave, step.version)
                     self._watched(run, index, upgrade, step.version)
                 elif isinstance(step, c.RestartController):
                     self._watched(run, index, self.driver.restart_policy_controller, None)
                 else:
+                    watches = self._watch_before(run, step)
                     self._do(run, step)
-                self._check(run, index, step.describe(), self.clock.now(), wall)
+                self._check(run, index, step.describe(), self.clock.now(), wall, watches)
         finally:
             if not self.options.keep:
                 self._clean_up(run)
@@ -255,7 +257,30 @@ class CaseRunner:
         profile = run_profile(self.options.profile, weave_version)
         return expect(document, profile, run.naming.logical_key)
 
-    def _check(self, run: _Run, index: int, description: str, since: float, wall: float) -> CheckResult:
+    def _watch_before(self, run: _Run, step: c.Step) -> dict[str, str]:
+        """Staggered watches over the last check's cells, started before a step, so the cells the step
+        changes are seen changing (about 10 ms apart) instead of after the exec that asks for them."""
+        if self.resident is None or isinstance(step, c.Hold | c.Release):
+            return {}
+        try:
+            if run.result.checks:
+                last = run.result.checks[-1].expectation
+            else:  # the first step: the cells as they are now
+                last = self._expectation(run, self._document(run), self.driver.info().weave_version)
+            return self.resident.watch(list(last.targets), last.targets, self.options.deadline + 30.0)
+        except Exception as exc:  # the check settles without them; the progress says so
+            self.progress(f"{run.case.id}: no watch before the step ({exc})")
+            return {}
+
+    def _check(
+        self,
+        run: _Run,
+        index: int,
+        description: str,
+        since: float,
+        wall: float,
+        watches: dict[str, str] | None = None,
+    ) -> CheckResult:
         case, naming = run.case, run.naming
         weave_version = self.driver.info().weave_version
         document = self._document(run)
@@ -272,7 +297,7 @@ class CaseRunner:
             f"{case.id}: check {index} ({description}): waiting up to {self.options.deadline:g} s for "
             f"{len(expectation.cells)} cells to match {expectation.profile}"
         )
-        outcome = self._converge(target.cells, target.targets, since, denied)
+        outcome = self._converge(target.cells, target.targets, since, denied, watches or {})
         comparison = compare(expectation.cells, outcome.observed, expectation.model_profile.denied_verdicts)
         status, note = classify(comparison, prediction)
         if comparison.errors:  # a failed probe is no verdict: never a pass nor a documented deviation
@@ -325,7 +350,12 @@ class CaseRunner:
         return result
 
     def _converge(
-        self, cells: dict[Any, Any], targets: dict[Any, Any], since: float, denied: frozenset[str]
+        self,
+        cells: dict[Any, Any],
+        targets: dict[Any, Any],
+        since: float,
+        denied: frozenset[str],
+        watches: dict[str, str],
     ) -> ConvergenceResult:
         """Staggered watches in the resident agents; probe rounds where the pods have none (said so in
         the result's `method`, and in the progress)."""
@@ -334,7 +364,16 @@ class CaseRunner:
             since_wall = time.time() - (self.clock.now() - since)
             try:
                 return converge_staggered(
-                    cells, targets, self.full, self.resident, since, since_wall, self.clock, denied, deadline
+                    cells,
+                    targets,
+                    self.full,
+                    self.resident,
+                    since,
+                    since_wall,
+                    self.clock,
+                    denied,
+                    deadline,
+                    watches,
                 )
             except NoResidentAgent as exc:
                 self.progress(f"no resident agent, probing in rounds instead: {exc}")
