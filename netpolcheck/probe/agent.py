@@ -41,6 +41,7 @@ MAX_REQUEST_BYTES = 16 * 1024 * 1024
 MAX_CONCURRENT = 8
 MAX_WATCHES = 16
 READ_SECONDS = 10.0
+BEGIN_SECONDS = 30.0  # a watch request waits at most this long for the first attempts to go out
 VERDICTS = ("allowed", "refused", "rejected", "dropped")
 OPERATIONS = ("probe", "watch", "settle", "stop")
 PEERCRED = struct.Struct("3i")  # pid, uid, gid
@@ -183,8 +184,10 @@ class Agent:
         return key, watch
 
     def watch(self, request: dict[str, Any]) -> dict[str, Any]:
-        key, _ = self._start_watch(targets_from(request.get("targets")), request)
-        return {"watch": key}
+        """Answers once the first attempts are out, so what the caller does next happens during the watch."""
+        key, watch = self._start_watch(targets_from(request.get("targets")), request)
+        watch.begun.wait(BEGIN_SECONDS)
+        return {"watch": key, "started_at": watch.started_at, "failure": watch.failure}
 
     def settle(self, request: dict[str, Any]) -> dict[str, Any]:
         items = request.get("targets")

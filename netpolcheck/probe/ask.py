@@ -38,8 +38,8 @@ def ask(path: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         conn.settimeout(timeout)
         try:
             conn.connect(path)
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise NoAgent(f"no resident agent at {shown_path(path)} ({exc.strerror})") from None
+        except OSError as exc:  # missing, refused (a crashed serve), or not ours to reach
+            raise NoAgent(f"no resident agent at {shown_path(path)} ({exc.strerror or exc})") from None
         conn.sendall(json.dumps(request).encode())
         conn.shutdown(socket.SHUT_WR)
         chunks, size = [], 0

@@ -73,6 +73,7 @@ class Watch(Prober):
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self.sent = 0
+        self.begun = threading.Event()  # set once the first attempts are out (or the watch ended)
 
     # ----- the loop (watch thread) ---------------------------------------------------------------
 
@@ -97,6 +98,7 @@ class Watch(Prober):
                 for state in active:
                     self.send_attempt(state, number)
                 self.sent += len(active)
+                self.begun.set()
                 number += 1
                 next_round = start + number * self.interval
                 while (remaining := next_round - time.monotonic()) > 0:
@@ -106,6 +108,7 @@ class Watch(Prober):
         except Exception as exc:  # reported to whoever settles; the agent keeps serving
             self.failure = f"the watch failed: {type(exc).__name__}: {exc}"
         finally:
+            self.begun.set()
             self.ended_at = time.time()
             self.close()
             with self.changed:
