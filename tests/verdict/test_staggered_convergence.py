@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from netpolcheck.model import SPEC
-from netpolcheck.verdict.convergence import Policy, converge_staggered
+from netpolcheck.verdict.convergence import ConvergenceResult, Policy, converge_staggered
 from netpolcheck.verdict.driver import AgentAnswer, NoResidentAgent, ProbeResult, ProbeTarget, ResidentDriver
 from netpolcheck.verdict.expected import Expectation, expect
 from netpolcheck.verdict.probing import Prober, ResidentProber
@@ -62,10 +62,11 @@ class StaggeredDriver(FakeDriver):
         if self.batch is None:  # the sources' requests run at once: all start at the same moment
             self.batch = (self.clock.now(), self.clock.now())
         start = self.batch[0]
-        results = [
+        walked = [
             self._settle_one(f"{namespace}/{pod}", t, start, interval, deadline, silence) for t in targets
         ]
-        self.batch = (start, max([self.batch[1], *(float(r.pop("_done")) for r in results)]))
+        results = [result for result, _ in walked]
+        self.batch = (start, max([self.batch[1], *(done for _, done in walked)]))
         return AgentAnswer({"agent": "resident", "results": results}, start, self.batch[1])
 
     def probe(
@@ -79,7 +80,8 @@ class StaggeredDriver(FakeDriver):
 
     def _settle_one(
         self, source: str, target: ProbeTarget, start: float, interval: float, deadline: float, silence: float
-    ) -> dict[str, object]:
+    ) -> tuple[dict[str, object], float]:
+        """The agent's result for one target, and when (fake time) it was known."""
         seen: list[tuple[float, str]] = []
         want = set(target["want"])
         k = 0
@@ -94,7 +96,7 @@ class StaggeredDriver(FakeDriver):
             run = len(seen) - first
             silent = seen[-1][1] == "dropped"
             if run >= 1 and (not silent or (run >= SILENT_RUN and at - seen[first][0] >= silence)):
-                return {
+                settled = {
                     "id": target["id"],
                     "verdict": seen[first][1],
                     "attempts": len(seen),
@@ -102,9 +104,9 @@ class StaggeredDriver(FakeDriver):
                     "settled": True,
                     "settled_at": seen[first][0],
                     "previous_at": seen[first - 1][0] if first else None,
-                    "_done": at,
                 }
-        return {
+                return settled, at
+        unsettled = {
             "id": target["id"],
             "verdict": seen[-1][1],
             "attempts": len(seen),
@@ -112,8 +114,8 @@ class StaggeredDriver(FakeDriver):
             "settled": False,
             "settled_at": None,
             "previous_at": None,
-            "_done": start + deadline,
         }
+        return unsettled, start + deadline
 
     def stop_watch(self, namespace: str, pod: str, watch: str) -> None:
         self.calls.append(f"stop watch {watch} in {namespace}/{pod}")
@@ -154,7 +156,7 @@ def _expectation(driver: FakeDriver) -> Expectation:
     return expect(driver.snapshot(["x"]) | {"probes": [{"port": 80, "protocol": "TCP"}]}, SPEC)
 
 
-def _converge(driver: StaggeredDriver, clock: FakeClock, deadline: float = 5.0):  # type: ignore[no-untyped-def]
+def _converge(driver: StaggeredDriver, clock: FakeClock, deadline: float = 5.0) -> ConvergenceResult:
     expectation = _expectation(driver)
     full = Prober(driver, 0.3, workers=1)
     resident = ResidentProber(driver, 0.05, INTERVAL, 0.3, workers=1)
