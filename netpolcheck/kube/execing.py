@@ -179,7 +179,7 @@ def probe(
         results = answer.results
     except NoResidentAgent as exc:
         kind, fallback = "one-shot", str(exc)
-        results = _one_shot(api, pod_ref, targets, options, timeout, container)
+        results = one_shot(api, pod_ref, targets, options, timeout, container)
     ordered = _in_order(results, targets)
     for result in ordered:
         result["agent"] = kind
@@ -188,7 +188,7 @@ def probe(
     return ordered
 
 
-def _one_shot(
+def one_shot(
     api: KubeApi,
     pod_ref: str | tuple[str, str],
     targets: Sequence[dict[str, Any]],
