@@ -28,6 +28,7 @@ from netpolcheck.verdict.driver import Driver, NoResidentAgent, PodSpec, Residen
 from netpolcheck.verdict.expected import Expectation, expect, state_document
 from netpolcheck.verdict.failure import failure_text
 from netpolcheck.verdict.forensics import gather
+from netpolcheck.verdict.foresee import after_step
 from netpolcheck.verdict.naming import Naming, run_prefix
 from netpolcheck.verdict.probing import Prober, ResidentProber
 from netpolcheck.verdict.profile import implementation_profile, run_profile
@@ -258,19 +259,35 @@ class CaseRunner:
         return expect(document, profile, run.naming.logical_key)
 
     def _watch_before(self, run: _Run, step: c.Step) -> dict[str, str]:
-        """Staggered watches over the last check's cells, started before a step, so the cells the step
-        changes are seen changing (about 10 ms apart) instead of after the exec that asks for them."""
-        if self.resident is None or isinstance(step, c.Hold | c.Release):
+        """Staggered watches, started before a step, over the cells the model says it changes (foresee.py),
+        so they are seen changing (about 10 ms apart) instead of after the exec that asks for them. Other
+        cells, and steps whose effect is not known in advance, are settled after the step."""
+        if self.resident is None:
             return {}
         try:
-            if run.result.checks:
-                last = run.result.checks[-1].expectation
-            else:  # the first step: the cells as they are now
-                last = self._expectation(run, self._document(run), self.driver.info().weave_version)
-            return self.resident.watch(list(last.targets), last.targets, self.options.deadline + 30.0)
-        except Exception as exc:  # the check settles without them; the progress says so
+            document = self._document(run)
+            manifest = self._manifest(run, step) if isinstance(step, c.ApplyPolicy) else None
+            after = after_step(document, step, run.naming, manifest)
+            if after is None:
+                return {}
+            version = self.driver.info().weave_version
+            before, foreseen = self._foreseen(run, document, version), self._foreseen(run, after, version)
+            changed = [
+                key
+                for key, cell in foreseen.cells.items()
+                if key in before.targets and key in before.cells and before.cells[key].allowed != cell.allowed
+            ]
+            if not changed:
+                return {}
+            return self.resident.watch(changed, before.targets, self.options.deadline + 30.0)
+        except Exception as exc:  # the check settles every cell after the step; the progress says so
             self.progress(f"{run.case.id}: no watch before the step ({exc})")
             return {}
+
+    def _foreseen(self, run: _Run, document: dict[str, Any], version: str | None) -> Expectation:
+        """The implementation's expected cells for `document` (what the dataplane will be asked to show)."""
+        profile = implementation_profile(version) or run_profile(self.options.profile, version)
+        return expect(document, profile, run.naming.logical_key)
 
     def _check(
         self,
