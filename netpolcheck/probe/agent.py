@@ -196,41 +196,50 @@ class Agent:
         wants = _wants(items)
         deadline = time.monotonic() + _number(request, "deadline", 15.0, 0, 600)
         key = request.get("watch")
-        with self.lock:
-            existing = self.watches.get(key) if isinstance(key, str) else None
-        # each target: the watch it is read from and its index there
-        where = existing.indexes() if existing is not None and not existing.stopping else {}
-        found = [where.get((t.ip, t.port, t.protocol)) for t in targets]
-        rest = [position for position, index in enumerate(found) if index is None]
+        with self.lock:  # `watch`: one id, or several separated by commas (a target is read from the first)
+            named = [self.watches.get(k) for k in key.split(",")] if isinstance(key, str) else []
+        existing = [w for w in named if w is not None and not w.stopping]
+        wheres = [(w, w.indexes()) for w in existing]
+        found = [
+            next(
+                (
+                    (w, where[t.ip, t.port, t.protocol])
+                    for w, where in wheres
+                    if (t.ip, t.port, t.protocol) in where
+                ),
+                None,
+            )
+            for t in targets
+        ]
+        rest = [position for position, place in enumerate(found) if place is None]
         fresh = self._start_watch([targets[p] for p in rest], request)[1] if rest else None
         placed: list[tuple[Watch, int]] = []
-        for index in found:
-            if index is not None and existing is not None:
-                placed.append((existing, index))
-            else:
+        for position, place in enumerate(found):
+            if place is None:
                 assert fresh is not None
-                placed.append((fresh, len([p for p in placed if p[0] is fresh])))
-        watches = [w for w in (existing, fresh) if w is not None and any(p[0] is w for p in placed)]
-        for watch in watches:
+                place = (fresh, rest.index(position))
+            placed.append(place)
+        used = [w for w in [*existing, fresh] if w is not None and any(p[0] is w for p in placed)]
+        for watch in used:
             watch.settle({i: wants[pos] for pos, (w, i) in enumerate(placed) if w is watch}, deadline)
-        for watch in watches:
+        for watch in [*existing, *used]:
             watch.stop()
         results = [watch.report(index, targets[pos].id) for pos, (watch, index) in enumerate(placed)]
-        failures = [w.failure for w in watches if w.failure]
+        failures = [w.failure for w in used if w.failure]
         return {
             "results": results,
             "failure": "; ".join(failures) or None,
-            "watch_started_at": None if existing is None else existing.started_at,
             "continued": len(targets) - len(rest),
         }
 
     def stop(self, request: dict[str, Any]) -> dict[str, Any]:
         key = request.get("watch")
-        with self.lock:
-            watch = self.watches.pop(key, None) if isinstance(key, str) else None
-        if watch is not None:
-            watch.stop()
-        return {"stopped": watch is not None}
+        with self.lock:  # one id, or several separated by commas
+            stopped = [self.watches.pop(k, None) for k in key.split(",")] if isinstance(key, str) else []
+        for watch in stopped:
+            if watch is not None:
+                watch.stop()
+        return {"stopped": any(w is not None for w in stopped)}
 
 
 def read_request(conn: socket.socket) -> dict[str, Any]:

@@ -128,19 +128,23 @@ class ResidentProber:
             return {src: f.result() for src, f in futures.items()}
 
     def watch(
-        self, keys: Collection[CellKey], targets: Mapping[CellKey, Target], limit: float
+        self,
+        keys: Collection[CellKey],
+        targets: Mapping[CellKey, Target],
+        limit: float,
+        interval: float | None = None,
     ) -> dict[str, str]:
-        """Start a watch over `keys` in every source pod before a step (source -> watch id), so the cells
-        that change are seen changing; a source without a resident agent is left out."""
+        """Start a watch over `keys` in every source pod before a step (source -> watch id), one attempt
+        per cell every `interval` (default: this prober's), so the cells that change are seen changing;
+        a source without a resident agent is left out."""
+        every = interval or self.interval
         grouped = _by_source(keys, targets)
 
         def one(source: str, ks: list[CellKey]) -> AgentAnswer | None:
             namespace, _, pod = source.partition("/")
             request = _request(ks, targets)
             try:
-                return self.driver.watch(
-                    namespace, pod, request, self.timeout, self.interval, limit, self.silence
-                )
+                return self.driver.watch(namespace, pod, request, self.timeout, every, limit, self.silence)
             except NoResidentAgent:
                 return None
 

@@ -37,6 +37,7 @@ from netpolcheck.verdict.validation import validate
 from netpolcheck.verdict.watch import watch_while
 
 log = logging.getLogger("netpolcheck.verdict")
+COARSE = 10  # cells a step should not change are watched this many times less often
 
 
 def system_clock() -> Clock:
@@ -259,27 +260,34 @@ class CaseRunner:
         return expect(document, profile, run.naming.logical_key)
 
     def _watch_before(self, run: _Run, step: c.Step) -> dict[str, str]:
-        """Staggered watches, started before a step, over the cells the model says it changes (foresee.py),
-        so they are seen changing (about 10 ms apart) instead of after the exec that asks for them. Other
-        cells, and steps whose effect is not known in advance, are settled after the step."""
+        """Staggered watches, started before a step: the cells the model says it changes (foresee.py)
+        every `staggered_interval`, so they are seen changing about 10 ms apart instead of after the exec
+        that asks for them; every other cell COARSE times less often (so one that changes anyway is still
+        seen, less finely, and one that stays right is seen staying right, without thousands of probes
+        a second on a loaded machine)."""
         if self.resident is None:
             return {}
         try:
             document = self._document(run)
             manifest = self._manifest(run, step) if isinstance(step, c.ApplyPolicy) else None
             after = after_step(document, step, run.naming, manifest)
-            if after is None:
-                return {}
             version = self.driver.info().weave_version
-            before, foreseen = self._foreseen(run, document, version), self._foreseen(run, after, version)
+            before = self._foreseen(run, document, version)
+            foreseen = before if after is None else self._foreseen(run, after, version)
             changed = [
                 key
                 for key, cell in foreseen.cells.items()
                 if key in before.targets and key in before.cells and before.cells[key].allowed != cell.allowed
             ]
-            if not changed:
-                return {}
-            return self.resident.watch(changed, before.targets, self.options.deadline + 30.0)
+            rest = [key for key in before.targets if key not in changed]
+            limit = self.options.deadline + 30.0
+            fine = self.resident.watch(changed, before.targets, limit) if changed else {}
+            slow = self.options.staggered_interval * COARSE
+            coarse = self.resident.watch(rest, before.targets, limit, slow) if rest else {}
+            return {
+                source: ",".join(filter(None, (fine.get(source), coarse.get(source))))
+                for source in fine.keys() | coarse.keys()
+            }
         except Exception as exc:  # the check settles every cell after the step; the progress says so
             self.progress(f"{run.case.id}: no watch before the step ({exc})")
             return {}
