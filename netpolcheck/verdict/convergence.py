@@ -168,7 +168,8 @@ def converge_staggered(
     times: dict[CellKey, SettledCell] = {}
     pending, skipped = keys, dict[CellKey, ObservedCell]()
     # enough for one silent run to count, whatever is left of the deadline
-    least = resident.silence + resident.timeout * 4 + resident.interval * 4
+    stagger = resident.stagger
+    least = stagger.silence + stagger.timeout * 4 + stagger.interval * 4
     while pending:
         remaining = since + policy.deadline - clock.now()
         settled = resident.settle(pending, targets, wants, max(remaining, least), watches)

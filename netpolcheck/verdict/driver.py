@@ -117,6 +117,27 @@ class AgentAnswer:
     returned: float
 
 
+@dataclass(frozen=True)
+class Stagger:
+    """How a resident agent watches: each attempt's window, the time between two attempts toward one
+    target, and how long silence must last before it counts as `dropped` (docs/probe.md)."""
+
+    timeout: float
+    interval: float
+    silence: float
+
+    def options(self) -> list[str]:
+        """As `ask` options."""
+        return [
+            "--timeout",
+            str(self.timeout),
+            "--interval",
+            str(self.interval),
+            "--silence",
+            str(self.silence),
+        ]
+
+
 class NoResidentAgent(RuntimeError):
     """The source pod has no resident agent; the engine probes in rounds instead and says so."""
 
@@ -132,16 +153,10 @@ class ResidentDriver(Driver, Protocol):
     def shared_clock(self) -> bool: ...
 
     def watch(
-        self,
-        namespace: str,
-        pod: str,
-        targets: Sequence[ProbeTarget],
-        timeout: float,
-        interval: float,
-        limit: float,
-        silence: float,
+        self, namespace: str, pod: str, targets: Sequence[ProbeTarget], stagger: Stagger, limit: float
     ) -> AgentAnswer:
-        """Start a staggered watch over `targets` in that pod; the answer holds its id (`watch`)."""
+        """Start a staggered watch over `targets` in that pod, for at most `limit` seconds; the answer
+        holds its id (`watch`)."""
         ...
 
     def settle(
@@ -149,15 +164,13 @@ class ResidentDriver(Driver, Protocol):
         namespace: str,
         pod: str,
         targets: Sequence[ProbeTarget],
-        timeout: float,
-        interval: float,
+        stagger: Stagger,
         deadline: float,
         watch: str | None,
-        silence: float,
     ) -> AgentAnswer:
-        """Wait until each target (with `want`: the verdicts that count) shows a wanted verdict; targets
-        of `watch` continue its timeline; silence counts as `dropped` once it lasted `silence` seconds.
-        Raises NoResidentAgent when the pod has none."""
+        """Wait (at most `deadline` s) until each target (with `want`: the verdicts that count) shows a
+        wanted verdict; targets of `watch` (ids, comma-separated) continue its timeline. Raises
+        NoResidentAgent when the pod has none."""
         ...
 
     def stop_watch(self, namespace: str, pod: str, watch: str) -> None: ...

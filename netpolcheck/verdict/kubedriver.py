@@ -19,6 +19,7 @@ from netpolcheck.verdict.driver import (
     PodSpec,
     ProbeResult,
     ProbeTarget,
+    Stagger,
 )
 from netpolcheck.verdict.forensics import lines_since
 
@@ -167,36 +168,29 @@ class KubeDriver:
         return AgentAnswer(answer.document, answer.sent, answer.returned)
 
     def watch(
-        self,
-        namespace: str,
-        pod: str,
-        targets: Sequence[ProbeTarget],
-        timeout: float,
-        interval: float,
-        limit: float,
-        silence: float,
+        self, namespace: str, pod: str, targets: Sequence[ProbeTarget], stagger: Stagger, limit: float
     ) -> AgentAnswer:
-        options = ["--timeout", str(timeout), "--interval", str(interval), "--limit", str(limit)]
-        options += ["--silence", str(silence)]
-        return self._ask(namespace, pod, "watch", targets, options, 0.0)
+        return self._ask(namespace, pod, "watch", targets, [*stagger.options(), "--limit", str(limit)], 0.0)
 
     def settle(
         self,
         namespace: str,
         pod: str,
         targets: Sequence[ProbeTarget],
-        timeout: float,
-        interval: float,
+        stagger: Stagger,
         deadline: float,
         watch: str | None,
-        silence: float,
     ) -> AgentAnswer:
-        options = ["--timeout", str(timeout), "--interval", str(interval), "--deadline", str(deadline)]
-        options += ["--silence", str(silence)]
-        options += ["--limit", str(deadline + timeout + 5)]
+        options = [
+            *stagger.options(),
+            "--deadline",
+            str(deadline),
+            "--limit",
+            str(deadline + stagger.silence + 5),
+        ]
         if watch is not None:
             options += ["--watch", watch]
-        return self._ask(namespace, pod, "settle", targets, options, deadline + timeout)
+        return self._ask(namespace, pod, "settle", targets, options, deadline + stagger.silence)
 
     def stop_watch(self, namespace: str, pod: str, watch: str) -> None:
         self._ask(namespace, pod, "stop", None, ["--watch", watch], 0.0)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from netpolcheck.report.cells import CellKey, ObservedCell
-from netpolcheck.verdict.driver import AgentAnswer, Driver, NoResidentAgent, ProbeTarget, ResidentDriver
+from netpolcheck.verdict.driver import (
+    AgentAnswer,
+    Driver,
+    NoResidentAgent,
+    ProbeTarget,
+    ResidentDriver,
+    Stagger,
+)
 from netpolcheck.verdict.expected import Target
 
 A = TypeVar("A")
@@ -108,15 +116,12 @@ def _agent_times(answer: AgentAnswer, shared: bool) -> tuple[float, float]:
 
 
 class ResidentProber:
-    """Staggered watches in the resident agents: `timeout` per attempt, a new attempt every `interval`."""
+    """Staggered watches in the resident agents (`stagger`: each attempt's window, the time between two
+    attempts, how long silence must last)."""
 
-    def __init__(
-        self, driver: ResidentDriver, timeout: float, interval: float, silence: float, workers: int = 16
-    ) -> None:
+    def __init__(self, driver: ResidentDriver, stagger: Stagger, workers: int = 16) -> None:
         self.driver = driver
-        self.timeout = timeout
-        self.interval = interval
-        self.silence = silence  # how long silence must last to count (the full rounds' window)
+        self.stagger = stagger
         self.workers = workers
 
     def _each(
@@ -137,14 +142,14 @@ class ResidentProber:
         """Start a watch over `keys` in every source pod before a step (source -> watch id), one attempt
         per cell every `interval` (default: this prober's), so the cells that change are seen changing;
         a source without a resident agent is left out."""
-        every = interval or self.interval
+        stagger = dataclasses.replace(self.stagger, interval=interval or self.stagger.interval)
         grouped = _by_source(keys, targets)
 
         def one(source: str, ks: list[CellKey]) -> AgentAnswer | None:
             namespace, _, pod = source.partition("/")
             request = _request(ks, targets)
             try:
-                return self.driver.watch(namespace, pod, request, self.timeout, every, limit, self.silence)
+                return self.driver.watch(namespace, pod, request, stagger, limit)
             except NoResidentAgent:
                 return None
 
@@ -178,16 +183,7 @@ class ResidentProber:
             request = [
                 {**t, "want": sorted(wants[k])} for k, t in zip(ks, _request(ks, targets), strict=True)
             ]
-            return self.driver.settle(
-                namespace,
-                pod,
-                request,
-                self.timeout,
-                self.interval,
-                deadline,
-                watches.get(source),
-                self.silence,
-            )
+            return self.driver.settle(namespace, pod, request, self.stagger, deadline, watches.get(source))
 
         answers = self._each(grouped, one)
         cells: dict[CellKey, SettledCell] = {}

@@ -24,7 +24,7 @@ from netpolcheck.report.compare import Comparison, compare
 from netpolcheck.verdict import case as c
 from netpolcheck.verdict.convergence import Clock, ConvergenceResult, Policy, converge, converge_staggered
 from netpolcheck.verdict.deviations import Status, classify, predict
-from netpolcheck.verdict.driver import Driver, NoResidentAgent, PodSpec, ResidentDriver
+from netpolcheck.verdict.driver import Driver, NoResidentAgent, PodSpec, ResidentDriver, Stagger
 from netpolcheck.verdict.expected import Expectation, expect, state_document
 from netpolcheck.verdict.failure import failure_text
 from netpolcheck.verdict.forensics import gather
@@ -89,9 +89,7 @@ class CaseRunner:
         self.resident = (
             ResidentProber(
                 driver,
-                options.quick_timeout,
-                options.staggered_interval,
-                options.probe_timeout,
+                Stagger(options.quick_timeout, options.staggered_interval, options.probe_timeout),
                 options.probe_workers,
             )
             if isinstance(driver, ResidentDriver)

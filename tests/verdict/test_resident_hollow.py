@@ -17,13 +17,14 @@ import pytest
 from netpolcheck.kube import execing, namespaces
 from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.provisioners import Cluster, ClusterOptions, provision
-from netpolcheck.verdict.driver import NoResidentAgent, PodSpec, ResidentDriver
+from netpolcheck.verdict.driver import NoResidentAgent, PodSpec, ResidentDriver, Stagger
 from netpolcheck.verdict.kubedriver import KubeDriver
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
 POD_CIDR = "10.52.0.0/14"  # inside this area's range (10.48.0.0/12), away from the suites' default
 IMAGE = "netpolcheck/netpolcheck-probe:dev"
+STAGGER = Stagger(timeout=0.05, interval=0.01, silence=0.3)
 SOCKET = "/tmp/netpolcheck-probe/agent"  # the agent's directory beside the default journal
 
 
@@ -78,7 +79,7 @@ def test_a_resident_agent_answers_in_a_hollow_pod_and_the_fallback_is_recorded(
 
     before = time.time()
     wanted = [{**targets[0], "id": "0", "want": ["allowed"]}]
-    answer = driver.settle(namespace, "a", wanted, 0.05, 0.01, 30.0, None, 0.3)
+    answer = driver.settle(namespace, "a", wanted, STAGGER, 30.0, None)
     (settled,) = answer.document["results"]
     assert (settled["settled"], settled["verdict"]) == (True, "allowed")
     # the pod's clock is this machine's: its times fall between the exec's own
@@ -94,4 +95,4 @@ def test_a_resident_agent_answers_in_a_hollow_pod_and_the_fallback_is_recorded(
     ]
     assert all("no resident agent at" in r["fallback"] for r in results)
     with pytest.raises(NoResidentAgent, match="no resident agent"):
-        driver.settle(namespace, "a", wanted, 0.05, 0.01, 5.0, None, 0.3)
+        driver.settle(namespace, "a", wanted, STAGGER, 5.0, None)

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 
 from netpolcheck.model import SPEC
 from netpolcheck.verdict.convergence import ConvergenceResult, Policy, converge_staggered
-from netpolcheck.verdict.driver import AgentAnswer, NoResidentAgent, ProbeResult, ProbeTarget, ResidentDriver
+from netpolcheck.verdict.driver import (
+    AgentAnswer,
+    NoResidentAgent,
+    ProbeResult,
+    ProbeTarget,
+    ResidentDriver,
+    Stagger,
+)
 from netpolcheck.verdict.expected import Expectation, expect
 from netpolcheck.verdict.probing import Prober, ResidentProber
 from netpolcheck.verdict.runner import CaseRunner, RunOptions
@@ -36,14 +43,7 @@ class StaggeredDriver(FakeDriver):
         return True
 
     def watch(
-        self,
-        namespace: str,
-        pod: str,
-        targets: Sequence[ProbeTarget],
-        timeout: float,
-        interval: float,
-        limit: float,
-        silence: float,
+        self, namespace: str, pod: str, targets: Sequence[ProbeTarget], stagger: Stagger, limit: float
     ) -> AgentAnswer:
         return AgentAnswer({"agent": "resident", "watch": "w"}, self.clock.now(), self.clock.now())
 
@@ -52,18 +52,17 @@ class StaggeredDriver(FakeDriver):
         namespace: str,
         pod: str,
         targets: Sequence[ProbeTarget],
-        timeout: float,
-        interval: float,
+        stagger: Stagger,
         deadline: float,
         watch: str | None,
-        silence: float,
     ) -> AgentAnswer:
         self.settles += 1
         if self.batch is None:  # the sources' requests run at once: all start at the same moment
             self.batch = (self.clock.now(), self.clock.now())
         start = self.batch[0]
         walked = [
-            self._settle_one(f"{namespace}/{pod}", t, start, interval, deadline, silence) for t in targets
+            self._settle_one(f"{namespace}/{pod}", t, start, stagger.interval, deadline, stagger.silence)
+            for t in targets
         ]
         results = [result for result, _ in walked]
         self.batch = (start, max([self.batch[1], *(done for _, done in walked)]))
@@ -123,18 +122,16 @@ class StaggeredDriver(FakeDriver):
 
 @dataclass
 class AgentlessDriver(StaggeredDriver):
-    """Probe pods without a resident agent (an old image): every watch or settle is refused."""
+    """Probe pods without a resident agent (an old image): every settle is refused."""
 
     def settle(
         self,
         namespace: str,
         pod: str,
         targets: Sequence[ProbeTarget],
-        timeout: float,
-        interval: float,
+        stagger: Stagger,
         deadline: float,
         watch: str | None,
-        silence: float,
     ) -> AgentAnswer:
         raise NoResidentAgent(f"no resident agent in {namespace}/{pod}: exit 4")
 
@@ -159,7 +156,7 @@ def _expectation(driver: FakeDriver) -> Expectation:
 def _converge(driver: StaggeredDriver, clock: FakeClock, deadline: float = 5.0) -> ConvergenceResult:
     expectation = _expectation(driver)
     full = Prober(driver, 0.3, workers=1)
-    resident = ResidentProber(driver, 0.05, INTERVAL, 0.3, workers=1)
+    resident = ResidentProber(driver, Stagger(0.05, INTERVAL, 0.3), workers=1)
     since = clock.now()
     return converge_staggered(
         expectation.cells,
