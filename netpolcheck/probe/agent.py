@@ -31,9 +31,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from netpolcheck.probe.ask import socket_path
+from netpolcheck.probe.ask import read_object, socket_path
 from netpolcheck.probe.errors import BadInput, shown, shown_path
-from netpolcheck.probe.inputs import load_json
 from netpolcheck.probe.staggered import DEFAULT_INTERVAL, DEFAULT_SILENCE, Watch
 from netpolcheck.probe.targets import Target, targets_from
 
@@ -247,24 +246,7 @@ def read_request(conn: socket.socket) -> dict[str, Any]:
     uid = PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size))[1]
     if uid != os.geteuid():
         raise BadInput(f"requests are accepted from uid {os.geteuid()} only, not {uid}")
-    conn.settimeout(READ_SECONDS)
-    chunks, size = [], 0
-    try:
-        while chunk := conn.recv(65536):
-            size += len(chunk)
-            if size > MAX_REQUEST_BYTES:
-                raise BadInput(f"request larger than {MAX_REQUEST_BYTES // 2**20} MiB")
-            chunks.append(chunk)
-    except TimeoutError:
-        raise BadInput(f"the request did not arrive within {READ_SECONDS:g} s") from None
-    try:
-        text = b"".join(chunks).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"request is not UTF-8 text (byte {exc.start})") from None
-    document = load_json(text, "request")
-    if not isinstance(document, dict):
-        raise BadInput(f"request must be a JSON object, got {type(document).__name__}")
-    return document
+    return read_object(conn, MAX_REQUEST_BYTES, READ_SECONDS, "request")
 
 
 def warm_up() -> None:

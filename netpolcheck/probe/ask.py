@@ -15,6 +15,7 @@ import socket
 from typing import Any
 
 from netpolcheck.probe.errors import BadInput, shown_path
+from netpolcheck.probe.inputs import load_json
 
 SOCKET_DIRECTORY = "agent"  # beside the journal, 0700
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
@@ -42,19 +43,27 @@ def ask(path: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
             raise NoAgent(f"no resident agent at {shown_path(path)} ({exc.strerror or exc})") from None
         conn.sendall(json.dumps(request).encode())
         conn.shutdown(socket.SHUT_WR)
-        chunks, size = [], 0
-        try:
-            while chunk := conn.recv(1 << 20):
-                size += len(chunk)
-                if size > MAX_ANSWER_BYTES:
-                    raise BadInput(f"the agent's answer is larger than {MAX_ANSWER_BYTES // 2**20} MiB")
-                chunks.append(chunk)
-        except TimeoutError:
-            raise BadInput(f"the agent did not answer within {timeout:g} s") from None
+        return read_object(conn, MAX_ANSWER_BYTES, timeout, "the agent's answer")
+
+
+def read_object(conn: socket.socket, cap: int, seconds: float, what: str) -> dict[str, Any]:
+    """One JSON object read from `conn` until its end: at most `cap` bytes, within `seconds`, UTF-8;
+    anything else is BadInput naming `what` (both ends of the agent socket read this way)."""
+    conn.settimeout(seconds)
+    chunks, size = [], 0
     try:
-        answer = json.loads(b"".join(chunks))
-    except ValueError:
-        raise BadInput("the agent's answer is not JSON (did it stop while answering?)") from None
-    if not isinstance(answer, dict):
-        raise BadInput("the agent's answer is not a JSON object")
-    return answer
+        while chunk := conn.recv(1 << 16):
+            size += len(chunk)
+            if size > cap:
+                raise BadInput(f"{what} is larger than {cap // 2**20} MiB")
+            chunks.append(chunk)
+    except TimeoutError:
+        raise BadInput(f"{what} did not arrive within {seconds:g} s") from None
+    try:
+        text = b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{what} is not UTF-8 text (byte {exc.start})") from None
+    document = load_json(text, what)
+    if not isinstance(document, dict):
+        raise BadInput(f"{what} must be a JSON object, got {type(document).__name__}")
+    return document

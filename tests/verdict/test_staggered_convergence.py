@@ -36,6 +36,7 @@ class StaggeredDriver(FakeDriver):
     judges them; `settles` counts requests (one per source pod)."""
 
     settles: int = 0
+    agentless: bool = False  # probe pods without a resident agent (an old image): settle is refused
     batch: tuple[float, float] | None = None  # (start, end) of the settle requests of one round
 
     @property
@@ -56,6 +57,8 @@ class StaggeredDriver(FakeDriver):
         deadline: float,
         watch: str | None,
     ) -> AgentAnswer:
+        if self.agentless:
+            raise NoResidentAgent(f"no resident agent in {namespace}/{pod}: exit 4")
         self.settles += 1
         if self.batch is None:  # the sources' requests run at once: all start at the same moment
             self.batch = (self.clock.now(), self.clock.now())
@@ -118,22 +121,6 @@ class StaggeredDriver(FakeDriver):
 
     def stop_watch(self, namespace: str, pod: str, watch: str) -> None:
         self.calls.append(f"stop watch {watch} in {namespace}/{pod}")
-
-
-@dataclass
-class AgentlessDriver(StaggeredDriver):
-    """Probe pods without a resident agent (an old image): every settle is refused."""
-
-    def settle(
-        self,
-        namespace: str,
-        pod: str,
-        targets: Sequence[ProbeTarget],
-        stagger: Stagger,
-        deadline: float,
-        watch: str | None,
-    ) -> AgentAnswer:
-        raise NoResidentAgent(f"no resident agent in {namespace}/{pod}: exit 4")
 
 
 def _expectation(driver: FakeDriver) -> Expectation:
@@ -228,7 +215,7 @@ def test_the_deadline_ends_an_unsettled_check_as_not_converged() -> None:
 
 def test_without_resident_agents_the_runner_probes_in_rounds_and_records_why() -> None:
     clock = FakeClock()
-    driver = AgentlessDriver(clock, isolating_dataplane(0.25))
+    driver = StaggeredDriver(clock, isolating_dataplane(0.25), agentless=True)
     progress: list[str] = []
     options = RunOptions(profile="weave", deadline=3.0, probe_workers=1)
     runner = CaseRunner(driver, options, clock.clock(), progress=progress.append, prefix=lambda _: "np-test")
