@@ -18,6 +18,7 @@ Needs CAP_NET_RAW (raw sockets), nothing else.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import random
@@ -26,6 +27,7 @@ import selectors
 import signal
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ TIMESPEC = struct.Struct("@qq")
 DRAIN_EVERY = 128  # attempts sent between two reads of the answer queues, so a long round loses no answer
 DEFAULT_PORT_RANGE = (32768, 60999)
 PORT_PICKS = 10_000  # random draws before giving up on finding a free source port
+REUSE_AFTER = 300.0  # seconds before a source port serves the same target again (conntrack, see RecentFlows)
 
 
 @dataclass(slots=True)
@@ -190,9 +193,44 @@ class PortPicker:
     def pick(self, taken: Container[tuple[int, str, int, int]], protocol: int, ip: str, port: int) -> int:
         for _ in range(PORT_PICKS):
             sport = self.low + int(self.random() * self.span)
-            if sport not in self.avoid and (protocol, ip, port, sport) not in taken:
+            fresh = sport not in self.avoid and (protocol, ip, port, sport) not in taken
+            if fresh and RECENT.claim((protocol, ip, port), sport):
                 return sport
         raise RuntimeError(f"no free source port toward {ip}:{port} after {PORT_PICKS} draws")
+
+
+class RecentFlows:
+    """Source ports this process used toward each (protocol, ip, port) in the last REUSE_AFTER seconds.
+
+    A flow that was answered leaves a conntrack entry on the way (30 s for UDP, 120 s or more once
+    "assured"); a later attempt on the same 5-tuple would match that entry as ESTABLISHED and pass a
+    policy that denies new flows. One process sends one attempt per run and target per 125 ms at most, so
+    a one-shot run hardly ever repeats a port; the resident agent sends thousands per target (staggered
+    watches, every round), so it must remember them across runs."""
+
+    def __init__(self) -> None:
+        self.used: dict[tuple[int, str, int], dict[int, float]] = {}
+        self.order: dict[tuple[int, str, int], collections.deque[tuple[float, int]]] = {}
+        self.lock = threading.Lock()
+
+    def claim(self, toward: tuple[int, str, int], sport: int) -> bool:
+        """Take `sport` toward `toward` unless it was used there within REUSE_AFTER seconds."""
+        now = time.monotonic()
+        with self.lock:
+            ports = self.used.setdefault(toward, {})
+            order = self.order.setdefault(toward, collections.deque())
+            while order and now - order[0][0] >= REUSE_AFTER:  # forget what has aged out
+                at, old = order.popleft()
+                if ports.get(old) == at:
+                    del ports[old]
+            if sport in ports:
+                return False
+            ports[sport] = now
+            order.append((now, sport))
+            return True
+
+
+RECENT = RecentFlows()
 
 
 class StopSignals:
