@@ -138,7 +138,7 @@ def convergence(driver: KubeDriver) -> dict[str, Any]:
     from suites.test_changes import CASES
 
     options = RunOptions(profile="weave", probe_timeout=WINDOW, quick_timeout=0.05, deadline=15.0)
-    checks = []
+    checks: list[dict[str, Any]] = []
     for case in CASES:
         result = CaseRunner(driver, options).run(case)
         for check in result.checks:
