@@ -87,7 +87,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Remove everything the cluster recorded in the state dir created; "
         "also after a crash or kill -9.",
     )
-    down.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="the state dir `hollow up` was given")
+    down.add_argument(
+        "--state-dir", default=DEFAULT_STATE_DIR, help="the state dir `hollow up` was given"
+    )
     down.add_argument(
         "--orphans",
         action="store_true",
@@ -100,7 +102,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="show the cluster recorded in the state dir",
         description="Show the cluster recorded in the state dir; exits 1 unless its API answers.",
     )
-    status.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="the state dir `hollow up` was given")
+    status.add_argument(
+        "--state-dir", default=DEFAULT_STATE_DIR, help="the state dir `hollow up` was given"
+    )
     status.set_defaults(func=cmd_status)
 
 
