@@ -48,6 +48,7 @@ from netpolcheck.verdict.results import CaseResult  # noqa: E402
 from netpolcheck.verdict.runner import CaseRunner, RunOptions  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_suite.json"
+RESIDENT_ONLY = frozenset({"shared_clock", "watch", "settle", "stop_watch"})
 UPSTREAM_TIMEOUT = 1.0
 UPSTREAM_WORKERS = 3
 UPSTREAM_DEADLINE = 10.0
@@ -68,14 +69,18 @@ class UpstreamDriver:
         self.lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
+        if name in RESIDENT_ONLY:  # the upstream way has no resident agent: the engine probes in rounds
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def _one(self, namespace: str, pod: str, target: ProbeTarget) -> ProbeResult:
         with self.lock:
             self.execs += 1
-        # the agent as a one-shot connect: a single attempt within a 1 s window, like agnhost connect
+        # the agent as a one-shot connect: a single attempt within a 1 s window, like agnhost connect (a
+        # fresh process per cell, as upstream execs one; the resident agent is not used)
         api = self.inner._exec_api()
-        return execing.probe(api, (namespace, pod), [target], timeout=UPSTREAM_TIMEOUT, retries=0)[0]
+        options = ["--timeout", str(UPSTREAM_TIMEOUT), "--retries", "0"]
+        return execing.one_shot(api, (namespace, pod), [target], options, UPSTREAM_TIMEOUT, None)[0]
 
     def probe(
         self, namespace: str, pod: str, targets: Sequence[ProbeTarget], timeout: float

@@ -90,6 +90,71 @@ def exec_in(
 
 
 PROBE_PARTIAL = 3  # the agent stopped early: unfinished targets have verdict "error" with the reason
+NO_AGENT = 4  # `ask`: no resident agent in the pod, and the request cannot run one-shot
+AGENT = ["python", "-m", "netpolcheck.probe"]
+
+
+class NoResidentAgent(ExecError):
+    """The pod has no resident agent (an old image, or its serve runs without one): the reason."""
+
+
+@dataclass(frozen=True)
+class AgentAnswer:
+    """The resident agent's answer, and when the exec was sent and returned (this machine's Unix time)."""
+
+    document: dict[str, Any]
+    sent: float
+    returned: float
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        return list(self.document.get("results") or [])
+
+
+def _where(pod_ref: str | tuple[str, str]) -> str:
+    return pod_ref if isinstance(pod_ref, str) else "/".join(pod_ref)
+
+
+def ask(
+    api: KubeApi,
+    pod_ref: str | tuple[str, str],
+    op: str,
+    targets: Sequence[dict[str, Any]] | None,
+    options: Sequence[str] = (),
+    wait: float = 0.0,
+    container: str | None = None,
+) -> AgentAnswer:
+    """One exec of `python -m netpolcheck.probe ask --op OP OPTIONS` (targets as JSON on stdin).
+
+    NoResidentAgent when the pod has none: `ask` exits 4 for a request it cannot run one-shot, and an
+    image older than `ask` rejects the command (exit 2, "invalid choice")."""
+    command = [*AGENT, "ask", "--op", op, *options]
+    stdin = json.dumps(list(targets)) if targets is not None else ""
+    sent = time.time()
+    result = exec_in(api, pod_ref, command, stdin, container, timeout=wait + 60)
+    returned = time.time()
+    where = _where(pod_ref)
+    if result.exit_code == NO_AGENT or (result.exit_code == 2 and "invalid choice: 'ask'" in result.stderr):
+        raise NoResidentAgent(f"no resident agent in {where}: {result.stderr.strip()[-300:]}")
+    if result.exit_code != PROBE_PARTIAL:  # a partial result still lists every target (docs/probe.md)
+        result.check(f"ask --op {op} in {where}")
+    try:
+        document = json.loads(result.stdout)
+        if not isinstance(document, dict):
+            raise TypeError("not an object")
+    except (ValueError, TypeError) as exc:
+        raise ExecError(
+            f"the agent's answer is not the expected JSON ({exc}): {result.stdout[:300]!r}"
+        ) from None
+    return AgentAnswer(document, sent, returned)
+
+
+def _in_order(results: list[dict[str, Any]], targets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    try:
+        by_id = {r["id"]: r for r in results}
+        return [by_id[str(t["id"])] for t in targets]
+    except (KeyError, TypeError) as exc:
+        raise ExecError(f"probe agent output lacks a target ({exc!r}): {results[:3]!r}") from None
 
 
 def probe(
@@ -100,28 +165,46 @@ def probe(
     retries: int = 7,
     container: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One exec of `python -m netpolcheck.probe probe` in the source pod, targets as JSON on stdin.
+    """Probe `targets` from the pod: through its resident agent (`ask`), else the one-shot `probe`.
 
-    Returns the agent's results (id, verdict, attempts, rtt_ms, evidence), in the targets' order."""
+    Returns the agent's results (id, verdict, attempts, rtt_ms, evidence), in the targets' order; each
+    says how it was probed: `agent` is "resident" or "one-shot", and a one-shot result carries
+    `fallback`, the reason no resident agent answered (never silently)."""
     if not targets:
         return []
-    command = [
-        "python",
-        "-m",
-        "netpolcheck.probe",
-        "probe",
-        "--timeout",
-        str(timeout),
-        "--retries",
-        str(retries),
-    ]
-    result = exec_in(api, pod_ref, command, json.dumps(list(targets)), container, timeout=timeout * 4 + 60)
-    if result.exit_code != PROBE_PARTIAL:  # a partial result still lists every target (docs/probe.md)
-        result.check(f"probe in {pod_ref if isinstance(pod_ref, str) else '/'.join(pod_ref)}")
+    options = ["--timeout", str(timeout), "--retries", str(retries)]
     try:
-        by_id = {r["id"]: r for r in json.loads(result.stdout)}
-        return [by_id[str(t["id"])] for t in targets]
-    except (ValueError, KeyError, TypeError) as exc:
+        answer = ask(api, pod_ref, "probe", targets, options, timeout * 4, container)
+        kind, fallback = str(answer.document.get("agent", "resident")), answer.document.get("fallback")
+        results = answer.results
+    except NoResidentAgent as exc:
+        kind, fallback = "one-shot", str(exc)
+        results = one_shot(api, pod_ref, targets, options, timeout, container)
+    ordered = _in_order(results, targets)
+    for result in ordered:
+        result["agent"] = kind
+        if fallback:
+            result["fallback"] = fallback
+    return ordered
+
+
+def one_shot(
+    api: KubeApi,
+    pod_ref: str | tuple[str, str],
+    targets: Sequence[dict[str, Any]],
+    options: list[str],
+    timeout: float,
+    container: str | None,
+) -> list[dict[str, Any]]:
+    """One exec of `python -m netpolcheck.probe probe` (what pods without `ask` understand)."""
+    command = [*AGENT, "probe", *options]
+    result = exec_in(api, pod_ref, command, json.dumps(list(targets)), container, timeout=timeout * 4 + 60)
+    if result.exit_code != PROBE_PARTIAL:
+        result.check(f"probe in {_where(pod_ref)}")
+    try:
+        document = json.loads(result.stdout)
+    except ValueError as exc:
         raise ExecError(
             f"probe agent output is not the expected JSON ({exc!r}): {result.stdout[:300]!r}"
         ) from None
+    return list(document) if isinstance(document, list) else []

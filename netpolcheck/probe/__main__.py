@@ -1,4 +1,4 @@
-"""`python -m netpolcheck.probe serve|probe|journal|hold|hold-status|hold-stop` (see docs/probe.md)."""
+"""`python -m netpolcheck.probe serve|probe|ask|journal|hold|hold-status|hold-stop` (see docs/probe.md)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from netpolcheck.probe.errors import BadInput, shown, shown_path
 PROG = "netpolcheck.probe"
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3  # `probe` stopped early: stdout still lists every target, the unfinished ones as "error"
+EXIT_NO_AGENT = 4  # `ask`: no resident agent answers in this pod (and the request cannot run one-shot)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -85,6 +86,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra attempts for targets without an answer, spread over the window (default 7)",
     )
     probe.add_argument("--targets", default="-", help="read targets from this file (default: -, stdin)")
+
+    ask = commands.add_parser("ask", help="send a request to this pod's resident agent (started by serve)")
+    ask.add_argument(
+        "--op",
+        choices=["probe", "watch", "settle", "stop"],
+        default="probe",
+        help="the request (default probe)",
+    )
+    ask.add_argument("--targets", default="-", help="read targets from this file (default: -, stdin)")
+    ask.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=1.0,
+        help="probe: window for all attempts; watch/settle: window of each attempt (default 1.0)",
+    )
+    ask.add_argument("--retries", type=retry_count, default=7, help="probe: extra attempts (default 7)")
+    ask.add_argument(
+        "--interval", type=positive_seconds, default=0.01, help="watch/settle: seconds between attempts"
+    )
+    ask.add_argument(
+        "--limit", type=positive_seconds, default=60.0, help="watch/settle: the watch stops after this"
+    )
+    ask.add_argument(
+        "--deadline", type=positive_seconds, default=15.0, help="settle: give up after this many seconds"
+    )
+    ask.add_argument(
+        "--silence",
+        type=positive_seconds,
+        default=0.3,
+        help="watch/settle: seconds a run of unanswered attempts must last to count as dropped (default 0.3)",
+    )
+    ask.add_argument("--watch", default=None, help="settle/stop: the id a watch request answered")
+    ask.add_argument("--journal", default=None, help="journal file of the serve (default as for serve)")
 
     serve = commands.add_parser("serve", help="echo listeners that journal what arrived; prints READY")
     serve.add_argument("--tcp", type=port_list, default=[], help="TCP ports, e.g. 80,81 (default: none)")
@@ -184,6 +218,50 @@ def run_probe(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL
 
 
+def run_ask(args: argparse.Namespace) -> int:
+    from netpolcheck.probe.ask import NoAgent, ask, socket_path
+    from netpolcheck.probe.inputs import load_json, read_input
+    from netpolcheck.probe.journal import default_path
+
+    request: dict[str, object] = {"op": args.op}
+    text = "[]"
+    if args.op != "stop":
+        text = read_input(args.targets, "targets")
+        request["targets"] = load_json(text, "targets")
+        request["timeout"] = args.timeout
+    if args.op == "probe":
+        request["retries"] = args.retries
+    if args.op in ("watch", "settle"):
+        request.update(interval=args.interval, limit=args.limit, silence=args.silence)
+    if args.op == "settle":
+        request["deadline"] = args.deadline
+    if args.watch is not None:
+        request["watch"] = args.watch
+    waits = {"probe": args.timeout * 4, "settle": args.deadline + args.timeout}.get(args.op, 0.0)
+    try:
+        answer = ask(socket_path(args.journal or default_path()), request, waits + 30.0)
+    except NoAgent as exc:
+        if args.op != "probe":
+            print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+            return EXIT_NO_AGENT
+        answer = one_shot(text, args.timeout, args.retries, str(exc))
+    if "error" in answer:
+        raise BadInput(f"the resident agent refused the request: {answer['error']}")
+    print(json.dumps(answer), flush=True)
+    return EXIT_PARTIAL if answer.get("failure") else 0
+
+
+def one_shot(text: str, timeout: float, retries: int, reason: str) -> dict[str, object]:
+    """The fallback when no resident agent answers: the one-shot engine, here, and the answer says so."""
+    from netpolcheck.probe.engine import StopSignals, probe_targets
+    from netpolcheck.probe.targets import parse_targets
+
+    targets = parse_targets(text)
+    with StopSignals() as signals:
+        results, failure = probe_targets(targets, timeout, retries, signals)
+    return {"agent": "one-shot", "fallback": reason, "results": results, "failure": failure}
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from netpolcheck.probe.journal import default_path
     from netpolcheck.probe.serve import run_serve as serve
@@ -266,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(arguments)
         handlers = {
             "probe": run_probe,
+            "ask": run_ask,
             "serve": run_serve,
             "journal": run_journal,
             "ready": run_ready,

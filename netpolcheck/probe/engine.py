@@ -18,6 +18,7 @@ Needs CAP_NET_RAW (raw sockets), nothing else.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import random
@@ -26,11 +27,13 @@ import selectors
 import signal
 import socket
 import struct
+import threading
 import time
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from netpolcheck.probe import packets
 from netpolcheck.probe.errors import BadInput, shown
@@ -43,6 +46,7 @@ TIMESPEC = struct.Struct("@qq")
 DRAIN_EVERY = 128  # attempts sent between two reads of the answer queues, so a long round loses no answer
 DEFAULT_PORT_RANGE = (32768, 60999)
 PORT_PICKS = 10_000  # random draws before giving up on finding a free source port
+REUSE_AFTER = 300.0  # seconds before a source port serves the same target again (conntrack, see RecentFlows)
 
 
 @dataclass(slots=True)
@@ -51,6 +55,11 @@ class Attempt:
     sport: int
     token: int  # TCP initial sequence number, SCTP initiate tag, UDP nonce
     sent_at: float  # Unix time, taken just before the packet was handed to the kernel
+    # what this attempt alone showed (staggered watches judge every attempt; a one-shot run keeps the
+    # first answer per target in ProbeState instead)
+    verdict: str | None = None
+    evidence: str = ""
+    answered_at: float | None = None
 
 
 @dataclass
@@ -184,9 +193,44 @@ class PortPicker:
     def pick(self, taken: Container[tuple[int, str, int, int]], protocol: int, ip: str, port: int) -> int:
         for _ in range(PORT_PICKS):
             sport = self.low + int(self.random() * self.span)
-            if sport not in self.avoid and (protocol, ip, port, sport) not in taken:
+            fresh = sport not in self.avoid and (protocol, ip, port, sport) not in taken
+            if fresh and RECENT.claim((protocol, ip, port), sport):
                 return sport
         raise RuntimeError(f"no free source port toward {ip}:{port} after {PORT_PICKS} draws")
+
+
+class RecentFlows:
+    """Source ports this process used toward each (protocol, ip, port) in the last REUSE_AFTER seconds.
+
+    A flow that was answered leaves a conntrack entry on the way (30 s for UDP, 120 s or more once
+    "assured"); a later attempt on the same 5-tuple would match that entry as ESTABLISHED and pass a
+    policy that denies new flows. One process sends one attempt per run and target per 125 ms at most, so
+    a one-shot run hardly ever repeats a port; the resident agent sends thousands per target (staggered
+    watches, every round), so it must remember them across runs."""
+
+    def __init__(self) -> None:
+        self.used: dict[tuple[int, str, int], dict[int, float]] = {}
+        self.order: dict[tuple[int, str, int], collections.deque[tuple[float, int]]] = {}
+        self.lock = threading.Lock()
+
+    def claim(self, toward: tuple[int, str, int], sport: int) -> bool:
+        """Take `sport` toward `toward` unless it was used there within REUSE_AFTER seconds."""
+        now = time.monotonic()
+        with self.lock:
+            ports = self.used.setdefault(toward, {})
+            order = self.order.setdefault(toward, collections.deque())
+            while order and now - order[0][0] >= REUSE_AFTER:  # forget what has aged out
+                at, old = order.popleft()
+                if ports.get(old) == at:
+                    del ports[old]
+            if sport in ports:
+                return False
+            ports[sport] = now
+            order.append((now, sport))
+            return True
+
+
+RECENT = RecentFlows()
 
 
 class StopSignals:
@@ -429,12 +473,6 @@ class Prober:
 
     def drain(self, key: selectors.SelectorKey) -> None:
         sock: socket.socket = key.fileobj  # type: ignore[assignment]
-        handle = {
-            socket.IPPROTO_TCP: self.on_tcp,
-            socket.IPPROTO_UDP: self.on_udp,
-            socket.IPPROTO_ICMP: self.on_icmp,
-            packets.IPPROTO_SCTP: self.on_sctp,
-        }[key.data]
         while True:
             try:
                 data, ancillary, _, _ = sock.recvmsg(65535, 256)
@@ -442,16 +480,21 @@ class Prober:
                 return
             except OSError:
                 return  # a pending socket error (not expected on unconnected raw sockets): read on next wake
-            handle(data, arrival_time(ancillary))
+            self.dispatch(key.data, data, arrival_time(ancillary))
 
-    def on_tcp(self, datagram: bytes, now: float) -> None:
-        answer = packets.parse_tcp_answer(datagram)
-        if answer is None:
+    def dispatch(self, protocol: int, datagram: bytes, now: float) -> None:
+        """Hand an answer to its protocol's reader with the attempt it belongs to (ICMP errors are matched
+        through the header they quote, everything else by (src, sport) -> our dport)."""
+        if protocol == socket.IPPROTO_ICMP:
+            self.on_icmp(datagram, now)
             return
-        flow = self.flows.get((packets.IPPROTO_TCP, answer.src, answer.sport, answer.dport))
-        if flow is None:
-            return
-        state, attempt = flow
+        parse, handle = READERS[protocol]
+        answer = parse(datagram)
+        flow = None if answer is None else self.flows.get((protocol, answer.src, answer.sport, answer.dport))
+        if flow is not None:
+            handle(self, answer, flow[0], flow[1], now)
+
+    def on_tcp(self, answer: packets.TcpAnswer, state: ProbeState, attempt: Attempt, now: float) -> None:
         if answer.ack != (attempt.token + 1) % 2**32:
             return
         where = f"{answer.src}:{answer.sport}"
@@ -461,27 +504,13 @@ class Prober:
         elif answer.flags & packets.TCP_RST:
             self.answer(state, "refused", f"RST from {where}", attempt, now)
 
-    def on_udp(self, datagram: bytes, now: float) -> None:
-        answer = packets.parse_udp(datagram)
-        if answer is None:
-            return
-        flow = self.flows.get((packets.IPPROTO_UDP, answer.src, answer.sport, answer.dport))
-        if flow is None:
-            return
-        state, attempt = flow
+    def on_udp(self, answer: packets.UdpDatagram, state: ProbeState, attempt: Attempt, now: float) -> None:
         if answer.payload == udp_payload(attempt.token):
             self.answer(state, "allowed", f"UDP echo from {answer.src}:{answer.sport}", attempt, now)
         else:
             state.foreign_answers += 1
 
-    def on_sctp(self, datagram: bytes, now: float) -> None:
-        answer = packets.parse_sctp_answer(datagram)
-        if answer is None:
-            return
-        flow = self.flows.get((packets.IPPROTO_SCTP, answer.src, answer.sport, answer.dport))
-        if flow is None:
-            return
-        state, attempt = flow
+    def on_sctp(self, answer: packets.SctpAnswer, state: ProbeState, attempt: Attempt, now: float) -> None:
         where = f"{answer.src}:{answer.sport}"
         if answer.chunk_type == 2 and answer.tag == attempt.token:
             self.answer(state, "allowed", f"INIT-ACK from {where}", attempt, now)
@@ -503,6 +532,14 @@ class Prober:
         evidence = f"ICMP type {error.type} code {error.code} from {error.src} ({name})"
         verdict = "refused" if error.code == packets.ICMP_PORT_UNREACH else "rejected"
         self.answer(state, verdict, evidence, attempt, now)
+
+
+# protocol number -> (parser of its answers, the Prober method that judges one)
+READERS: dict[int, tuple[Callable[[bytes], Any], Callable[..., None]]] = {
+    packets.IPPROTO_TCP: (packets.parse_tcp_answer, Prober.on_tcp),
+    packets.IPPROTO_UDP: (packets.parse_udp, Prober.on_udp),
+    packets.IPPROTO_SCTP: (packets.parse_sctp_answer, Prober.on_sctp),
+}
 
 
 def probe_targets(

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from netpolcheck.probe import packets
+from netpolcheck.probe.agent import Agent
 from netpolcheck.probe.errors import BadInput, shown_path
 from netpolcheck.probe.hold import write_json_atomically
 from netpolcheck.probe.journal import JournalWriter
@@ -215,8 +216,9 @@ def run_serve(tcp: list[int], udp: list[int], sctp: list[int], journal_path: str
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    status = server.status()
-    for warning in (server.sctp_unavailable, server.syn_watch_unavailable):
+    agent, agent_unavailable = start_agent(journal_path)
+    status = {**server.status(), "agent": agent and agent.path, "agent_unavailable": agent_unavailable}
+    for warning in (server.sctp_unavailable, server.syn_watch_unavailable, agent_unavailable):
         if warning:
             print(f"netpolcheck.probe serve: {warning}", file=sys.stderr, flush=True)
     journal.record("listening", **status)
@@ -226,12 +228,26 @@ def run_serve(tcp: list[int], udp: list[int], sctp: list[int], journal_path: str
     try:
         server.serve_forever()
     finally:
+        if agent is not None:
+            agent.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(ready_file)
         server.close()
         journal.record("stopped")
         journal.close()
     return 0
+
+
+def start_agent(journal_path: str) -> tuple[Agent | None, str | None]:
+    """The resident agent beside this serve, or why there is none (serve runs on without it: `ask` then
+    falls back to one-shot probes and says so)."""
+    try:
+        agent = Agent(journal_path)
+    except (BadInput, OSError) as exc:
+        reason = str(exc) if isinstance(exc, BadInput) else exc.strerror or str(exc)
+        return None, f"no resident agent: {reason}"
+    agent.start()
+    return agent, None
 
 
 def ready_path(journal_path: str) -> str:

@@ -78,7 +78,11 @@ def parse_target(item: Any, index: int) -> Target:
 
 def parse_targets(text: str) -> list[Target]:
     """The targets in `text` (a JSON list); BadInput names the first thing wrong."""
-    document = load_json(text, "targets")
+    return targets_from(load_json(text, "targets"))
+
+
+def targets_from(document: Any) -> list[Target]:
+    """The targets of an already decoded JSON list (the resident agent's requests carry one)."""
     if not isinstance(document, list):
         raise BadInput(f"targets must be a JSON list, got {type(document).__name__}")
     targets = [parse_target(item, index) for index, item in enumerate(document)]

@@ -54,7 +54,8 @@ def check_entry(
     deviations_shown: Iterable[str] = (),
     deviations_predicted: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """`convergence`: converged (bool), ms (upper bound or None), lowerMs, rounds, probes, waitedMs;
+    """`convergence`: converged (bool), ms (upper bound or None), lowerMs, rounds, probes, waitedMs,
+    method ("staggered": resident agents; "rounds ...": probe rounds, and why);
     `deviations_predicted`: the ids of the verdict engine's prediction (documented deviations the
     run's profile expected to see as failures), shown or not."""
     return {
@@ -70,6 +71,7 @@ def check_entry(
             "rounds": int(convergence.get("rounds", 0)),
             "probes": int(convergence.get("probes", 0)),
             "waitedMs": float(convergence.get("waitedMs", 0.0)),
+            "method": str(convergence.get("method", "rounds")),
         },
         "deviationsShown": list(dict.fromkeys(deviations_shown)),
         "deviationsPredicted": list(dict.fromkeys(deviations_predicted)),

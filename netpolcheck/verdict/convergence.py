@@ -12,6 +12,13 @@ and kept as it is: it is reported as not probed, never as matching. A cell whose
 
 Convergence is bracketed, never guessed: the change happened after the start of the last round that
 still saw a wrong cell (`lower_ms`) and before the end of the first round that saw none (`ms`).
+
+With resident agents in the probe pods (`converge_staggered`), the rounds above are replaced by staggered
+watches: each source pod's agent starts a fresh attempt toward each of its cells every `interval`
+(10 ms) and reports, per cell, when the first attempt of the final run of wanted verdicts went out
+(`ms` side) and when the attempt before it did (`lower_ms` side); a full round with the normal window
+then confirms the whole matrix, as above. The check converged within the latest cell's bracket, so the
+resolution is about one interval (plus the exec's own time where the agent's clock is not this one's).
 """
 
 from __future__ import annotations
@@ -19,10 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from netpolcheck.report.cells import CellKey, ExpectedCell, ObservedCell
+from netpolcheck.report.cells import PERMITTED, CellKey, ExpectedCell, ObservedCell
 from netpolcheck.report.compare import Comparison, compare
 from netpolcheck.verdict.expected import Target
-from netpolcheck.verdict.probing import Prober, ProbeRound
+from netpolcheck.verdict.probing import Prober, ProbeRound, ResidentProber, SettledCell
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,7 @@ class Convergence:
     rounds: int
     probes: int
     waited_ms: float  # how long the whole check took, converged or not
+    method: str = "rounds"  # "staggered" (resident agents), or "rounds" and why (no resident agent)
 
     @property
     def resolution_ms(self) -> float | None:
@@ -57,7 +65,8 @@ class ConvergenceResult:
 
 @dataclass(frozen=True)
 class Policy:
-    """How hard to try: the deadline after the step, and the pause between quick rounds."""
+    """How hard to try: the deadline after the step, and the pause between quick rounds (or, staggered,
+    between two attempts toward one cell)."""
 
     deadline: float = 15.0
     interval: float = 0.005
@@ -131,4 +140,75 @@ def _result(
     waited = (clock.now() - since) * 1000
     return ConvergenceResult(
         Convergence(converged, ms, lower, rounds, probes, waited), comparison, observed, raw
+    )
+
+
+def converge_staggered(
+    expected: Mapping[CellKey, ExpectedCell],
+    targets: Mapping[CellKey, Target],
+    full: Prober,
+    resident: ResidentProber,
+    since: float,
+    since_wall: float,
+    clock: Clock,
+    denied: frozenset[str],
+    policy: Policy = Policy(),
+    watches: Mapping[str, str] | None = None,
+) -> ConvergenceResult:
+    """Settle every cell with the resident agents, then confirm with a full round; cells a confirming
+    round finds wrong are settled again, until the deadline. `since_wall` is `since` on the Unix clock
+    (the agents' times are Unix times); `watches` (source pod -> watch id) were started before the step,
+    so the first settlement continues their timelines. NoResidentAgent propagates (the caller probes in
+    rounds)."""
+    keys = list(expected)
+    wants = {k: PERMITTED if expected[k].allowed else denied for k in keys}
+    rounds = probes = 0
+    observed: dict[CellKey, ObservedCell] = {}
+    raw: dict[CellKey, dict[str, object]] = {}
+    times: dict[CellKey, SettledCell] = {}
+    pending, skipped = keys, dict[CellKey, ObservedCell]()
+    # enough for one silent run to count, whatever is left of the deadline
+    stagger = resident.stagger
+    least = stagger.silence + stagger.timeout * 4 + stagger.interval * 4
+    while pending:
+        remaining = since + policy.deadline - clock.now()
+        settled = resident.settle(pending, targets, wants, max(remaining, least), watches)
+        if watches:
+            asked = {targets[k].source for k in pending}
+            resident.stop({src: key for src, key in watches.items() if src not in asked})
+            watches = None
+        rounds, probes = rounds + 1, probes + settled.attempts
+        for key, cell in settled.cells.items():
+            observed[key], raw[key] = cell.cell, cell.raw
+            if cell.cell.unsupported:
+                skipped[key] = cell.cell
+            elif cell.settled:
+                times[key] = cell
+        if any(k not in times and k not in skipped for k in pending):
+            break  # the agents' deadline passed with cells still wrong
+        check = full.run([k for k in keys if k not in skipped], targets, clock.now)
+        rounds, probes = rounds + 1, probes + len(check.cells)
+        observed, raw = {**skipped, **check.cells}, {**{k: raw[k] for k in skipped}, **check.raw}
+        comparison = compare(expected, observed, denied)
+        if comparison.passed:
+            ms = max(
+                (max(0.0, (c.at - since_wall) * 1000) for c in times.values() if c.at is not None),
+                default=0.0,
+            )
+            lower = max(
+                (max(0.0, (c.after - since_wall) * 1000) for c in times.values() if c.after is not None),
+                default=0.0,
+            )
+            waited = (clock.now() - since) * 1000
+            convergence = Convergence(True, ms, min(lower, ms), rounds, probes, waited, "staggered")
+            return ConvergenceResult(convergence, comparison, observed, raw)
+        pending = [c.key for c in comparison.wrong]
+        for key in pending:
+            times.pop(key, None)
+        if clock.now() >= since + policy.deadline:
+            break
+    comparison = compare(expected, observed, denied)
+    waited = (clock.now() - since) * 1000
+    return ConvergenceResult(
+        Convergence(False, None, 0.0, rounds, probes, waited, "staggered"), comparison, observed, raw
     )

@@ -104,3 +104,74 @@ class Driver(Protocol):
     def blocked_lines(self, since: float) -> list[str]:
         """The policy controller's "blocked by Weave NPC" log lines since the Unix time `since`."""
         ...
+
+
+@dataclass(frozen=True)
+class AgentAnswer:
+    """A resident agent's answer to a watch or settle request (docs/probe.md, "The resident agent").
+
+    `document` is the agent's JSON object (`results`, `received_at`, `answered_at`, `watch`, `failure`);
+    `sent` and `returned` bracket the exec on this machine's clock (Unix seconds)."""
+
+    document: dict[str, Any]
+    sent: float
+    returned: float
+
+
+@dataclass(frozen=True)
+class Stagger:
+    """How a resident agent watches: each attempt's window, the time between two attempts toward one
+    target, and how long silence must last before it counts as `dropped` (docs/probe.md)."""
+
+    timeout: float
+    interval: float
+    silence: float
+
+    def options(self) -> list[str]:
+        """As `ask` options."""
+        return [
+            "--timeout",
+            str(self.timeout),
+            "--interval",
+            str(self.interval),
+            "--silence",
+            str(self.silence),
+        ]
+
+
+class NoResidentAgent(RuntimeError):
+    """The source pod has no resident agent; the engine probes in rounds instead and says so."""
+
+
+@runtime_checkable
+class ResidentDriver(Driver, Protocol):
+    """A driver whose probe pods run the resident agent: staggered watches, settled per cell.
+
+    `shared_clock`: the agent's clock is this machine's (the same kernel: the embedded cluster, kind),
+    so its timestamps compare directly; otherwise the engine brackets them with the exec's own times."""
+
+    @property
+    def shared_clock(self) -> bool: ...
+
+    def watch(
+        self, namespace: str, pod: str, targets: Sequence[ProbeTarget], stagger: Stagger, limit: float
+    ) -> AgentAnswer:
+        """Start a staggered watch over `targets` in that pod, for at most `limit` seconds; the answer
+        holds its id (`watch`)."""
+        ...
+
+    def settle(
+        self,
+        namespace: str,
+        pod: str,
+        targets: Sequence[ProbeTarget],
+        stagger: Stagger,
+        deadline: float,
+        watch: str | None,
+    ) -> AgentAnswer:
+        """Wait (at most `deadline` s) until each target (with `want`: the verdicts that count) shows a
+        wanted verdict; targets of `watch` (ids, comma-separated) continue its timeline. Raises
+        NoResidentAgent when the pod has none."""
+        ...
+
+    def stop_watch(self, namespace: str, pod: str, watch: str) -> None: ...

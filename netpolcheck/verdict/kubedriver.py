@@ -12,10 +12,19 @@ from netpolcheck.kube import deleting, execing, namespaces, patching, probepods,
 from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.creating import create_or_replace
 from netpolcheck.kube.objects import ObjectRef
-from netpolcheck.verdict.driver import ClusterInfo, PodSpec, ProbeResult, ProbeTarget
+from netpolcheck.verdict.driver import (
+    AgentAnswer,
+    ClusterInfo,
+    NoResidentAgent,
+    PodSpec,
+    ProbeResult,
+    ProbeTarget,
+    Stagger,
+)
 from netpolcheck.verdict.forensics import lines_since
 
 POLICY_API = "networking.k8s.io/v1"
+SHARED_CLOCK_KINDS = frozenset({"hollow", "kind"})  # their pods run on this machine's kernel
 # the ports manifests/probe/pod.yaml serves
 TEMPLATE_PORTS = frozenset({(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")})
 
@@ -138,6 +147,53 @@ class KubeDriver:
         self, namespace: str, pod: str, targets: Sequence[ProbeTarget], timeout: float
     ) -> list[ProbeResult]:
         return execing.probe(self._exec_api(), (namespace, pod), targets, timeout=timeout)
+
+    @property
+    def shared_clock(self) -> bool:
+        return self.kind in SHARED_CLOCK_KINDS
+
+    def _ask(
+        self,
+        namespace: str,
+        pod: str,
+        op: str,
+        targets: Sequence[ProbeTarget] | None,
+        options: list[str],
+        wait: float,
+    ) -> AgentAnswer:
+        try:
+            answer = execing.ask(self._exec_api(), (namespace, pod), op, targets, options, wait)
+        except execing.NoResidentAgent as exc:
+            raise NoResidentAgent(str(exc)) from None
+        return AgentAnswer(answer.document, answer.sent, answer.returned)
+
+    def watch(
+        self, namespace: str, pod: str, targets: Sequence[ProbeTarget], stagger: Stagger, limit: float
+    ) -> AgentAnswer:
+        return self._ask(namespace, pod, "watch", targets, [*stagger.options(), "--limit", str(limit)], 0.0)
+
+    def settle(
+        self,
+        namespace: str,
+        pod: str,
+        targets: Sequence[ProbeTarget],
+        stagger: Stagger,
+        deadline: float,
+        watch: str | None,
+    ) -> AgentAnswer:
+        options = [
+            *stagger.options(),
+            "--deadline",
+            str(deadline),
+            "--limit",
+            str(deadline + stagger.silence + 5),
+        ]
+        if watch is not None:
+            options += ["--watch", watch]
+        return self._ask(namespace, pod, "settle", targets, options, deadline + stagger.silence)
+
+    def stop_watch(self, namespace: str, pod: str, watch: str) -> None:
+        self._ask(namespace, pod, "stop", None, ["--watch", watch], 0.0)
 
     def _agent(self, namespace: str, pod: str, args: list[str], what: str) -> dict[str, Any]:
         command = ["python", "-m", "netpolcheck.probe", *args]

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import contextlib
+import dataclasses
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from netpolcheck.report.cells import CellKey, ObservedCell
-from netpolcheck.verdict.driver import Driver, ProbeTarget
+from netpolcheck.verdict.driver import (
+    AgentAnswer,
+    Driver,
+    NoResidentAgent,
+    ProbeTarget,
+    ResidentDriver,
+    Stagger,
+)
 from netpolcheck.verdict.expected import Target
+
+A = TypeVar("A")
 
 
 @dataclass(frozen=True)
@@ -70,3 +81,134 @@ class Prober:
                     str(result["verdict"]), int(result.get("attempts", 1)), str(result.get("evidence", ""))
                 )
         return ProbeRound(cells, raw, started, ended)
+
+
+@dataclass(frozen=True)
+class SettledCell:
+    """What a settle request said about one cell, its times on this machine's clock (Unix seconds).
+
+    `at` (latest) is when the first attempt of the final run of wanted verdicts was sent, `after`
+    (earliest) when the attempt before it was sent, which still showed something else; None: the very
+    first attempt already showed it (the cell changed before the watch began, or never had to)."""
+
+    cell: ObservedCell
+    raw: dict[str, Any]
+    settled: bool
+    at: float | None
+    after: float | None
+
+
+@dataclass(frozen=True)
+class SettleRound:
+    cells: dict[CellKey, SettledCell]
+    attempts: int
+    agents: frozenset[str]  # "resident" unless a pod fell back
+
+
+def _agent_times(answer: AgentAnswer, shared: bool) -> tuple[float, float]:
+    """(earliest, latest) offset to add to the agent's clock to get this machine's: 0 on a shared clock,
+    else bracketed by the exec (the agent got the request after we sent it, answered before it returned)."""
+    if shared:
+        return 0.0, 0.0
+    received = float(answer.document.get("received_at", answer.sent))
+    answered = float(answer.document.get("answered_at", answer.returned))
+    return answer.sent - received, max(answer.sent - received, answer.returned - answered)
+
+
+class ResidentProber:
+    """Staggered watches in the resident agents (`stagger`: each attempt's window, the time between two
+    attempts, how long silence must last)."""
+
+    def __init__(self, driver: ResidentDriver, stagger: Stagger, workers: int = 16) -> None:
+        self.driver = driver
+        self.stagger = stagger
+        self.workers = workers
+
+    def _each(
+        self, grouped: dict[str, list[CellKey]], ask: Callable[[str, list[CellKey]], A]
+    ) -> dict[str, A]:
+        """`ask` for every source at once."""
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(grouped)))) as pool:
+            futures = {src: pool.submit(ask, src, ks) for src, ks in grouped.items()}
+            return {src: f.result() for src, f in futures.items()}
+
+    def watch(
+        self,
+        keys: Collection[CellKey],
+        targets: Mapping[CellKey, Target],
+        limit: float,
+        interval: float | None = None,
+    ) -> dict[str, str]:
+        """Start a watch over `keys` in every source pod before a step (source -> watch id), one attempt
+        per cell every `interval` (default: this prober's), so the cells that change are seen changing;
+        a source without a resident agent is left out."""
+        stagger = dataclasses.replace(self.stagger, interval=interval or self.stagger.interval)
+        grouped = _by_source(keys, targets)
+
+        def one(source: str, ks: list[CellKey]) -> AgentAnswer | None:
+            namespace, _, pod = source.partition("/")
+            request = _request(ks, targets)
+            try:
+                return self.driver.watch(namespace, pod, request, stagger, limit)
+            except NoResidentAgent:
+                return None
+
+        answers = self._each(grouped, one)
+        keys_of = {src: a.document.get("watch") for src, a in answers.items() if a is not None}
+        return {src: key for src, key in keys_of.items() if isinstance(key, str)}
+
+    def stop(self, watches: Mapping[str, str]) -> None:
+        """Stop watches no settle request took over (best effort: each stops at its limit anyway)."""
+        for source, key in watches.items():
+            namespace, _, pod = source.partition("/")
+            with contextlib.suppress(Exception):
+                self.driver.stop_watch(namespace, pod, key)
+
+    def settle(
+        self,
+        keys: Collection[CellKey],
+        targets: Mapping[CellKey, Target],
+        wants: Mapping[CellKey, frozenset[str]],
+        deadline: float,
+        watches: Mapping[str, str] | None = None,
+    ) -> SettleRound:
+        """One settle request per source pod, all at once, waiting at most `deadline` seconds; a source
+        with a watch in `watches` (source -> id, see `watch`) continues it. Raises NoResidentAgent when a
+        source pod has none (the caller probes in rounds instead)."""
+        grouped = _by_source(keys, targets)
+        watches = watches or {}
+
+        def one(source: str, ks: list[CellKey]) -> AgentAnswer:
+            namespace, _, pod = source.partition("/")
+            request = [
+                {**t, "want": sorted(wants[k])} for k, t in zip(ks, _request(ks, targets), strict=True)
+            ]
+            return self.driver.settle(namespace, pod, request, self.stagger, deadline, watches.get(source))
+
+        answers = self._each(grouped, one)
+        cells: dict[CellKey, SettledCell] = {}
+        attempts = 0
+        agents = set()
+        for src, ks in grouped.items():
+            answer = answers[src]
+            agents.add(str(answer.document.get("agent", "resident")))
+            earliest, latest = _agent_times(answer, self.driver.shared_clock)
+            failure = answer.document.get("failure")
+            by_id = {str(r.get("id")): r for r in answer.document.get("results") or []}
+            for index, key in enumerate(ks):
+                result = by_id.get(str(index))
+                if result is None:
+                    raise RuntimeError(f"the resident agent in {src} answered no result for id {index}")
+                attempts += int(result.get("attempts") or 0)
+                at, after = result.get("settled_at"), result.get("previous_at")
+                verdict, evidence = str(result["verdict"]), str(result.get("evidence", ""))
+                if failure and not result.get("settled"):  # the watch broke: no verdict, say why
+                    verdict, evidence = "error", f"the resident agent in {src}: {failure}"
+                cells[key] = SettledCell(
+                    ObservedCell(verdict, int(result.get("attempts") or 0), evidence),
+                    result,
+                    bool(result.get("settled")),
+                    None if at is None else float(at) + latest,
+                    None if after is None else float(after) + earliest,
+                )
+        return SettleRound(cells, attempts, frozenset(agents))

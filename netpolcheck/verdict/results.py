@@ -114,6 +114,7 @@ def check_report_entry(check: CheckResult) -> dict[str, Any]:
             "rounds": cv.rounds,
             "probes": cv.probes,
             "waitedMs": cv.waited_ms,
+            "method": cv.method,
         },
         note=check.status_note,
         weave_version=check.weave_version,

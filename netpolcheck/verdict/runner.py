@@ -10,6 +10,7 @@ they had been; a suite that can fail must then fail (`negative_control_verdict`)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -21,20 +22,22 @@ from typing import Any
 from netpolcheck.report.cells import Outcome
 from netpolcheck.report.compare import Comparison, compare
 from netpolcheck.verdict import case as c
-from netpolcheck.verdict.convergence import Clock, Policy, converge
+from netpolcheck.verdict.convergence import Clock, ConvergenceResult, Policy, converge, converge_staggered
 from netpolcheck.verdict.deviations import Status, classify, predict
-from netpolcheck.verdict.driver import Driver, PodSpec
+from netpolcheck.verdict.driver import Driver, NoResidentAgent, PodSpec, ResidentDriver, Stagger
 from netpolcheck.verdict.expected import Expectation, expect, state_document
 from netpolcheck.verdict.failure import failure_text
 from netpolcheck.verdict.forensics import gather
+from netpolcheck.verdict.foresee import after_step
 from netpolcheck.verdict.naming import Naming, run_prefix
-from netpolcheck.verdict.probing import Prober
+from netpolcheck.verdict.probing import Prober, ResidentProber
 from netpolcheck.verdict.profile import implementation_profile, run_profile
 from netpolcheck.verdict.results import CaseResult, CheckResult, HoldReport
 from netpolcheck.verdict.validation import validate
 from netpolcheck.verdict.watch import watch_while
 
 log = logging.getLogger("netpolcheck.verdict")
+COARSE = 10  # cells a step should not change are watched this many times less often
 
 
 def system_clock() -> Clock:
@@ -43,11 +46,13 @@ def system_clock() -> Clock:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """`probe_timeout`: the agent's window for full rounds; `quick_timeout`: for re-probing wrong cells."""
+    """`probe_timeout`: the agent's window for full rounds; `quick_timeout`: for re-probing wrong cells,
+    and the window of each staggered attempt; `staggered_interval`: between two staggered attempts."""
 
     profile: str = "weave"
     probe_timeout: float = 1.0
     quick_timeout: float = 0.1
+    staggered_interval: float = 0.01
     deadline: float = 15.0
     negative_control: bool = False
     probe_workers: int = 16  # source pods probed at once
@@ -81,6 +86,15 @@ class CaseRunner:
         self.prefix = prefix
         self.full = Prober(driver, options.probe_timeout, options.probe_workers)
         self.quick = Prober(driver, options.quick_timeout, options.probe_workers)
+        self.resident = (
+            ResidentProber(
+                driver,
+                Stagger(options.quick_timeout, options.staggered_interval, options.probe_timeout),
+                options.probe_workers,
+            )
+            if isinstance(driver, ResidentDriver)
+            else None
+        )
 
     # ----- the case ------------------------------------------------------------------------------
 
@@ -102,14 +116,16 @@ class CaseRunner:
             for index, step in enumerate(case.steps, start=1):
                 self.progress(f"{case.id}: step {index}/{len(case.steps)}: {step.describe()}")
                 wall = time.time()
+                watches: dict[str, str] = {}
                 if isinstance(step, c.UpgradeWeave) and step.watch:
                     upgrade = functools.partial(self.driver.upgrade_weave, step.version)
                     self._watched(run, index, upgrade, step.version)
                 elif isinstance(step, c.RestartController):
                     self._watched(run, index, self.driver.restart_policy_controller, None)
                 else:
+                    watches = self._watch_before(run, step)
                     self._do(run, step)
-                self._check(run, index, step.describe(), self.clock.now(), wall)
+                self._check(run, index, step.describe(), self.clock.now(), wall, watches)
         finally:
             if not self.options.keep:
                 self._clean_up(run)
@@ -242,7 +258,53 @@ class CaseRunner:
         profile = run_profile(self.options.profile, weave_version)
         return expect(document, profile, run.naming.logical_key)
 
-    def _check(self, run: _Run, index: int, description: str, since: float, wall: float) -> CheckResult:
+    def _watch_before(self, run: _Run, step: c.Step) -> dict[str, str]:
+        """Staggered watches, started before a step: the cells the model says it changes (foresee.py)
+        every `staggered_interval`, so they are seen changing about 10 ms apart instead of after the exec
+        that asks for them; every other cell COARSE times less often (so one that changes anyway is still
+        seen, less finely, and one that stays right is seen staying right, without thousands of probes
+        a second on a loaded machine)."""
+        if self.resident is None:
+            return {}
+        try:
+            document = self._document(run)
+            manifest = self._manifest(run, step) if isinstance(step, c.ApplyPolicy) else None
+            after = after_step(document, step, run.naming, manifest)
+            version = self.driver.info().weave_version
+            before = self._foreseen(run, document, version)
+            foreseen = before if after is None else self._foreseen(run, after, version)
+            changed = [
+                key
+                for key, cell in foreseen.cells.items()
+                if key in before.targets and key in before.cells and before.cells[key].allowed != cell.allowed
+            ]
+            rest = [key for key in before.targets if key not in changed]
+            limit = self.options.deadline + 30.0
+            fine = self.resident.watch(changed, before.targets, limit) if changed else {}
+            slow = self.options.staggered_interval * COARSE
+            coarse = self.resident.watch(rest, before.targets, limit, slow) if rest else {}
+            return {
+                source: ",".join(filter(None, (fine.get(source), coarse.get(source))))
+                for source in fine.keys() | coarse.keys()
+            }
+        except Exception as exc:  # the check settles every cell after the step; the progress says so
+            self.progress(f"{run.case.id}: no watch before the step ({exc})")
+            return {}
+
+    def _foreseen(self, run: _Run, document: dict[str, Any], version: str | None) -> Expectation:
+        """The implementation's expected cells for `document` (what the dataplane will be asked to show)."""
+        profile = implementation_profile(version) or run_profile(self.options.profile, version)
+        return expect(document, profile, run.naming.logical_key)
+
+    def _check(
+        self,
+        run: _Run,
+        index: int,
+        description: str,
+        since: float,
+        wall: float,
+        watches: dict[str, str] | None = None,
+    ) -> CheckResult:
         case, naming = run.case, run.naming
         weave_version = self.driver.info().weave_version
         document = self._document(run)
@@ -259,10 +321,7 @@ class CaseRunner:
             f"{case.id}: check {index} ({description}): waiting up to {self.options.deadline:g} s for "
             f"{len(expectation.cells)} cells to match {expectation.profile}"
         )
-        deadline = Policy(self.options.deadline)
-        outcome = converge(
-            target.cells, target.targets, self.full, self.quick, since, self.clock, denied, deadline
-        )
+        outcome = self._converge(target.cells, target.targets, since, denied, watches or {})
         comparison = compare(expectation.cells, outcome.observed, expectation.model_profile.denied_verdicts)
         status, note = classify(comparison, prediction)
         if comparison.errors:  # a failed probe is no verdict: never a pass nor a documented deviation
@@ -306,13 +365,48 @@ class CaseRunner:
         self.progress(
             f"{case.id}: check {index}: {status.value}{f' ({note})' if note else ''}; "
             + (
-                f"converged in {conv.ms:.0f} ms (>= {conv.lower_ms:.0f} ms)"
+                f"converged in {conv.ms:.0f} ms (>= {conv.lower_ms:.0f} ms, {conv.method})"
                 if conv.ms is not None
                 else "not converged"
             )
         )
         run.result.checks.append(result)
         return result
+
+    def _converge(
+        self,
+        cells: dict[Any, Any],
+        targets: dict[Any, Any],
+        since: float,
+        denied: frozenset[str],
+        watches: dict[str, str],
+    ) -> ConvergenceResult:
+        """Staggered watches in the resident agents; probe rounds where the pods have none (said so in
+        the result's `method`, and in the progress)."""
+        deadline = Policy(self.options.deadline)
+        if self.resident is not None:
+            since_wall = time.time() - (self.clock.now() - since)
+            try:
+                return converge_staggered(
+                    cells,
+                    targets,
+                    self.full,
+                    self.resident,
+                    since,
+                    since_wall,
+                    self.clock,
+                    denied,
+                    deadline,
+                    watches,
+                )
+            except NoResidentAgent as exc:
+                self.progress(f"no resident agent, probing in rounds instead: {exc}")
+                outcome = converge(cells, targets, self.full, self.quick, since, self.clock, denied, deadline)
+                method = f"rounds (no resident agent: {exc})"
+                return dataclasses.replace(
+                    outcome, convergence=dataclasses.replace(outcome.convergence, method=method)
+                )
+        return converge(cells, targets, self.full, self.quick, since, self.clock, denied, deadline)
 
 
 def _errors_note(comparison: Comparison) -> str:

@@ -1,0 +1,231 @@
+"""Staggered probing: a new attempt toward every target each `interval`, every attempt judged on its own.
+
+This is how convergence is timed to about one interval (10 ms by default): a process already running
+in the source pod (the resident agent) starts a fresh flow toward each target every interval, so the
+first attempt that shows the wanted verdict says when the dataplane changed, within one interval.
+
+An attempt shows `allowed`, `refused` or `rejected` when its own answer arrives (matched exactly as in a
+one-shot run: its own source port and token), and `dropped` when `timeout` seconds pass without one. A
+target is *settled* once its attempts end in a run of wanted verdicts: the first attempt of that run is
+`settled_at` (its send time, Unix seconds of this pod's clock), the attempt before it, which still
+showed something else, is `previous_at` (None when the very first attempt already showed it). A run of
+silence must be CONFIRM_SILENCE attempts and `silence` seconds long before it counts (one lost packet
+or one slow answer is not a drop), and its time is still its first attempt's; an
+answer is evidence on its own, and an answer arriving after its attempt was judged `dropped` (up to
+LATE_WINDOW seconds) replaces that judgement. Once settled, a target's settlement is frozen and no more
+attempts go to it. The watch stops at `limit` seconds whatever happens.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from netpolcheck.probe import packets
+from netpolcheck.probe.engine import Attempt, Prober, ProbeState, StopSignals
+from netpolcheck.probe.targets import Target
+
+DEFAULT_INTERVAL = 0.01
+CONFIRM_SILENCE = 3
+DEFAULT_SILENCE = 0.3  # seconds a run of silence must last before it counts as `dropped`
+LATE_WINDOW = 2.0  # seconds an answer after its attempt's window still counts (see `answer`)
+MAX_ATTEMPTS = 200_000  # per watch (~20 MB of bookkeeping): the pod's memory limit is 128 MiB
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """Where a target's attempts ended in a run of wanted verdicts (indexes into its attempts)."""
+
+    first: int  # the first attempt of the final wanted run
+    length: int  # how many judged attempts that run has
+
+
+class Watch(Prober):
+    """One staggered watch over `targets`, run by `run()` (in a thread of its own in the agent)."""
+
+    def __init__(
+        self,
+        targets: list[Target],
+        timeout: float,
+        interval: float = DEFAULT_INTERVAL,
+        limit: float = 60.0,
+        silence: float = DEFAULT_SILENCE,
+    ) -> None:
+        super().__init__(targets, timeout, 0, StopSignals())
+        self.interval = interval
+        self.limit = limit
+        self.silence = max(silence, timeout)
+        self.protocols = [packets.PROTOCOL_NUMBERS[s.target.protocol] for s in self.states]
+        self.judged = [0] * len(self.states)
+        self.forgotten = [0] * len(self.states)  # per target: attempts whose flows were dropped
+        self.late_window = max(
+            LATE_WINDOW, 10 * timeout
+        )  # per target: attempts judged so far (all before are)
+        self.wants: dict[int, frozenset[str]] = {}  # target index -> the verdicts it waits for
+        self.done: set[int] = set()  # targets settled (no more attempts) or unsupported
+        self.settled: dict[int, Settlement] = {}  # target index -> where it settled, frozen
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+        self.stopping = False
+        self.failure: str | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.sent = 0
+        self.begun = threading.Event()  # set once the first attempts are out (or the watch ended)
+
+    # ----- the loop (watch thread) ---------------------------------------------------------------
+
+    def run_watch(self) -> None:
+        """Send, listen and judge until stopped, settled, or `limit` seconds have passed."""
+        try:
+            self.prepare()
+            start = time.monotonic()
+            self.started_at = time.time()
+            number = 0
+            while not self.stopping and time.monotonic() - start < self.limit:
+                with self.lock:
+                    active = [
+                        s for i, s in enumerate(self.states) if i not in self.done and s.verdict is None
+                    ]
+                if not active and number:
+                    break
+                if self.sent + len(active) > MAX_ATTEMPTS:
+                    raise RuntimeError(
+                        f"stopped after {self.sent} attempts (at most {MAX_ATTEMPTS} per watch)"
+                    )
+                for state in active:
+                    self.send_attempt(state, number)
+                self.sent += len(active)
+                self.begun.set()
+                number += 1
+                next_round = start + number * self.interval
+                while (remaining := next_round - time.monotonic()) > 0:
+                    self.poll(remaining)
+                self.poll(0.0)
+                self.judge(time.time())
+        except Exception as exc:  # reported to whoever settles; the agent keeps serving
+            self.failure = f"the watch failed: {type(exc).__name__}: {exc}"
+        finally:
+            self.begun.set()
+            self.ended_at = time.time()
+            self.close()
+            with self.changed:
+                self.stopping = True
+                self.changed.notify_all()
+
+    def answer(self, state: ProbeState, verdict: str, evidence: str, attempt: Attempt, now: float) -> None:
+        """Every attempt keeps its own first answer. An answer that comes after its window (judged
+        `dropped` already) still replaces the silence: the path was open, only slow (a loaded node)."""
+        if attempt.verdict is None or (attempt.verdict == "dropped" and attempt.answered_at is None):
+            attempt.verdict, attempt.evidence, attempt.answered_at = verdict, evidence, now
+
+    def judge(self, now: float) -> None:
+        """Attempts whose window has passed without an answer are `dropped`; attempts with an answer are
+        judged in send order (so `judged[i]` is always a prefix); then settle what can be settled."""
+        with self.changed:
+            for index, state in enumerate(self.states):
+                attempts = state.attempts
+                position = self.judged[index]
+                while position < len(attempts):
+                    attempt = attempts[position]
+                    if attempt.verdict is None:
+                        if attempt.sent_at + self.timeout > now:
+                            break
+                        attempt.verdict = "dropped"
+                        attempt.evidence = f"no answer to this attempt in {self.timeout:g} s"
+                    position += 1
+                self.judged[index] = position
+                self.forget(index, now)
+                if index in self.wants and index not in self.settled:
+                    found = self.settlement(index, now)
+                    if found is not None:  # frozen: attempts judged later do not move it
+                        self.settled[index] = found
+                        self.done.add(index)
+            self.changed.notify_all()
+
+    def forget(self, index: int, now: float) -> None:
+        """Stop matching answers to judged attempts older than LATE_WINDOW (bounded memory; their source
+        ports may serve again)."""
+        attempts, state = self.states[index].attempts, self.states[index]
+        position = self.forgotten[index]
+        while position < self.judged[index] and attempts[position].sent_at + self.late_window < now:
+            key = (self.protocols[index], state.target.ip, state.target.port, attempts[position].sport)
+            self.flows.pop(key, None)
+            position += 1
+        self.forgotten[index] = position
+
+    def settlement(self, index: int, now: float) -> Settlement | None:
+        """The final run of wanted verdicts of target `index`, if it is long enough to count."""
+        want = self.wants[index]
+        attempts = self.states[index].attempts[: self.judged[index]]
+        first = len(attempts)
+        while first > 0 and attempts[first - 1].verdict in want:
+            first -= 1
+        length = len(attempts) - first
+        if not length:
+            return None
+        if attempts[first].verdict != "dropped":
+            return Settlement(first, length)
+        # silence counts once it is CONFIRM_SILENCE attempts long and has lasted `silence` seconds with
+        # no late answer breaking it (a loaded node can answer after an attempt's own window)
+        lasted = now - attempts[first].sent_at >= self.silence
+        return Settlement(first, length) if length >= CONFIRM_SILENCE and lasted else None
+
+    # ----- asking for a settlement (request threads) ---------------------------------------------
+
+    def indexes(self) -> dict[tuple[str, int, str], int]:
+        """(ip, port, protocol) -> target index, to match a settle request's targets to this watch."""
+        return {(s.target.ip, s.target.port, s.target.protocol): i for i, s in enumerate(self.states)}
+
+    def settle(self, wants: Mapping[int, Collection[str]], deadline: float) -> None:
+        """Wait (at most until the monotonic `deadline`) until every target in `wants` is settled."""
+        with self.changed:
+            for index, want in wants.items():
+                self.wants[index] = frozenset(want)
+                if self.states[index].verdict is not None:  # unsupported: nothing was sent
+                    self.done.add(index)
+            while not self.stopping and not all(i in self.done for i in wants):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self.changed.wait(min(remaining, 0.5))
+
+    def stop(self) -> None:
+        with self.changed:
+            self.stopping = True
+
+    def report(self, index: int, target_id: str) -> dict[str, object]:
+        """What target `index` showed: the settled attempt (or the last judged one) and its timeline."""
+        with self.lock:
+            state = self.states[index]
+            attempts = state.attempts[: self.judged[index]]
+            found = self.settled.get(index)
+            result: dict[str, object] = {
+                "id": target_id,
+                "ip": state.target.ip,
+                "port": state.target.port,
+                "protocol": state.target.protocol,
+                "attempts": len(state.attempts),
+                "settled": found is not None,
+                "settled_at": None,
+                "previous_at": None,
+                "first_at": attempts[0].sent_at if attempts else None,
+                "rtt_ms": None,
+            }
+            if state.verdict is not None:  # unsupported: never sent
+                result.update(verdict=state.verdict, evidence=state.evidence, attempts=0, settled=True)
+                return result
+            shown = attempts[found.first] if found is not None else (attempts[-1] if attempts else None)
+            if shown is None:
+                result.update(verdict="error", evidence=self.failure or "no attempt was judged")
+                return result
+            result.update(verdict=shown.verdict, evidence=shown.evidence)
+            if shown.answered_at is not None:
+                result["rtt_ms"] = round(max(0.0, shown.answered_at - shown.sent_at) * 1000.0, 3)
+            if found is not None:
+                result["settled_at"] = round(shown.sent_at, 6)
+                if found.first > 0:
+                    result["previous_at"] = round(attempts[found.first - 1].sent_at, 6)
+            return result

@@ -1,0 +1,98 @@
+"""The resident agent in probe pods of the embedded cluster, through `KubeDriver` (exec + `ask`).
+
+A probe request is answered by the agent `serve` started with the pod; a settle request reports when
+each cell showed its wanted verdict on this machine's clock; when the agent is gone (its socket removed,
+as in a pod whose serve has none), probing falls back to one-shot and every result says so, and a
+settle request raises NoResidentAgent (the engine then probes in rounds and records it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netpolcheck.kube import execing, namespaces
+from netpolcheck.kube.connection import KubeApi
+from netpolcheck.kube.provisioners import Cluster, ClusterOptions, provision
+from netpolcheck.verdict.driver import NoResidentAgent, PodSpec, ResidentDriver, Stagger
+from netpolcheck.verdict.kubedriver import KubeDriver
+
+pytestmark = [pytest.mark.netns, pytest.mark.hollow]
+
+POD_CIDR = "10.52.0.0/14"  # inside this area's range (10.48.0.0/12), away from the suites' default
+IMAGE = "netpolcheck/netpolcheck-probe:dev"
+STAGGER = Stagger(timeout=0.05, interval=0.01, silence=0.3)
+SOCKET = "/tmp/netpolcheck-probe/agent"  # the agent's directory beside the default journal
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, KubeApi]]:
+    options = ClusterOptions(
+        kind="hollow", nodes=1, work_dir=tmp_path_factory.mktemp("resident"), pod_cidr=POD_CIDR, timeout=180
+    )
+    cluster = provision(options)
+    api = cluster.api()
+    try:
+        yield cluster, api
+    finally:
+        api.close()
+        cluster.cleanup()
+
+
+@pytest.fixture
+def driver(embedded: tuple[Cluster, KubeApi]) -> Iterator[KubeDriver]:
+    run = namespaces.Run()
+    made = KubeDriver(embedded[1], "hollow", run, IMAGE)
+    try:
+        yield made
+    finally:
+        made.close()
+        namespaces.cleanup(embedded[1], run)
+
+
+def pod_ips(driver: KubeDriver, namespace: str) -> dict[str, str]:
+    return {p["name"]: str(p["ip"]) for p in driver.snapshot([namespace])["pods"]}
+
+
+def test_a_resident_agent_answers_in_a_hollow_pod_and_the_fallback_is_recorded(
+    driver: KubeDriver, tmp_path: Path
+) -> None:
+    assert isinstance(driver, ResidentDriver) and driver.shared_clock
+    namespace = f"resident-{time.time_ns() % 10**8}"
+    driver.create_namespace(namespace, {})
+    driver.create_pods([PodSpec(namespace, "a"), PodSpec(namespace, "b")])
+    ip = pod_ips(driver, namespace)["b"]
+    targets = [
+        {"id": "open", "ip": ip, "port": 80, "protocol": "TCP"},
+        {"id": "closed", "ip": ip, "port": 82, "protocol": "TCP"},
+    ]
+
+    results = driver.probe(namespace, "a", targets, 0.5)
+    assert [(r["id"], r["verdict"], r["agent"]) for r in results] == [
+        ("open", "allowed", "resident"),
+        ("closed", "refused", "resident"),
+    ]
+    assert all("fallback" not in r for r in results)
+
+    before = time.time()
+    wanted = [{**targets[0], "id": "0", "want": ["allowed"]}]
+    answer = driver.settle(namespace, "a", wanted, STAGGER, 30.0, None)
+    (settled,) = answer.document["results"]
+    assert (settled["settled"], settled["verdict"]) == (True, "allowed")
+    # the pod's clock is this machine's: its times fall between the exec's own
+    assert before <= answer.sent <= settled["settled_at"] <= answer.returned
+
+    # the agent goes away (as in a pod whose serve runs without one): probing falls back, and says so
+    gone = execing.exec_in(driver._exec_api(), (namespace, "a"), ["rm", "-r", SOCKET])
+    assert gone.exit_code == 0, gone.stderr
+    results = driver.probe(namespace, "a", targets, 0.5)
+    assert [(r["id"], r["verdict"], r["agent"]) for r in results] == [
+        ("open", "allowed", "one-shot"),
+        ("closed", "refused", "one-shot"),
+    ]
+    assert all("no resident agent at" in r["fallback"] for r in results)
+    with pytest.raises(NoResidentAgent, match="no resident agent"):
+        driver.settle(namespace, "a", wanted, STAGGER, 5.0, None)
