@@ -1,8 +1,9 @@
 """Probe many targets at once and classify each answer: allowed, refused, rejected or dropped.
 
 How it works (one process, one thread, one epoll loop, a fixed number of sockets whatever the target count):
-- every attempt is its own flow with its own source port, picked at random from the kernel's ephemeral
-  range among ports no local socket holds and no target uses, so an answer names exactly one attempt;
+- every attempt is its own flow with its own source port, drawn from the kernel's ephemeral range
+  (from the slice a wall clock points at: PortPicker says why) among ports no local socket holds and no
+  target uses, so an answer names exactly one attempt;
 - one raw socket sends everything (IP_HDRINCL): a TCP SYN, a UDP datagram carrying a nonce, an SCTP
   INIT with a random tag. No kernel socket holds the source port, so the pod's kernel answers a SYN-ACK
   with an RST and a UDP echo with ICMP port unreachable: harmless, the verdict only needs the answer;
@@ -46,7 +47,8 @@ TIMESPEC = struct.Struct("@qq")
 DRAIN_EVERY = 128  # attempts sent between two reads of the answer queues, so a long round loses no answer
 DEFAULT_PORT_RANGE = (32768, 60999)
 PORT_PICKS = 10_000  # random draws before giving up on finding a free source port
-REUSE_AFTER = 300.0  # seconds before a source port serves the same target again (conntrack, see RecentFlows)
+REUSE_AFTER = 140.0  # seconds before a source port serves the same target again (conntrack, see RecentFlows)
+PORT_CYCLE = 150.0  # seconds the source-port clock takes to go once round the ephemeral range (PortPicker)
 
 
 @dataclass(slots=True)
@@ -181,20 +183,38 @@ def ephemeral_range() -> tuple[int, int]:
 
 
 class PortPicker:
-    """Random source ports from the ephemeral range that no local socket holds and no target uses (a
-    port equal to another target's port could make our own loopback traffic look like its answer)."""
+    """Source ports from the ephemeral range that no local socket holds and no target uses (a port
+    equal to another target's port could make our own loopback traffic look like its answer).
+
+    Ports follow a clock: at wall time t the draws come from the slice of about span / PORT_CYCLE
+    ports that t points at, moving on a second's worth each time draws keep failing. A pod's address is
+    reused after the pod is gone (IPAM hands it to the next pod), and the node's conntrack still holds
+    the old pod's answered flows (UDP 30 s, or 120 s once assured); a new pod whose agent drew a port
+    the old one used toward the same target would pass a deny as ESTABLISHED. Random draws made that
+    likely once agents send thousands of attempts (staggered watches); with the clock, two pods that
+    share an address share a port only if one probed less than a slice's time before the other, or a
+    whole cycle (150 s, longer than any of those entries live) earlier. Every process on every node reads
+    the same clock, so this holds without any shared state."""
 
     def __init__(self, target_ports: set[int], generator: random.Random) -> None:
         low, high = ephemeral_range()
         self.low, self.span = low, high - low + 1
+        self.per_second = max(1, int(self.span / PORT_CYCLE))
         self.avoid = local_ports_in_use() | target_ports
         self.random = generator.random
+        self.clock = time.time
 
     def pick(self, taken: Container[tuple[int, str, int, int]], protocol: int, ip: str, port: int) -> int:
-        for _ in range(PORT_PICKS):
-            sport = self.low + int(self.random() * self.span)
+        toward = (protocol, ip, port)
+        now = int(self.clock() * self.per_second)
+        start = max(now, CURSORS.get(toward, now))  # where this process last found a free slice
+        for draw in range(PORT_PICKS):
+            ahead = (draw // 16) * self.per_second  # every 16 failed draws: the next second's slice
+            slot = start + ahead + int(self.random() * self.per_second)
+            sport = self.low + slot % self.span
             fresh = sport not in self.avoid and (protocol, ip, port, sport) not in taken
-            if fresh and RECENT.claim((protocol, ip, port), sport):
+            if fresh and RECENT.claim(toward, sport):
+                CURSORS[toward] = start + ahead
                 return sport
         raise RuntimeError(f"no free source port toward {ip}:{port} after {PORT_PICKS} draws")
 
@@ -231,6 +251,7 @@ class RecentFlows:
 
 
 RECENT = RecentFlows()
+CURSORS: dict[tuple[int, str, int], int] = {}  # per target: the slice PortPicker last drew from
 
 
 class StopSignals:
