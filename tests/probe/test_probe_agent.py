@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from netpolcheck.probe.ask import socket_path
-
-from .netlab import AGENT, Lab, Pod
+from tests.probe.netlab import AGENT, Lab, Pod
 
 pytestmark = pytest.mark.netns
 
