@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from netpolcheck import __version__
 from netpolcheck.commands import audit_agents as agents
-from netpolcheck.commands.cluster import REACH_TIMEOUT, cluster_error
+from netpolcheck.commands.cluster import REACH_TIMEOUT, cluster_error, connect
 from netpolcheck.commands.report import write_all
 from netpolcheck.errors import UsageError
 from netpolcheck.model.apivalidation import printable
@@ -279,13 +279,6 @@ def plan(api: KubeApi, args: argparse.Namespace, scope: Scope) -> Plan:
     return Plan(profile, weave_version, expected, targets, expectation.explain)
 
 
-def _connect(args: argparse.Namespace) -> tuple[KubeApi, str]:
-    from netpolcheck.kube.connection import KubeApi
-
-    api = KubeApi.from_kubeconfig(args.kubeconfig, args.context)
-    return api, printable(api.api_client.configuration.host or "(no server)")
-
-
 def _install_agents(
     api: KubeApi, args: argparse.Namespace, scope: Scope, sources: Iterable[str], server: str
 ) -> tuple[dict[str, str], dict[str, str]]:
@@ -319,7 +312,7 @@ def _install_agents(
 def run(args: argparse.Namespace) -> int:
     _checked_options(args)
     try:
-        api, server = _connect(args)
+        api, server = connect(args.kubeconfig, args.context)
     except Exception as exc:
         raise UsageError(f"--kubeconfig: {printable(str(exc)) or type(exc).__name__}") from None
     try:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netpolcheck.commands.inputs import load_state
 from netpolcheck.errors import UsageError
 from netpolcheck.model.apivalidation import printable
 from netpolcheck.model.manifests import declared_probes
 from netpolcheck.model.state import State, parse_state
+
+if TYPE_CHECKING:  # the kubernetes client loads only when a command talks to a cluster
+    from netpolcheck.kube.connection import KubeApi
 
 REACH_TIMEOUT = 10.0  # seconds per attempt for the first request, so an unreachable server fails soon
 
@@ -60,11 +63,9 @@ def cluster_state(kubeconfig: str, context: str | None, namespaces: Sequence[str
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
-    from netpolcheck.kube.connection import KubeApi
     from netpolcheck.kube.snapshot import snapshot
 
-    api = KubeApi.from_kubeconfig(kubeconfig, context)
-    server = printable(api.api_client.configuration.host or "(no server)")
+    api, server = connect(kubeconfig, context)
     wanted = list(dict.fromkeys(namespaces)) if namespaces else None
     doing = "asking for its version"
     try:
@@ -83,6 +84,14 @@ def cluster_state(kubeconfig: str, context: str | None, namespaces: Sequence[str
         )
     document["probes"] = declared_probes(document["pods"])
     return parse_state(document)
+
+
+def connect(kubeconfig: str, context: str | None) -> tuple[KubeApi, str]:
+    """A client for the kubeconfig's cluster, and its server address as messages show it."""
+    from netpolcheck.kube.connection import KubeApi
+
+    api = KubeApi.from_kubeconfig(kubeconfig, context)
+    return api, printable(api.api_client.configuration.host or "(no server)")
 
 
 def cluster_error(server: str, doing: str, exc: BaseException) -> UsageError | None:
