@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -195,6 +196,27 @@ def clean_leftovers(state_dir: Path) -> None:
         print(f"cleaned leftovers of crashed cluster {record.prefix}: {', '.join(removed)}", file=sys.stderr)
 
 
+def reclaim_range_from_dead_clusters(pod_cidr: str) -> None:
+    """Remove every orphan whose daemon is dead and whose route overlaps the range asked for.
+
+    Nobody can stop such a cluster any more (a `kill -9` of the run, a CI job killed with its process
+    group); leaving it would make every later run on the range wait and fail. Live clusters and
+    clusters still being started are not orphans and are never touched here.
+    """
+    wanted = parse_pod_cidr(pod_cidr)
+    for orphan in orphans.find_orphans():
+        if orphan.daemon_pid is not None or not orphan.route:
+            continue
+        if not ipaddress.IPv4Network(orphan.route).overlaps(wanted):
+            continue
+        removed = orphans.remove(orphan)
+        print(
+            f"netpolcheck: removed dead hollow cluster {orphan.prefix}, which held {orphan.route}: "
+            f"{', '.join(removed) or 'nothing left'}",
+            file=sys.stderr,
+        )
+
+
 def warn_about_orphans() -> None:
     found = orphans.find_orphans()
     if found:
@@ -244,8 +266,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     check_state_dir_private(state_dir)
     check_options(args)
     clean_leftovers(state_dir)
-    warn_about_orphans()
+    reclaim_range_from_dead_clusters(args.pod_cidr)
     check_pod_range_free(args.pod_cidr)  # the common case, before anything is created
+    warn_about_orphans()  # after every refusal: bad input is one line, even with orphans around
     started = time.monotonic()
     created_dir = not state_dir.exists()
     record = ClusterRecord(
@@ -362,12 +385,14 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def process_name(pid: int, width: int = 60) -> str:
-    """The command line of a process, shortened (what `ps` shows)."""
+    """The command line of a process, shortened: the program by its name, not its path (a virtualenv's
+    interpreter path alone can fill the width), then as many arguments as fit."""
     try:
-        text = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
     except OSError:
         return "gone"
-    text = text.strip() or "?"
+    words = [Path(argv[0].decode(errors="replace")).name, *(a.decode(errors="replace") for a in argv[1:])]
+    text = " ".join(words).strip() or "?"
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

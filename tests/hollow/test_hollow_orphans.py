@@ -68,6 +68,17 @@ def gone(pid: int) -> bool:
         return True
 
 
+def kill_9(prefix: str) -> None:
+    """SIGKILL every process of cluster `prefix` (daemon, kubelet children, containers) and wait."""
+    killed = tagged_pids(prefix)
+    for pid in killed:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue  # a short-lived child exited by itself
+    wait_until(lambda: all(gone(p) for p in killed), 5, "the killed cluster processes to go")
+
+
 def test_kill_9_and_lost_state_dir_then_up_warns_and_down_orphans_cleans(
     tmp_path: Path, decoys: list[str], shared_cluster: Cluster
 ) -> None:
@@ -78,17 +89,15 @@ def test_kill_9_and_lost_state_dir_then_up_warns_and_down_orphans_cleans(
         cluster.core.create_namespaced_pod("default", as_body(client.V1Pod, echo_pod("victim", node="node2")))
         wait_running(cluster.core, "default", "victim")
         cluster.api.close()
-        killed = tagged_pids(prefix)
-        for pid in killed:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue  # a short-lived child exited by itself
-        wait_until(lambda: all(gone(p) for p in killed), 5, "the killed cluster processes to go")
+        kill_9(prefix)
         shutil.rmtree(tmp_path / "lost")
         left = leftovers(prefix, ORPHAN_CIDR)
         assert any(x.startswith("netns") for x in left) and any(x.startswith("route") for x in left), left
         assert "nothing to do" in hollow("down", "--state-dir", str(tmp_path / "lost")).stdout
+        # bad input stays one line with an orphan on the machine (the warning comes after every check)
+        bad = hollow("up", "--state-dir", str(tmp_path / "bad"), "--pod-cidr", "192.0.0.0/19")
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+        assert "overlaps existing route" in bad.stderr and not (tmp_path / "bad").exists()
 
         # `up` elsewhere warns about the orphan and still starts
         up = hollow("up", "--state-dir", str(tmp_path / "other"), "--nodes", "1", "--pod-cidr", WARNED_CIDR)
@@ -117,6 +126,39 @@ def test_kill_9_and_lost_state_dir_then_up_warns_and_down_orphans_cleans(
             assert leftovers(warned, WARNED_CIDR) == []
         if leftovers(prefix, ORPHAN_CIDR):
             hollow("down", "--orphans")
+
+
+def test_up_on_the_range_of_a_killed_cluster_removes_it_and_starts(tmp_path: Path) -> None:
+    """The second run after a `kill -9` of the first (daemon and all) gets the same range back."""
+    first = start_cluster(tmp_path / "first", "--nodes", "1", "--npc", "none", cidr=ORPHAN_CIDR)
+    second: str | None = None
+    try:
+        first.core.create_namespaced_pod("default", as_body(client.V1Pod, echo_pod("p")))
+        wait_running(first.core, "default", "p")
+        first.api.close()
+        kill_9(first.prefix)
+        assert any(x.startswith("netns") for x in leftovers(first.prefix, ORPHAN_CIDR))
+
+        up = hollow("up", "--state-dir", str(tmp_path / "second"), "--nodes", "1", "--pod-cidr", ORPHAN_CIDR)
+        assert up.returncode == 0, up.stderr
+        second = json.loads((tmp_path / "second" / "cluster.json").read_text())["prefix"]
+        assert f"removed dead hollow cluster {first.prefix}, which held {ORPHAN_CIDR}" in up.stderr, up.stderr
+        assert "orphaned hollow cluster" not in up.stderr, up.stderr  # it was removed, not warned about
+        assert not [x for x in leftovers(first.prefix, ORPHAN_CIDR) if not x.startswith("route")]
+        assert not tagged_pids(first.prefix)
+        assert f"unreachable {ORPHAN_CIDR}" in subprocess.run(
+            ["ip", "route", "show", "type", "unreachable"], capture_output=True, text=True, check=True
+        ).stdout  # now the second cluster's
+        assert hollow("status", "--state-dir", str(tmp_path / "second")).returncode == 0
+        # the first run's own state dir is still there: `down` on it finds nothing left to do
+        assert hollow("down", "--state-dir", str(tmp_path / "first")).returncode == 0
+        assert hollow("status", "--state-dir", str(tmp_path / "second")).returncode == 0
+    finally:
+        if second is not None:
+            hollow("down", "--state-dir", str(tmp_path / "second"))
+            assert leftovers(second, ORPHAN_CIDR) == []
+        if leftovers(first.prefix, ORPHAN_CIDR):
+            hollow("down", "--state-dir", str(tmp_path / "first"))
 
 
 def test_a_running_cluster_whose_state_dir_was_removed_is_an_orphan(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from netpolcheck.hollow import daemon, images, orphans
+from netpolcheck.hollow.cli import process_name
 from netpolcheck.hollow.ipam import AddressError, PodAddresses, parse_pod_cidr
 from netpolcheck.hollow.kubelet import ContainerRun, readiness
 from netpolcheck.hollow.waits import wait_until
@@ -178,3 +179,19 @@ def test_weave_image_owner_compares_versions_as_versions() -> None:
     assert daemon.weave_images("2.9.0")[1] == "rajchaudhuri/weave-npc:2.9.0"
     assert daemon.weave_images("v2.10.1")[0] == "rajchaudhuri/weave-kube:v2.10.1"  # 2.10 > 2.9
     assert daemon.weave_images("2.10")[0].startswith("rajchaudhuri/")
+
+
+def test_status_names_a_process_by_its_program_not_its_long_path(tmp_path: Path) -> None:
+    deep = tmp_path / ("a-long-checkout-path-" * 4) / ".tox" / "netns" / "bin"
+    deep.mkdir(parents=True)
+    (deep / "sleep").symlink_to(Path("/bin/sleep").resolve())
+    proc = subprocess.Popen([str(deep / "sleep"), "30"])
+    try:
+        # /proc/PID/cmdline reads empty for a moment while the child execs
+        wait_until(lambda: Path(f"/proc/{proc.pid}/cmdline").read_bytes() != b"", 5, "sleep's command line")
+        assert process_name(proc.pid) == "sleep 30"
+        assert process_name(proc.pid, width=7) == "slee..."
+    finally:
+        proc.kill()
+        proc.wait()
+    assert process_name(proc.pid) == "gone"

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,8 @@ from netpolcheck.probe.ask import socket_path
 from tests.probe.netlab import AGENT, Lab, Pod
 
 pytestmark = pytest.mark.netns
+
+PACKAGE = Path(__file__).resolve().parents[2] / "netpolcheck"
 
 
 def ask(lab: Lab, pod: Pod, journal: Path, request: list[dict[str, Any]], *options: str) -> dict[str, Any]:
@@ -185,19 +190,41 @@ def test_the_agent_refuses_what_exceeds_its_bounds(lab: Lab, tmp_path: Path) -> 
     assert json.loads(done.stdout)["stopped"] is False
 
 
-def test_only_this_user_reaches_the_agent(lab: Lab, tmp_path: Path) -> None:
+def readable_copy_of_the_package(into: Path) -> Path:
+    """A copy of netpolcheck that any user can import: the checkout may sit in a directory only root can
+    enter (a clone under `mktemp -d`), and this test is about the agent's directory, not the checkout's."""
+    lib = into / "lib"
+    shutil.copytree(PACKAGE, lib / "netpolcheck", ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [lib, *lib.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return lib
+
+
+def test_only_this_user_reaches_the_agent(lab: Lab) -> None:
     client = lab.add_pod("client")
-    journal = tmp_path / "client.jsonl"
-    lab.serve(client, journal)
-    os.chmod(tmp_path, 0o755)  # even with the journal's directory open, the agent's is not
-    as_nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
-    stop = ["ask", "--op", "stop", "--journal", str(journal), "--watch", "x"]
-    nobody = subprocess.run(
-        [*as_nobody, *AGENT, *stop],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-    assert nobody.returncode == 4, nobody.stderr
-    assert "no resident agent" in nobody.stderr and "Permission denied" in nobody.stderr
+    # the journal's directory and the client are open to everyone; only the agent's directory is not
+    open_dir = Path(tempfile.mkdtemp(prefix="netpolcheck-open-"))
+    try:
+        open_dir.chmod(0o755)
+        lib = readable_copy_of_the_package(open_dir)
+        journal = open_dir / "client.jsonl"
+        lab.serve(client, journal)
+        as_nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+        stop = ["ask", "--op", "stop", "--journal", str(journal), "--watch", "x"]
+        python = os.path.realpath(sys.executable)  # a venv's bin/ may be inside the closed checkout too
+        nobody = subprocess.run(
+            [*as_nobody, python, "-S", "-m", "netpolcheck.probe", *stop],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=open_dir,
+            env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(lib), "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+        assert nobody.returncode == 4, nobody.stderr
+        assert "no resident agent" in nobody.stderr and "Permission denied" in nobody.stderr
+        assert stat.S_IMODE(Path(socket_path(str(journal))).parent.stat().st_mode) & 0o077 == 0
+        # the owner still reaches it
+        owner = lab.run(client, *AGENT, *stop, check=False)
+        assert json.loads(owner.stdout)["agent"] == "resident", owner.stdout + owner.stderr
+    finally:
+        shutil.rmtree(open_dir, ignore_errors=True)
