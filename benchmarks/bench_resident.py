@@ -61,9 +61,8 @@ def round_trip(
         if resident:
             results = driver.probe(namespace, pod, targets[source], WINDOW)
         else:
-            results = execing.one_shot(
-                driver._exec_api(), (namespace, pod), targets[source], options, WINDOW, None
-            )
+            with driver.exec_client() as api:
+                results = execing.one_shot(api, (namespace, pod), targets[source], options, WINDOW, None)
         return time.monotonic() - start, results
 
     start = time.monotonic()

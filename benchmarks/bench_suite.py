@@ -78,9 +78,9 @@ class UpstreamDriver:
             self.execs += 1
         # the agent as a one-shot connect: a single attempt within a 1 s window, like agnhost connect (a
         # fresh process per cell, as upstream execs one; the resident agent is not used)
-        api = self.inner._exec_api()
         options = ["--timeout", str(UPSTREAM_TIMEOUT), "--retries", "0"]
-        return execing.one_shot(api, (namespace, pod), [target], options, UPSTREAM_TIMEOUT, None)[0]
+        with self.inner.exec_client() as api:
+            return execing.one_shot(api, (namespace, pod), [target], options, UPSTREAM_TIMEOUT, None)[0]
 
     def probe(
         self, namespace: str, pod: str, targets: Sequence[ProbeTarget], timeout: float

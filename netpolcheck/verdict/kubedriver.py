@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from netpolcheck.errors import UsageError
@@ -52,28 +53,36 @@ class KubeDriver:
         self.timeout = timeout
         self._nodes: tuple[str, ...] | None = None
         self._kubernetes: str | None = None
-        self._local = threading.local()
-        self._exec_clients: list[KubeApi] = []
+        self._exec_clients: list[KubeApi] = []  # every exec client made (closed by close())
+        self._idle_exec_clients: list[KubeApi] = []  # of those, the ones no exec uses now
         self._lock = threading.Lock()
 
-    def _exec_api(self) -> KubeApi:
-        """A client of this thread's own for exec: the kubernetes client's `stream()` swaps the request
-        function of the client it uses while it runs, so concurrent execs on one shared client can leave
-        it speaking websocket to every later plain request."""
-        api: KubeApi | None = getattr(self._local, "api", None)
+    @contextlib.contextmanager
+    def exec_client(self) -> Iterator[KubeApi]:
+        """A client for one exec, used by nobody else meanwhile: the kubernetes client's `stream()` swaps
+        the request function of the client it uses while it runs, so concurrent execs on one shared
+        client can leave it speaking websocket to every later plain request. Clients are kept and
+        handed out again (not made per thread: the probers' thread pools are made per round, and a
+        new client costs a kubeconfig parse and a TLS handshake, about 0.4 s on the first exec)."""
+        if self.api.kubeconfig is None:
+            raise UsageError("exec needs a client made from a kubeconfig")
+        with self._lock:
+            api = self._idle_exec_clients.pop() if self._idle_exec_clients else None
         if api is None:
-            if self.api.kubeconfig is None:
-                raise UsageError("exec needs a client made from a kubeconfig")
             api = KubeApi.from_kubeconfig(self.api.kubeconfig, self.api.context)
-            self._local.api = api
             with self._lock:
                 self._exec_clients.append(api)
-        return api
+        try:
+            yield api
+        finally:
+            with self._lock:
+                if api in self._exec_clients:  # not closed meanwhile
+                    self._idle_exec_clients.append(api)
 
     def close(self) -> None:
         """Close the exec clients (the shared one belongs to the caller)."""
         with self._lock:
-            clients, self._exec_clients = self._exec_clients, []
+            clients, self._exec_clients, self._idle_exec_clients = self._exec_clients, [], []
         for api in clients:
             api.close()
 
@@ -146,7 +155,8 @@ class KubeDriver:
     def probe(
         self, namespace: str, pod: str, targets: Sequence[ProbeTarget], timeout: float
     ) -> list[ProbeResult]:
-        return execing.probe(self._exec_api(), (namespace, pod), targets, timeout=timeout)
+        with self.exec_client() as api:
+            return execing.probe(api, (namespace, pod), targets, timeout=timeout)
 
     @property
     def shared_clock(self) -> bool:
@@ -162,7 +172,8 @@ class KubeDriver:
         wait: float,
     ) -> AgentAnswer:
         try:
-            answer = execing.ask(self._exec_api(), (namespace, pod), op, targets, options, wait)
+            with self.exec_client() as api:
+                answer = execing.ask(api, (namespace, pod), op, targets, options, wait)
         except execing.NoResidentAgent as exc:
             raise NoResidentAgent(str(exc)) from None
         return AgentAnswer(answer.document, answer.sent, answer.returned)
@@ -197,7 +208,8 @@ class KubeDriver:
 
     def _agent(self, namespace: str, pod: str, args: list[str], what: str) -> dict[str, Any]:
         command = ["python", "-m", "netpolcheck.probe", *args]
-        result = execing.exec_in(self._exec_api(), (namespace, pod), command, timeout=60).check(what)
+        with self.exec_client() as api:
+            result = execing.exec_in(api, (namespace, pod), command, timeout=60).check(what)
         document: dict[str, Any] = json.loads(result.stdout)
         return document
 
@@ -216,9 +228,10 @@ class KubeDriver:
 
     def journal(self, namespace: str, pod: str, since: float) -> list[dict[str, Any]]:
         command = ["python", "-m", "netpolcheck.probe", "journal", "--since", f"{since:.3f}"]
-        result = execing.exec_in(self._exec_api(), (namespace, pod), command, timeout=60).check(
-            f"journal of {namespace}/{pod}"
-        )
+        with self.exec_client() as api:
+            result = execing.exec_in(api, (namespace, pod), command, timeout=60).check(
+                f"journal of {namespace}/{pod}"
+            )
         return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
     def blocked_lines(self, since: float) -> list[str]:

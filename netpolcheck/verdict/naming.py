@@ -42,10 +42,14 @@ class Naming:
         ns, sep, pod = real_key.partition("/")
         return f"{self.logical_namespace(ns)}/{pod}" if sep else real_key
 
+    def case_label(self) -> str:
+        """The case id as a label value (at most 63 characters)."""
+        return self.case_id[:63].strip("-.")
+
     def namespace_labels(self, logical: str, labels: Mapping[str, str]) -> dict[str, str]:
         return {
             ROLE_LABEL: logical,
-            CASE_LABEL: self.case_id[:63].strip("-."),
+            CASE_LABEL: self.case_label(),
             **labels,
         }
 

@@ -29,7 +29,8 @@ from netpolcheck.verdict.expected import Expectation, expect, state_document
 from netpolcheck.verdict.failure import failure_text
 from netpolcheck.verdict.forensics import gather
 from netpolcheck.verdict.foresee import after_step
-from netpolcheck.verdict.naming import Naming, run_prefix
+from netpolcheck.verdict.naming import CASE_LABEL, Naming, run_prefix
+from netpolcheck.verdict.pool import Layout, Lease, TopologyPool, differences, restore_plan, reusable
 from netpolcheck.verdict.probing import Prober, ResidentProber
 from netpolcheck.verdict.profile import implementation_profile, run_profile
 from netpolcheck.verdict.results import CaseResult, CheckResult, HoldReport
@@ -37,6 +38,7 @@ from netpolcheck.verdict.validation import validate
 from netpolcheck.verdict.watch import watch_while
 
 log = logging.getLogger("netpolcheck.verdict")
+IGNORED_LABELS = frozenset({CASE_LABEL})  # a reused topology is relabelled with each case's id
 COARSE = 10  # cells a step should not change are watched this many times less often
 
 
@@ -78,8 +80,12 @@ class CaseRunner:
         clock: Clock | None = None,
         progress: Callable[[str], None] = log.info,
         prefix: Callable[[str], str] = run_prefix,
+        pool: TopologyPool | None = None,
     ) -> None:
+        """`pool`: where topologies are handed back to and taken from (pool.py); None: every case makes
+        its own and deletes it."""
         self.driver = driver
+        self.pool = pool
         self.options = options
         self.clock = clock or system_clock()
         self.progress = progress
@@ -100,17 +106,26 @@ class CaseRunner:
 
     def run(self, case: c.Case) -> CaseResult:
         validate(case)
-        naming = Naming(case.id, self.prefix(case.id))
+        pooled = self.pool is not None and not self.options.keep and reusable(case) is None
+        lease = self.pool.take(Layout.of(case)) if self.pool is not None and pooled else None
+        naming = Naming(case.id, lease.prefix if lease is not None else self.prefix(case.id))
         run = _Run(case, naming, CaseResult(case.id, self.options.profile, self.options.negative_control))
         original = self.driver.info().weave_version
+        finished = False
         try:
             if case.weave_version is not None and original != case.weave_version:
                 self.progress(f"{case.id}: installing Weave {case.weave_version} (the case starts there)")
                 self.driver.upgrade_weave(case.weave_version)
-            for ns in case.namespaces:
-                self._create_namespace(run, ns)
-            self.progress(f"{case.id}: creating {len(case.pods)} probe pods and waiting until they serve")
-            self.driver.create_pods([self._pod_spec(run, p) for p in case.pods])
+            if lease is not None:
+                self._reuse(run, lease)
+            else:
+                for ns in case.namespaces:
+                    self._create_namespace(run, ns)
+                self.progress(f"{case.id}: creating {len(case.pods)} probe pods and waiting until they serve")
+                self.driver.create_pods([self._pod_spec(run, p) for p in case.pods])
+                if pooled:
+                    pristine = self.driver.snapshot(naming.real_namespaces(run.namespaces))
+                    lease = Lease(naming.prefix, Layout.of(case), pristine)
             if case.check_first:
                 self._check(run, 0, "initial state", self.clock.now(), time.time())
             for index, step in enumerate(case.steps, start=1):
@@ -126,9 +141,13 @@ class CaseRunner:
                     watches = self._watch_before(run, step)
                     self._do(run, step)
                 self._check(run, index, step.describe(), self.clock.now(), wall, watches)
+            finished = True
         finally:
             if not self.options.keep:
-                self._clean_up(run)
+                for name in list(run.holds):
+                    self._release(run, name)
+                if not (finished and lease is not None and self._hand_back(run, lease)):
+                    self._clean_up(run)
             self._restore_weave(run, original)
         return run.result
 
@@ -144,8 +163,6 @@ class CaseRunner:
             run.result.error += f"restoring Weave {original} failed: {exc}\n"
 
     def _clean_up(self, run: _Run) -> None:
-        for name in list(run.holds):
-            self._release(run, name)
         for logical in list(run.namespaces):
             name = run.naming.namespace(logical)
             self.progress(f"{run.case.id}: deleting namespace {name}")
@@ -153,6 +170,69 @@ class CaseRunner:
                 self.driver.delete_namespace(name)
             except Exception as exc:  # keep going: every namespace must be tried
                 run.result.error += f"clean-up of namespace {name} failed: {exc}\n"
+
+    # ----- reusing a topology (pool.py) ----------------------------------------------------------
+
+    def _reuse(self, run: _Run, lease: Lease) -> None:
+        """Take over a handed-back topology: its namespaces now carry this case's id."""
+        self.progress(
+            f"{run.case.id}: reusing the namespaces and probe pods of {lease.prefix} (use {lease.uses}): "
+            "no policies, labels as made, matrix checked when handed back"
+        )
+        for ns in run.case.namespaces:
+            self.driver.label_namespace(run.naming.namespace(ns.name), {CASE_LABEL: run.naming.case_label()})
+            run.namespaces.append(ns.name)
+
+    def _hand_back(self, run: _Run, lease: Lease) -> bool:
+        """Delete the case's policies, put every label back, and keep the topology in the pool if the
+        API shows it as it was made and the dataplane shows the matrix of no policies; False (the
+        caller deletes it) otherwise, saying why."""
+        assert self.pool is not None
+        real = run.naming.real_namespaces(run.namespaces)
+        try:
+            plan = restore_plan(lease.pristine, self.driver.snapshot(real), IGNORED_LABELS)
+            for namespace, name in plan.policies:
+                self.driver.delete_policy(namespace, name)
+            for namespace, labels in plan.namespace_labels:
+                self.driver.label_namespace(namespace, labels)
+            for namespace, pod, labels in plan.pod_labels:
+                self.driver.label_pod(namespace, pod, labels)
+            now = self.driver.snapshot(real)
+            changed = differences(lease.pristine, now, IGNORED_LABELS)
+            if changed:
+                self.progress(f"{run.case.id}: topology not reused: {'; '.join(changed[:3])}")
+                return False
+            wrong = self._wrong_without_policies(run, now)
+            if wrong:
+                self.progress(f"{run.case.id}: topology not reused: without policies {wrong}")
+                return False
+        except Exception as exc:  # the topology is deleted instead; nothing is lost but time
+            self.progress(f"{run.case.id}: topology not reused: {type(exc).__name__}: {exc}")
+            return False
+        self.progress(f"{run.case.id}: topology {lease.prefix} handed back for the next case")
+        for old in self.pool.give(lease):
+            for namespace in old.pristine["namespaces"]:
+                self.progress(f"{run.case.id}: deleting namespace {namespace['name']} (pool full)")
+                self.driver.delete_namespace(namespace["name"])
+        return True
+
+    def _wrong_without_policies(self, run: _Run, document: dict[str, Any]) -> str:
+        """'' when the dataplane shows the implementation's matrix for `document` (the case's topology
+        without policies): one full round, and only if that differs, settling until the deadline."""
+        version = self.driver.info().weave_version
+        target = self._foreseen(run, state_document(document, run.case.probes), version)
+        implementation = implementation_profile(version)
+        denied = (implementation or target.model_profile).denied_verdicts
+        since = self.clock.now()
+        first = self.full.run(list(target.cells), target.targets, self.clock.now)
+        if compare(target.cells, first.cells, denied).passed:
+            return ""
+        outcome = self._converge(target.cells, target.targets, since, denied, {})
+        if outcome.comparison.passed:
+            return ""
+        wrong = outcome.comparison.wrong
+        first_wrong = wrong[0].key if wrong else None
+        return f"{len(wrong)} cell(s) still differ after {self.options.deadline:g} s (first: {first_wrong})"
 
     # ----- steps ---------------------------------------------------------------------------------
 

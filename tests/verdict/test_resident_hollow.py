@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,8 @@ def test_a_resident_agent_answers_in_a_hollow_pod_and_the_fallback_is_recorded(
     assert before <= answer.sent <= settled["settled_at"] <= answer.returned
 
     # the agent goes away (as in a pod whose serve runs without one): probing falls back, and says so
-    gone = execing.exec_in(driver._exec_api(), (namespace, "a"), ["rm", "-r", SOCKET])
+    with driver.exec_client() as api:
+        gone = execing.exec_in(api, (namespace, "a"), ["rm", "-r", SOCKET])
     assert gone.exit_code == 0, gone.stderr
     results = driver.probe(namespace, "a", targets, 0.5)
     assert [(r["id"], r["verdict"], r["agent"]) for r in results] == [
@@ -96,3 +98,17 @@ def test_a_resident_agent_answers_in_a_hollow_pod_and_the_fallback_is_recorded(
     assert all("no resident agent at" in r["fallback"] for r in results)
     with pytest.raises(NoResidentAgent, match="no resident agent"):
         driver.settle(namespace, "a", wanted, STAGGER, 5.0, None)
+
+
+def test_exec_clients_are_reused_across_rounds_not_made_per_thread(driver: KubeDriver) -> None:
+    """The probers make a thread pool per round: a client per thread would pile up (and cost a TLS
+    handshake each); the driver hands the same few clients out again."""
+    namespace = f"clients-{time.time_ns() % 10**8}"
+    driver.create_namespace(namespace, {})
+    driver.create_pods([PodSpec(namespace, "a"), PodSpec(namespace, "b")])
+    target = [{"id": "open", "ip": pod_ips(driver, namespace)["b"], "port": 80, "protocol": "TCP"}]
+    for _ in range(5):
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            rounds = [pool.submit(driver.probe, namespace, "a", target, 0.5) for _ in range(3)]
+            assert all(r.result()[0]["verdict"] == "allowed" for r in rounds)
+    assert 1 <= len(driver._exec_clients) <= 3  # at most as many as ever ran at once, not 15

@@ -1,0 +1,166 @@
+"""Reused topologies (netpolcheck/verdict/pool.py): which cases may hand theirs back, how it is put back
+as it was made, and when it is deleted instead; with the scripted driver double."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from netpolcheck.verdict import case as c
+from netpolcheck.verdict.deviations import Status
+from netpolcheck.verdict.naming import CASE_LABEL
+from netpolcheck.verdict.pool import Layout, Lease, TopologyPool, differences, restore_plan, reusable
+from netpolcheck.verdict.runner import CaseRunner, RunOptions
+from tests.verdict.double import Cell, FakeClock, FakeDriver
+from tests.verdict.test_runner import CASE, DENY_B, isolating_dataplane
+
+RELABEL = dataclasses.replace(
+    CASE,
+    id="relabel",
+    steps=(
+        c.ApplyPolicy("x", DENY_B),
+        c.LabelPod("x", "a", {"pod": "b", "extra": "1"}),
+        c.LabelNamespace("x", {"ns": None, "team": "blue"}),
+    ),
+)
+
+
+def runner(driver: FakeDriver, clock: FakeClock, pool: TopologyPool | None, **options: Any) -> CaseRunner:
+    names = iter(f"np-{i}" for i in range(100))
+    defaults: dict[str, Any] = {"profile": "weave", "deadline": 3.0, "probe_workers": 1}
+    opts = RunOptions(**(defaults | options))
+    return CaseRunner(
+        driver, opts, clock.clock(), progress=lambda _: None, prefix=lambda _: next(names), pool=pool
+    )
+
+
+def test_only_cases_that_change_policies_and_labels_can_hand_back() -> None:
+    assert reusable(CASE) is None and reusable(RELABEL) is None
+    moved = dataclasses.replace(CASE, steps=(c.DeletePod("x", "a"),))
+    assert "DeletePod" in str(reusable(moved))
+    held = dataclasses.replace(CASE, steps=(c.Hold("h", "x", "a", "x", "b"), c.Release("h")))
+    assert "Hold" in str(reusable(held))
+    assert "whole cluster" in str(reusable(dataclasses.replace(CASE, steps=(c.RestartController(),))))
+    assert "whole cluster" in str(reusable(dataclasses.replace(CASE, weave_version="2.0.5")))
+    host = dataclasses.replace(CASE, pods=(*CASE.pods, c.PodDef("x", "h", host_network=True)))
+    assert "hostNetwork" in str(reusable(host))
+
+
+def test_the_layout_is_the_topology_not_the_case() -> None:
+    assert Layout.of(CASE) == Layout.of(RELABEL)
+    other = dataclasses.replace(CASE, pods=(c.PodDef("x", "a", {"pod": "z"}, node=0), CASE.pods[1]))
+    assert Layout.of(other) != Layout.of(CASE)
+    assert Layout.of(dataclasses.replace(CASE, namespaces=(c.NamespaceDef("x", {"ns": "q"}),))) != Layout.of(
+        CASE
+    )
+
+
+def test_the_second_case_runs_on_the_first_ones_pods_with_everything_put_back() -> None:
+    clock = FakeClock()
+    driver = FakeDriver(clock, isolating_dataplane(0.25))
+    pool = TopologyPool()
+    first = runner(driver, clock, pool).run(RELABEL)
+    assert first.status is Status.PASS, [ch.report for ch in first.checks]
+    assert "delete namespace np-0-x" not in driver.calls
+    assert driver.policies == {}  # deleted on hand-back
+    assert driver.pods["np-0-x/a"]["labels"] == {"pod": "a"}  # put back
+    assert driver.namespaces["np-0-x"]["ns"] == "x" and "team" not in driver.namespaces["np-0-x"]
+    ips = {k: p["ip"] for k, p in driver.pods.items()}
+    driver.calls.clear()
+
+    second = runner(driver, clock, pool).run(CASE)
+    assert second.status is Status.PASS, [ch.report for ch in second.checks]
+    assert not any(call.startswith("create") for call in driver.calls), driver.calls
+    assert {k: p["ip"] for k, p in driver.pods.items()} == ips  # the same pods
+    assert driver.namespaces["np-0-x"][CASE_LABEL] == CASE.id
+    assert len(pool.idle) == 1 and pool.idle[0].uses == 2
+    for lease in pool.drain():
+        assert lease.prefix == "np-0"
+
+
+def test_a_topology_whose_matrix_is_wrong_without_policies_is_deleted() -> None:
+    """A dataplane that keeps isolating after the policy is gone: the next case must not inherit it."""
+    clock = FakeClock()
+    stuck: dict[str, bool] = {}
+
+    def sticky(d: FakeDriver, cell: Cell, now: float) -> str:
+        if d.policies:
+            stuck["on"] = True
+        dst = next(p for p in d.pods.values() if p["ip"] == cell[1])
+        return "dropped" if stuck and dst["labels"].get("pod") == "b" else "allowed"
+
+    driver = FakeDriver(clock, sticky)
+    pool = TopologyPool()
+    case = dataclasses.replace(CASE, steps=(c.ApplyPolicy("x", DENY_B),))
+    result = runner(driver, clock, pool, deadline=1.0).run(case)
+    assert result.status is Status.PASS
+    assert pool.idle == [] and driver.namespaces == {}, driver.calls
+    assert "delete namespace np-0-x" in driver.calls
+
+
+def test_without_a_pool_or_with_keep_nothing_is_handed_back() -> None:
+    clock = FakeClock()
+    driver = FakeDriver(clock)
+    runner(driver, clock, None).run(CASE)
+    assert driver.namespaces == {}
+    pool = TopologyPool()
+    runner(driver, clock, pool, keep=True).run(CASE)
+    assert pool.idle == [] and list(driver.namespaces) == ["np-0-x"]
+
+
+def test_a_case_that_raises_deletes_its_topology() -> None:
+    clock = FakeClock()
+    driver = FakeDriver(clock)
+    pool = TopologyPool()
+
+    def refuse(namespace: str, manifest: Any) -> None:
+        raise RuntimeError("the API server refused it")
+
+    driver.apply_policy = refuse  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="refused"):
+        runner(driver, clock, pool).run(CASE)
+    assert pool.idle == [] and driver.namespaces == {}
+
+
+def test_the_pool_keeps_at_most_its_limit_oldest_out_first() -> None:
+    pool = TopologyPool(limit=2)
+    leases = [Lease(f"np-{i}", Layout.of(CASE), {"namespaces": [], "pods": []}) for i in range(3)]
+    assert pool.give(leases[0]) == [] and pool.give(leases[1]) == []
+    assert pool.give(leases[2]) == [leases[0]]
+    assert pool.take(Layout.of(CASE)) is leases[1]
+    assert pool.take(Layout.of(dataclasses.replace(CASE, pods=CASE.pods[:1]))) is None
+
+
+def test_restore_plan_and_differences_ignore_only_the_case_label() -> None:
+    pristine = {
+        "namespaces": [{"name": "n-x", "labels": {"ns": "x", CASE_LABEL: "one"}}],
+        "pods": [{"namespace": "n-x", "name": "a", "labels": {"pod": "a"}, "ip": "10.0.0.1", "node": "n1"}],
+        "policies": [],
+    }
+    now = {
+        "namespaces": [{"name": "n-x", "labels": {"team": "blue", CASE_LABEL: "two"}}],
+        "pods": [{"namespace": "n-x", "name": "a", "labels": {"pod": "b"}, "ip": "10.0.0.1", "node": "n1"}],
+        "policies": [{"metadata": {"namespace": "n-x", "name": "p"}}],
+    }
+    ignore = frozenset({CASE_LABEL})
+    plan = restore_plan(pristine, now, ignore)
+    assert plan.policies == (("n-x", "p"),)
+    assert plan.namespace_labels == (("n-x", {"ns": "x", "team": None}),)
+    assert plan.pod_labels == (("n-x", "a", {"pod": "a"}),)
+    found = differences(pristine, now, ignore)
+    assert any("namespace n-x" in f for f in found) and any("pod n-x/a" in f for f in found)
+    assert "policy n-x/p exists" in found
+    moved = {**pristine, "pods": [{**pristine["pods"][0], "ip": "10.0.0.9"}]}
+    assert differences(pristine, moved, ignore) == [
+        "pod n-x/a was ('10.0.0.1', 'n1', (('pod', 'a'),)), is ('10.0.0.9', 'n1', (('pod', 'a'),))"
+    ]
+    assert (
+        differences(
+            pristine,
+            {**now, "namespaces": pristine["namespaces"], "pods": pristine["pods"], "policies": []},
+            ignore,
+        )
+        == []
+    )
