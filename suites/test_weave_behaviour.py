@@ -13,6 +13,7 @@ from netpolcheck.kube.connection import KubeApi
 from netpolcheck.model.profiles import MULTICAST_ALLOWED
 from netpolcheck.verdict import case as c
 from netpolcheck.verdict.builders import policy, probes, two_namespaces_three_pods
+from netpolcheck.verdict.deviations import Status
 from netpolcheck.verdict.driver import Driver, PodSpec
 from netpolcheck.verdict.forensics import blocked_for
 from netpolcheck.verdict.naming import Naming, run_prefix
@@ -73,7 +74,7 @@ MULTICAST_POLICY = policy("deny-all-both-ways", policyTypes=["Ingress", "Egress"
 
 @pytest.mark.multicast
 def test_multicast_is_allowed_through_deny_all(
-    verdict_driver: Driver, kube_api: KubeApi, verdict_options: RunOptions
+    verdict_driver: Driver, kube_api: KubeApi, verdict_options: RunOptions, certify: Callable[..., None]
 ) -> None:
     """A receiver in a namespace with deny-all both ways hears multicast from a pod of its own node
     and from one on another node, while unicast to it is dropped (docs/weave-facts.md
@@ -83,7 +84,8 @@ def test_multicast_is_allowed_through_deny_all(
     enforcement off cannot make it fail."""
     if verdict_options.negative_control:
         pytest.skip("negative control: multicast is allowed with or without policies; this case cannot fail")
-    naming = Naming("multicast-is-allowed", run_prefix("multicast-is-allowed"))
+    case_id = "multicast-is-allowed-through-deny-all"
+    naming = Naming(case_id, run_prefix(case_id))
     x, y = naming.namespace("x"), naming.namespace("y")
     nodes = verdict_driver.info().nodes
     created: list[str] = []
@@ -107,19 +109,28 @@ def test_multicast_is_allowed_through_deny_all(
     finally:
         for name in reversed(created):
             verdict_driver.delete_namespace(name)
-    missing = sorted(f"{s.namespace}/{s.pod}" for s in senders if heard.get(s.ip) != s.pod)
+    short = {y: "y", x: "x"}
+    missing = sorted(f"{short[s.namespace]}/{s.pod}" for s in senders if heard.get(s.ip) != s.pod)
+    where = {"y/a": "the receiver's node", "y/b": str(nodes[1 % len(nodes)])}
+    seen = [
+        f"x/a, under deny-all both ways (unicast TCP 80 to it dropped), listened on {GROUP}:{PORT}",
+        *(f"{name} ({where[name]}): {'not heard' if name in missing else 'heard'}" for name in sorted(where)),
+    ]
     profile = run_profile(verdict_options.profile, verdict_driver.info().weave_version)
     if profile.has(MULTICAST_ALLOWED):
+        certify(Status.FAIL if missing else Status.PASS, seen, case_id=case_id)
         assert not missing, (
             f"multicast to {GROUP}:{PORT} through deny-all not heard from {missing}; heard {heard}"
         )
         return
     if missing:
+        certify(Status.XPASS, seen, f"the documented deviation {MULTICAST_ALLOWED} did not show", case_id)
         pytest.fail(
             f"[XPASS(strict)] the documented deviation {MULTICAST_ALLOWED} did not show: multicast from "
             f"{missing} was not heard through deny-all (heard {heard})",
             pytrace=False,
         )
+    certify(Status.XFAIL, seen, case_id=case_id)
     pytest.xfail(f"documented deviation {MULTICAST_ALLOWED} (docs/weave-facts.md#{MULTICAST_ALLOWED})")
 
 

@@ -89,11 +89,13 @@ def case_entry(
     holds: Sequence[Mapping[str, Any]] = (),
     rollouts: Sequence[Mapping[str, Any]] = (),
     skip_reason: str = "",
+    observations: Sequence[str] = (),
 ) -> dict[str, Any]:
     """`features`: the case's feature markers (ingress, egress, ipblock, ...); `holds`: held
     connections as {name, survived, summary}; `rollouts`: what was watched while a step changed the
     cluster (a Weave rollout, a controller restart) as {step, summary}; `skip_reason`: why a skipped
-    case did not run (kept with the case, so a skip never reads as a pass)."""
+    case did not run (kept with the case, so a skip never reads as a pass); `observations`: what a case
+    that is not a matrix of cells saw (multicast: who was heard), one sentence each."""
     entry: dict[str, Any] = {
         "id": case_id,
         "status": status,
@@ -106,6 +108,8 @@ def case_entry(
     }
     if skip_reason:
         entry["skipReason"] = skip_reason
+    if observations:
+        entry["observations"] = list(observations)
     return entry
 
 
@@ -243,7 +247,13 @@ def around(case: Mapping[str, Any]) -> list[str]:
         f"held connection {h['name']}: {'survived' if h['survived'] else 'broken'} ({h['summary']})"
         for h in case["holds"]
     ]
-    return lines + [f"step {r['step']} while the cluster changed: {r['summary']}" for r in case["rollouts"]]
+    lines += [f"step {r['step']} while the cluster changed: {r['summary']}" for r in case["rollouts"]]
+    return lines + list(case.get("observations", ()))
+
+
+def observations_of(report: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """(case id, status, observations) for every case that recorded observations."""
+    return [(c["id"], c["status"], list(c["observations"])) for c in report["cases"] if c.get("observations")]
 
 
 def comparison_of(

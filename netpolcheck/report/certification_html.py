@@ -14,6 +14,7 @@ from netpolcheck.report.certification import (
     comparison_of,
     convergence_points,
     failures,
+    observations_of,
     options_text,
     skipped,
 )
@@ -190,6 +191,20 @@ def convergence_svg(points: Sequence[tuple[str, float | None]]) -> str:
     return "".join(parts) + "</svg>"
 
 
+def _observations_part(report: Mapping[str, Any]) -> str:
+    seen = observations_of(report)
+    if not seen:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(case)}</td><td>{_e(status)}</td><td>{'<br>'.join(_e(o) for o in lines)}</td></tr>"
+        for case, status, lines in seen
+    )
+    return (
+        f'<section id="observations"><h2>Observations ({len(seen)})</h2>'
+        f"<table><tr><th>case</th><th>status</th><th>what it saw</th></tr>{rows}</table></section>"
+    )
+
+
 def _skipped_part(report: Mapping[str, Any]) -> str:
     not_run = skipped(report)
     if not not_run:
@@ -218,6 +233,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         + _environment(report["environment"])
         + "</section>"
         + f'<section id="failures"><h2>Failures ({len(found)})</h2>{failure_part}</section>'
+        + _observations_part(report)
         + _skipped_part(report)
         + '<section id="convergence"><h2>Convergence times</h2>'
         + convergence_svg(points)

@@ -13,6 +13,7 @@ from netpolcheck.report.certification import (
     comparison_of,
     convergence_points,
     failures,
+    observations_of,
     options_text,
     skipped,
 )
@@ -135,6 +136,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         ]
     if not found:
         out += ["No failures.", ""]
+    seen = observations_of(report)
+    if seen:
+        out += [f"## Observations ({len(seen)})", ""]
+        out += _table(("case", "status", "what it saw"), ((i, st, "; ".join(o)) for i, st, o in seen))
     not_run = skipped(report)
     if not_run:
         out += [f"## Skipped ({len(not_run)})", ""]

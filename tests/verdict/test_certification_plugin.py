@@ -52,6 +52,7 @@ CASES = """
 import pytest
 
 from netpolcheck.verdict import case as c
+from netpolcheck.verdict.deviations import Status
 
 PODS = (c.PodDef("x", "a", {"pod": "a"}, node=0), c.PodDef("x", "b", {"pod": "b"}, node=1))
 DENY_B = {"kind": "NetworkPolicy", "metadata": {"name": "deny-b"},
@@ -82,6 +83,22 @@ def test_skipped(verdict):
 def test_own_assertion_after_a_pass(verdict):
     verdict(case("open-then-assert"))
     assert False, "the test's own check"
+
+
+@pytest.mark.multicast
+def test_heard(certify):
+    certify(Status.PASS, ["x/a listened on 239.255.80.1", "y/a (the receiver's node): heard"])
+
+
+@pytest.mark.multicast
+def test_not_heard_while_expected_to_be(certify):
+    certify(Status.XFAIL, ["y/b (node2): heard"])
+    pytest.xfail("documented deviation")
+
+
+@pytest.mark.multicast
+def test_certify_skipped(certify):
+    pytest.skip("negative control: cannot fail")
 """
 
 
@@ -125,7 +142,21 @@ def test_the_run_writes_a_valid_private_report_that_renders(tmp_path: Path) -> N
     assert env["nodes"][0]["name"] == "node1"
 
     cases = {c["id"]: c for c in document["cases"]}
-    assert set(cases) == {"open", "deny-b", "test_skipped", "open-then-assert"}
+    assert set(cases) == {
+        "open",
+        "deny-b",
+        "test_skipped",
+        "open-then-assert",
+        "test_heard",
+        "test_not_heard_while_expected_to_be",
+        "test_certify_skipped",
+    }
+    heard = cases["test_heard"]
+    assert (heard["status"], heard["features"], heard["checks"]) == ("pass", ["multicast"], [])
+    assert heard["observations"] == ["x/a listened on 239.255.80.1", "y/a (the receiver's node): heard"]
+    assert cases["test_not_heard_while_expected_to_be"]["status"] == "expected failure"
+    assert cases["test_certify_skipped"]["status"] == "skipped"
+    assert "cannot fail" in cases["test_certify_skipped"]["skipReason"]
     assert cases["open"]["status"] == "pass" and cases["open"]["features"] == ["ingress"]
     assert cases["test_skipped"]["status"] == "skipped" and cases["test_skipped"]["checks"] == []
     assert cases["open-then-assert"]["status"] == "fail"
@@ -162,8 +193,9 @@ def test_the_run_writes_a_valid_private_report_that_renders(tmp_path: Path) -> N
     parser.feed(html.read_text())
     text = " ".join(parser.text)
     assert "deny-b" in text and "open-then-assert" in text
+    assert "Observations (2)" in text and "y/a (the receiver's node): heard" in text
     assert "script" not in parser.tags
-    assert "deny-b" in markdown.read_text()
+    assert "deny-b" in markdown.read_text() and "## Observations (2)" in markdown.read_text()
 
 
 def test_report_json_option_and_nothing_written_without_cases(tmp_path: Path) -> None:
@@ -188,7 +220,7 @@ def test_the_committed_example_is_a_valid_report_of_a_real_embedded_cluster_run(
     env = document["environment"]
     assert env["clusterKind"] == "hollow" and env["cni"]["name"] == "weave-net"
     assert len(document["cases"]) > 40 and all(
-        c["checks"] or c["status"] == "skipped" for c in document["cases"]
+        c["checks"] or c["status"] == "skipped" or c.get("observations") for c in document["cases"]
     )
     parser = _Text()
     parser.feed((examples / "certification.html").read_text())
