@@ -7,6 +7,7 @@ never passed. Nothing serves SCTP in the probe pods: an allowed INIT is answered
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -20,35 +21,32 @@ pytestmark = [pytest.mark.catalog, pytest.mark.ports, pytest.mark.sctp]
 A = labels(pod="a")
 # SCTP on both ports, TCP 80 beside it: an SCTP rule must not open TCP, nor a TCP rule SCTP
 SCTP_PROBES = (c.ProbeDef(80, "SCTP"), c.ProbeDef(81, "SCTP"), c.ProbeDef(80, "TCP"))
+
+
+def sctp_case(case_id: str, manifest: dict[str, Any]) -> c.Case:
+    """`manifest` applied in namespace x of the xyz topology, probed with SCTP_PROBES."""
+    return xyz_case(case_id, apply("x", manifest), probed=SCTP_PROBES)
+
+
 CASES = [
-    xyz_case("deny-all-ingress-blocks-sctp", apply("x", policy("deny-all", ingress=[])), probed=SCTP_PROBES),
-    xyz_case(
-        "ingress-on-sctp-80-only",
-        apply("x", policy("sctp-80", A, ingress=[{"ports": ports((80, "SCTP"))}])),
-        probed=SCTP_PROBES,
-    ),
-    xyz_case(
+    sctp_case("deny-all-ingress-blocks-sctp", policy("deny-all", ingress=[])),
+    sctp_case("ingress-on-sctp-80-only", policy("sctp-80", A, ingress=[{"ports": ports((80, "SCTP"))}])),
+    sctp_case(
         "ingress-on-every-sctp-port-from-a-protocol-only-entry",
-        apply("x", policy("sctp", A, ingress=[{"ports": ports((None, "SCTP"))}])),
-        probed=SCTP_PROBES,
+        policy("sctp", A, ingress=[{"ports": ports((None, "SCTP"))}]),
     ),
-    xyz_case(
+    sctp_case(
         "ingress-on-tcp-80-does-not-open-sctp-80",
-        apply("x", policy("tcp-80", A, ingress=[{"ports": ports((80, "TCP"))}])),
-        probed=SCTP_PROBES,
+        policy("tcp-80", A, ingress=[{"ports": ports((80, "TCP"))}]),
     ),
-    xyz_case(
+    sctp_case(
         "egress-on-sctp-only-to-one-namespace",
-        apply(
-            "x",
-            policy(
-                "to-y-sctp",
-                A,
-                policyTypes=["Egress"],
-                egress=[{"to": [{"namespaceSelector": labels(ns="y")}], "ports": ports((None, "SCTP"))}],
-            ),
+        policy(
+            "to-y-sctp",
+            A,
+            policyTypes=["Egress"],
+            egress=[{"to": [{"namespaceSelector": labels(ns="y")}], "ports": ports((None, "SCTP"))}],
         ),
-        probed=SCTP_PROBES,
     ),
 ]
 

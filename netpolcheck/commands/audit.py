@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from netpolcheck import __version__
 from netpolcheck.commands import audit_agents as agents
-from netpolcheck.commands.cluster import REACH_TIMEOUT, cluster_error, connect
+from netpolcheck.commands.cluster import REACH_TIMEOUT, add_cluster_arguments, cluster_error, connect
 from netpolcheck.commands.report import write_all
 from netpolcheck.errors import UsageError
 from netpolcheck.model.apivalidation import printable
@@ -448,14 +448,12 @@ def register(subparsers: Any) -> None:
         "Exit status: 0 every cell matches, 1 a cell is wrong or could not be probed, 2 bad input. "
         "Limits: docs/audit.md.",
     )
-    parser.add_argument("--kubeconfig", required=True, metavar="FILE", help="the cluster to audit")
-    parser.add_argument("--context", help="the kubeconfig context to use")
-    parser.add_argument(
-        "--namespace",
-        dest="namespaces",
-        action="append",
-        metavar="NAME",
-        help="audit this namespace (repeatable; default: every namespace)",
+    add_cluster_arguments(
+        parser,
+        "the cluster to audit",
+        "the kubeconfig context to use",
+        "audit this namespace (repeatable; default: every namespace)",
+        required=True,
     )
     parser.add_argument(
         "--profile",

@@ -25,20 +25,28 @@ REACH_TIMEOUT = 10.0  # seconds per attempt for the first request, so an unreach
 def add_source_arguments(parser: argparse.ArgumentParser, metavar: str, help_text: str) -> None:
     """The positional STATE (optional here: `--kubeconfig` is the other source) and the cluster options."""
     parser.add_argument("state", metavar=metavar, nargs="?", help=f"{help_text}; or give --kubeconfig")
-    cluster = parser.add_argument_group("a live cluster instead of STATE (read-only)")
-    cluster.add_argument(
-        "--kubeconfig",
-        metavar="FILE",
-        help="read namespaces, pods and NetworkPolicies from this cluster; probes are the pods' "
+    add_cluster_arguments(
+        parser.add_argument_group("a live cluster instead of STATE (read-only)"),
+        "read namespaces, pods and NetworkPolicies from this cluster; probes are the pods' "
         "declared container ports",
+        "with --kubeconfig: the kubeconfig context to use",
+        "with --kubeconfig: only this namespace (repeatable; default: every namespace)",
     )
-    cluster.add_argument("--context", help="with --kubeconfig: the kubeconfig context to use")
-    cluster.add_argument(
-        "--namespace",
-        dest="namespaces",
-        action="append",
-        metavar="NAME",
-        help="with --kubeconfig: only this namespace (repeatable; default: every namespace)",
+
+
+def add_cluster_arguments(
+    parser: argparse._ActionsContainer,
+    kubeconfig_help: str,
+    context_help: str,
+    namespace_help: str,
+    required: bool = False,
+) -> None:
+    """`--kubeconfig FILE`, `--context` and `--namespace NAME` (repeatable, into `namespaces`): how a
+    command names a live cluster and the namespaces it reads (`connect`, `cluster_state`)."""
+    parser.add_argument("--kubeconfig", required=required, metavar="FILE", help=kubeconfig_help)
+    parser.add_argument("--context", help=context_help)
+    parser.add_argument(
+        "--namespace", dest="namespaces", action="append", metavar="NAME", help=namespace_help
     )
 
 

@@ -87,6 +87,11 @@ def converge(
     rounds = probes = 0
     last_bad: float | None = None
 
+    def result(converged: bool, good_end: float | None) -> ConvergenceResult:
+        ms = None if good_end is None else _ms(good_end, since)
+        lower = 0.0 if last_bad is None else _ms(last_bad, since)
+        return _result(converged, ms, lower, rounds, probes, since, clock, comparison, observed, raw)
+
     def run(prober: Prober, which: list[CellKey]) -> ProbeRound:
         nonlocal rounds, probes
         rounds += 1
@@ -114,33 +119,35 @@ def converge(
             raw = {**{k: raw[k] for k in skipped}, **check.raw}
             comparison = compare(expected, observed, denied)
             if comparison.passed:
-                return _result(
-                    True, good_end, last_bad, since, rounds, probes, clock, comparison, observed, raw
-                )
+                return result(True, good_end)
             current = check
     if confirmed:
-        return _result(True, current.ended, last_bad, since, rounds, probes, clock, comparison, observed, raw)
-    return _result(False, None, last_bad, since, rounds, probes, clock, comparison, observed, raw)
+        return result(True, current.ended)
+    return result(False, None)
+
+
+def _ms(moment: float, since: float) -> float:
+    """Milliseconds from `since` to `moment` on one clock; 0 for a moment before it."""
+    return max(0.0, (moment - since) * 1000)
 
 
 def _result(
     converged: bool,
-    good_end: float | None,
-    last_bad: float | None,
-    since: float,
+    ms: float | None,
+    lower_ms: float,
     rounds: int,
     probes: int,
+    since: float,
     clock: Clock,
     comparison: Comparison,
     observed: dict[CellKey, ObservedCell],
     raw: dict[CellKey, dict[str, object]],
+    method: str = "rounds",
 ) -> ConvergenceResult:
-    ms = None if good_end is None else max(0.0, (good_end - since) * 1000)
-    lower = 0.0 if last_bad is None else max(0.0, (last_bad - since) * 1000)
+    """The check's result, ending now (`waited_ms` counts from `since` on the monotonic clock)."""
     waited = (clock.now() - since) * 1000
-    return ConvergenceResult(
-        Convergence(converged, ms, lower, rounds, probes, waited), comparison, observed, raw
-    )
+    convergence = Convergence(converged, ms, lower_ms, rounds, probes, waited, method)
+    return ConvergenceResult(convergence, comparison, observed, raw)
 
 
 def converge_staggered(
@@ -191,24 +198,17 @@ def converge_staggered(
         observed, raw = {**skipped, **check.cells}, {**{k: raw[k] for k in skipped}, **check.raw}
         comparison = compare(expected, observed, denied)
         if comparison.passed:
-            ms = max(
-                (max(0.0, (c.at - since_wall) * 1000) for c in times.values() if c.at is not None),
-                default=0.0,
-            )
+            ms = max((_ms(c.at, since_wall) for c in times.values() if c.at is not None), default=0.0)
             lower = max(
-                (max(0.0, (c.after - since_wall) * 1000) for c in times.values() if c.after is not None),
-                default=0.0,
+                (_ms(c.after, since_wall) for c in times.values() if c.after is not None), default=0.0
             )
-            waited = (clock.now() - since) * 1000
-            convergence = Convergence(True, ms, min(lower, ms), rounds, probes, waited, "staggered")
-            return ConvergenceResult(convergence, comparison, observed, raw)
+            return _result(
+                True, ms, min(lower, ms), rounds, probes, since, clock, comparison, observed, raw, "staggered"
+            )
         pending = [c.key for c in comparison.wrong]
         for key in pending:
             times.pop(key, None)
         if clock.now() >= since + policy.deadline:
             break
     comparison = compare(expected, observed, denied)
-    waited = (clock.now() - since) * 1000
-    return ConvergenceResult(
-        Convergence(False, None, 0.0, rounds, probes, waited, "staggered"), comparison, observed, raw
-    )
+    return _result(False, None, 0.0, rounds, probes, since, clock, comparison, observed, raw, "staggered")

@@ -25,14 +25,13 @@ import yaml
 
 from netpolcheck.commands import audit_agents as agents
 from netpolcheck.commands.audit import judge
-from netpolcheck.kube.provisioners import ClusterOptions
-from netpolcheck.kube.provisioners.hollow import provision
 from netpolcheck.kube.waiting import wait_for
 from netpolcheck.probe.engine import Attempt, ProbeState
 from netpolcheck.probe.targets import Target as ProbeTarget
 from netpolcheck.report.cells import CellKey, ExpectedCell, ObservedCell, Outcome
 from netpolcheck.report.certification_schema import validate_report
 from tests.commands.runcli import netpolcheck
+from tests.kube.embedded import embedded_cluster
 
 POD_CIDR = "10.64.0.0/12"
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -170,10 +169,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     fault: str = request.param
     work = tmp_path_factory.mktemp(f"audit-{fault}")
     faults = () if fault == "reference" else (fault,)
-    made = provision(
-        ClusterOptions(kind="hollow", nodes=2, pod_cidr=POD_CIDR, npc_faults=faults, work_dir=work / "w")
-    )
-    try:
+    with embedded_cluster(work / "w", POD_CIDR, nodes=2, npc_faults=faults, timeout=600) as (made, _):
         live = Live(made.kubeconfig, fault)
         applied = live.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(WORKLOAD))
         assert applied.returncode == 0, applied.stderr
@@ -183,8 +179,6 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         assert ready.returncode == 0, ready.stderr
         _programmed(live)
         yield live
-    finally:
-        made.cleanup()
 
 
 def _cells(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -285,28 +279,26 @@ def test_audit_finds_the_cell_a_faulty_controller_gets_wrong(cluster: Live, tmp_
 @pytest.mark.netns
 @pytest.mark.hollow
 @pytest.mark.parametrize("cluster", ["reference"], indirect=True)
-def test_max_pods_refuses_before_touching_anything(cluster: Live, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--max-pods", "2"],
+            "3 pods would get an ephemeral container, more than --max-pods 2: narrow the audit with "
+            "--namespace or raise --max-pods (no pod was touched)",
+        ),
+        (["--namespace", "nope"], "--namespace: no such namespace in the cluster: nope"),
+    ],
+    ids=["max-pods", "unknown-namespace"],
+)
+def test_a_refusal_is_one_line_before_touching_anything(
+    cluster: Live, tmp_path: Path, extra: list[str], message: str
+) -> None:
     before = _ephemeral(cluster)
-    result = cluster.audit(tmp_path, "--max-pods", "2")
+    result = cluster.audit(tmp_path, *extra)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.splitlines() == [
-        "netpolcheck: error: 3 pods would get an ephemeral container, more than --max-pods 2: narrow the "
-        "audit with --namespace or raise --max-pods (no pod was touched)"
-    ]
+    assert result.stderr.splitlines() == [f"netpolcheck: error: {message}"]
     assert _ephemeral(cluster) == before and not (tmp_path / "audit.json").exists()
-
-
-@pytest.mark.netns
-@pytest.mark.hollow
-@pytest.mark.parametrize("cluster", ["reference"], indirect=True)
-def test_an_unknown_namespace_is_one_line(cluster: Live, tmp_path: Path) -> None:
-    before = _ephemeral(cluster)
-    result = cluster.audit(tmp_path, "--namespace", "nope")
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == [
-        "netpolcheck: error: --namespace: no such namespace in the cluster: nope"
-    ]
-    assert _ephemeral(cluster) == before
 
 
 @pytest.mark.netns

@@ -32,10 +32,11 @@ from netpolcheck.kube import (
 from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.objects import ObjectRef
 from netpolcheck.kube.probepods import PodSpec
-from netpolcheck.kube.provisioners import Cluster, ClusterOptions, provision
+from netpolcheck.kube.provisioners import Cluster
 from netpolcheck.kube.rollout import NodePod, RolloutStatus
 from netpolcheck.kube.waiting import WaitTimeout, wait_for
 from netpolcheck.model import SPEC, expected_results, get_profile, parse_state
+from tests.kube.embedded import embedded_cluster
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
@@ -53,22 +54,11 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster
     standin = work / "weave-npc-2.1.3"
     standin.write_text(STANDIN.format(python=sys.executable))
     standin.chmod(0o700)
-    options = ClusterOptions(
-        kind="hollow",
-        nodes=2,
-        weave_version="2.0.5",
-        work_dir=work,
-        pod_cidr=KUBE_CIDR,
-        weave_npc_binaries={"2.1.3": str(standin)},
-        timeout=180,
-    )
-    cluster = provision(options)
-    api = cluster.api()
-    try:
-        yield cluster, api
-    finally:
-        api.close()
-        cluster.cleanup()
+    binaries = {"2.1.3": str(standin)}
+    with embedded_cluster(
+        work, KUBE_CIDR, nodes=2, weave_version="2.0.5", weave_npc_binaries=binaries
+    ) as made:
+        yield made
 
 
 @pytest.fixture

@@ -17,9 +17,10 @@ import pytest
 
 from netpolcheck.kube import execing, namespaces
 from netpolcheck.kube.connection import KubeApi
-from netpolcheck.kube.provisioners import Cluster, ClusterOptions, provision
+from netpolcheck.kube.provisioners import Cluster
 from netpolcheck.verdict.driver import NoResidentAgent, PodSpec, ResidentDriver, Stagger
 from netpolcheck.verdict.kubedriver import KubeDriver
+from tests.kube.embedded import embedded_cluster
 
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
@@ -31,16 +32,8 @@ SOCKET = "/tmp/netpolcheck-probe/agent"  # the agent's directory beside the defa
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, KubeApi]]:
-    options = ClusterOptions(
-        kind="hollow", nodes=1, work_dir=tmp_path_factory.mktemp("resident"), pod_cidr=POD_CIDR, timeout=180
-    )
-    cluster = provision(options)
-    api = cluster.api()
-    try:
-        yield cluster, api
-    finally:
-        api.close()
-        cluster.cleanup()
+    with embedded_cluster(tmp_path_factory.mktemp("resident"), POD_CIDR, nodes=1) as made:
+        yield made
 
 
 @pytest.fixture
