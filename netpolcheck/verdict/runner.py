@@ -39,6 +39,9 @@ from netpolcheck.verdict.watch import watch_while
 
 log = logging.getLogger("netpolcheck.verdict")
 IGNORED_LABELS = frozenset({CASE_LABEL})  # a reused topology is relabelled with each case's id
+# how long a handed-back topology may take to show the matrix of no policies; no verdict depends on
+# it (a topology that is slower is deleted, which costs only time), so it is shorter than the deadline
+RESET_BOUND = 5.0
 COARSE = 10  # cells a step should not change are watched this many times less often
 
 
@@ -227,12 +230,13 @@ class CaseRunner:
         first = self.full.run(list(target.cells), target.targets, self.clock.now)
         if compare(target.cells, first.cells, denied).passed:
             return ""
-        outcome = self._converge(target.cells, target.targets, since, denied, {})
+        bound = min(self.options.deadline, RESET_BOUND)
+        outcome = self._converge(target.cells, target.targets, since, denied, {}, bound)
         if outcome.comparison.passed:
             return ""
         wrong = outcome.comparison.wrong
         first_wrong = wrong[0].key if wrong else None
-        return f"{len(wrong)} cell(s) still differ after {self.options.deadline:g} s (first: {first_wrong})"
+        return f"{len(wrong)} cell(s) still differ after {bound:g} s (first: {first_wrong})"
 
     # ----- steps ---------------------------------------------------------------------------------
 
@@ -460,10 +464,11 @@ class CaseRunner:
         since: float,
         denied: frozenset[str],
         watches: dict[str, str],
+        bound: float | None = None,
     ) -> ConvergenceResult:
         """Staggered watches in the resident agents; probe rounds where the pods have none (said so in
-        the result's `method`, and in the progress)."""
-        deadline = Policy(self.options.deadline)
+        the result's `method`, and in the progress). `bound`: seconds instead of the deadline."""
+        deadline = Policy(self.options.deadline if bound is None else bound)
         if self.resident is not None:
             since_wall = time.time() - (self.clock.now() - since)
             try:
