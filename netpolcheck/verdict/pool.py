@@ -72,6 +72,7 @@ class Lease:
     layout: Layout
     pristine: dict[str, Any]
     uses: int = 1
+    history: list[str] = field(default_factory=list)  # the cases that ran on it, in order
 
 
 @dataclass

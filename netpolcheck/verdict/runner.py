@@ -111,6 +111,32 @@ class CaseRunner:
         validate(case)
         pooled = self.pool is not None and not self.options.keep and reusable(case) is None
         lease = self.pool.take(Layout.of(case)) if self.pool is not None and pooled else None
+        if lease is None:
+            return self._attempt(case, None, pooled)
+        before = list(lease.history)
+        result = self._attempt(case, lease, pooled)
+        if result.status is not Status.FAIL or self.options.negative_control:
+            return result
+        # whose failure is it? the same case on a topology of its own tells (docs/verdict.md)
+        self.progress(
+            f"{case.id}: failed on the topology {', '.join(before)} used before; "
+            "running it again on a topology of its own to tell whose failure it is"
+        )
+        fresh = self._attempt(case, None, pooled)
+        if fresh.status is Status.FAIL:
+            self.progress(f"{case.id}: it fails on a topology of its own too: the failure is its own")
+            return fresh
+        fresh.error += (
+            f"on the topology that {', '.join(before)} used before (policies deleted, labels put back, "
+            f"the matrix of no policies seen), this case failed: {_failed_checks(result)}; on a topology "
+            "of its own it did not. What those cases left behind changed this case's cells: a deleted "
+            "policy or a restored label still in force, which a conforming implementation never does.\n"
+        )
+        return fresh
+
+    def _attempt(self, case: c.Case, lease: Lease | None, pooled: bool) -> CaseResult:
+        """One run of the case: on `lease` (a reused topology) or on a new one (kept as a lease when
+        `pooled`); the topology is handed back only when the case passed."""
         naming = Naming(case.id, lease.prefix if lease is not None else self.prefix(case.id))
         run = _Run(case, naming, CaseResult(case.id, self.options.profile, self.options.negative_control))
         original = self.driver.info().weave_version
@@ -149,7 +175,8 @@ class CaseRunner:
             if not self.options.keep:
                 for name in list(run.holds):
                     self._release(run, name)
-                if not (finished and lease is not None and self._hand_back(run, lease)):
+                passed = finished and run.result.status is not Status.FAIL
+                if not (passed and lease is not None and self._hand_back(run, lease)):
                     self._clean_up(run)
             self._restore_weave(run, original)
         return run.result
@@ -212,6 +239,7 @@ class CaseRunner:
         except Exception as exc:  # the topology is deleted instead; nothing is lost but time
             self.progress(f"{run.case.id}: topology not reused: {type(exc).__name__}: {exc}")
             return False
+        lease.history.append(run.case.id)
         self.progress(f"{run.case.id}: topology {lease.prefix} handed back for the next case")
         for old in self.pool.give(lease):
             for namespace in old.pristine["namespaces"]:
@@ -492,6 +520,15 @@ class CaseRunner:
                     outcome, convergence=dataclasses.replace(outcome.convergence, method=method)
                 )
         return converge(cells, targets, self.full, self.quick, since, self.clock, denied, deadline)
+
+
+def _failed_checks(result: CaseResult) -> str:
+    failed = result.failures()
+    if not failed:
+        return result.error.strip() or "(no check failed)"
+    return "; ".join(
+        f"check {ch.step_index} ({ch.step}): {ch.status_note or ch.status.value}" for ch in failed
+    )
 
 
 def _errors_note(comparison: Comparison) -> str:

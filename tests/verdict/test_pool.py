@@ -4,6 +4,7 @@ as it was made, and when it is deleted instead; with the scripted driver double.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any
 
 import pytest
@@ -27,8 +28,18 @@ RELABEL = dataclasses.replace(
 )
 
 
+NUMBERS = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def numbered_from_zero() -> None:
+    """Each test's topologies are np-0, np-1, ... in the order they are made."""
+    global NUMBERS
+    NUMBERS = itertools.count()
+
+
 def runner(driver: FakeDriver, clock: FakeClock, pool: TopologyPool | None, **options: Any) -> CaseRunner:
-    names = iter(f"np-{i}" for i in range(100))
+    names = (f"np-{i}" for i in NUMBERS)  # unique across runners, as run_prefix's are
     defaults: dict[str, Any] = {"profile": "weave", "deadline": 3.0, "probe_workers": 1}
     opts = RunOptions(**(defaults | options))
     return CaseRunner(
@@ -107,7 +118,7 @@ def test_without_a_pool_or_with_keep_nothing_is_handed_back() -> None:
     assert driver.namespaces == {}
     pool = TopologyPool()
     runner(driver, clock, pool, keep=True).run(CASE)
-    assert pool.idle == [] and list(driver.namespaces) == ["np-0-x"]
+    assert pool.idle == [] and list(driver.namespaces) == ["np-1-x"]
 
 
 def test_a_case_that_raises_deletes_its_topology() -> None:
@@ -164,3 +175,66 @@ def test_restore_plan_and_differences_ignore_only_the_case_label() -> None:
         )
         == []
     )
+
+
+ALLOW_ALL: dict[str, Any] = {
+    "kind": "NetworkPolicy",
+    "metadata": {"name": "allow-all"},
+    "spec": {"podSelector": {}, "ingress": [{}]},
+}
+
+
+def deletes_ignored() -> Any:
+    """Scripted: a dataplane that never forgets a policy (deletes are ignored), per namespace."""
+    ever: dict[str, set[str]] = {}
+
+    def dataplane(d: FakeDriver, cell: Cell, now: float) -> str:
+        for namespace, name in d.policies:
+            ever.setdefault(namespace, set()).add(name)
+        dst = next(p for p in d.pods.values() if p["ip"] == cell[1])
+        names = ever.get(dst["namespace"], set())
+        if "allow-all" in names:
+            return "allowed"
+        return "dropped" if "deny-b" in names and dst["labels"].get("pod") == "b" else "allowed"
+
+    return dataplane
+
+
+def test_a_failure_on_a_reused_topology_is_run_again_on_its_own_and_blamed_on_what_was_left() -> None:
+    """The case before leaves an allow-all in force that the matrix of no policies cannot show; the next
+    case fails on that topology, passes on its own, and fails saying which cases left it."""
+    clock = FakeClock()
+    driver = FakeDriver(clock, deletes_ignored())
+    pool = TopologyPool()
+    lenient = dataclasses.replace(CASE, id="lenient", steps=(c.ApplyPolicy("x", ALLOW_ALL),))
+    assert runner(driver, clock, pool).run(lenient).status is Status.PASS
+    assert [lease.history for lease in pool.idle] == [["lenient"]]
+
+    progress: list[str] = []
+    strict = dataclasses.replace(CASE, id="strict", steps=(c.ApplyPolicy("x", DENY_B),))
+    second = runner(driver, clock, pool, deadline=1.0)
+    second.progress = progress.append
+    result = second.run(strict)
+    assert result.status is Status.FAIL
+    assert "on the topology that lenient used before" in result.error, result.error
+    assert "on a topology of its own it did not" in result.error
+    assert [ch.status for ch in result.checks] == [Status.PASS, Status.PASS]  # the fresh run's checks
+    assert any("running it again on a topology of its own" in line for line in progress), progress
+    # the topology it failed on is not handed back; nor the fresh one, whose deny-b outlives its delete
+    assert "delete namespace np-0-x" in driver.calls and "delete namespace np-1-x" in driver.calls
+    assert pool.idle == []
+
+
+def test_a_case_that_fails_on_its_own_topology_too_is_its_own_failure() -> None:
+    clock = FakeClock()
+    driver = FakeDriver(clock, isolating_dataplane(100.0))  # never isolates in time: deny-b fails
+    pool = TopologyPool()
+    open_case = dataclasses.replace(CASE, id="open", steps=())
+    runner(driver, clock, pool).run(open_case)
+    progress: list[str] = []
+    again = runner(driver, clock, pool, deadline=0.5)
+    again.progress = progress.append
+    result = again.run(dataclasses.replace(CASE, steps=(c.ApplyPolicy("x", DENY_B),)))
+    assert result.status is Status.FAIL and result.error == ""
+    assert any("the failure is its own" in line for line in progress), progress
+    assert pool.idle == []  # neither failing topology is kept
