@@ -268,7 +268,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     clean_leftovers(state_dir)
     reclaim_range_from_dead_clusters(args.pod_cidr)
     check_pod_range_free(args.pod_cidr)  # the common case, before anything is created
-    warn_about_orphans()  # after every refusal: bad input is one line, even with orphans around
     started = time.monotonic()
     created_dir = not state_dir.exists()
     record = ClusterRecord(
@@ -282,6 +281,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     record.write(state_dir)
     claim_range(record, state_dir, created_dir)
+    warn_about_orphans()  # after every refusal: bad input is one line, even with orphans around
     env = dict(os.environ, **{cleanup.CLUSTER_ENV: record.prefix})
     with open(state_dir / "daemon.log", "ab") as log:
         daemon = subprocess.Popen(
