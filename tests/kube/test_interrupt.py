@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.interrupt import GRACE
+from netpolcheck.kube import namespaces
+from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.provisioners import hollow
 from netpolcheck.kube.waiting import wait_for
 from tests.hollow.clusterkit import leftovers
@@ -233,10 +235,29 @@ CLUSTER_WAIT = 600.0  # seconds for the suite to start its embedded cluster on a
 CLEANUP_WAIT = 300.0  # seconds for the interrupted suite to remove it and exit
 
 
+def _suite_state(state_dir: Path, record: dict[str, object]) -> str:
+    """What the suite has made so far: `starting` (cluster.json written, `hollow up` still running or
+    Weave still being installed), `case` (a case's namespace exists) or `` (nothing yet)."""
+    try:
+        record.update(json.loads((state_dir / "cluster.json").read_text()))
+    except (OSError, ValueError):
+        return ""
+    if record.get("status") != "running":
+        return "starting"
+    api = KubeApi.from_kubeconfig(state_dir / "kubeconfig")
+    try:
+        return "case" if namespaces.run_namespaces(api) else "starting"
+    finally:
+        api.close()
+
+
 @pytest.mark.netns
 @pytest.mark.hollow
 @pytest.mark.slow
-def test_sigterm_to_the_suite_removes_its_embedded_cluster(tmp_path: Path) -> None:
+@pytest.mark.parametrize("when", ["starting", "case"])
+def test_sigterm_to_the_suite_removes_its_embedded_cluster(tmp_path: Path, when: str) -> None:
+    """SIGTERM while the cluster is being made (`hollow up` or the Weave install runs) or while a case
+    runs (its namespace exists): the suite exits 2 and nothing of its cluster is left on the machine."""
     basetemp = tmp_path / "bt"
     state_dir = basetemp / "cluster0" / "hollow"  # the `cluster` fixture's work dir (fixtures/cluster.py)
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "suites/test_ingress.py",
@@ -244,22 +265,20 @@ def test_sigterm_to_the_suite_removes_its_embedded_cluster(tmp_path: Path) -> No
             f"--basetemp={basetemp}", f"--report-json={tmp_path / 'report.json'}"]  # fmt: skip
     env = {"NETPOLCHECK_HOLLOW_POD_CIDR": SIGTERM_CIDR}
     record: dict[str, object] = {}
+    seen = [""]
     with (tmp_path / "stdout").open("w") as out, (tmp_path / "stderr").open("w") as err:
         proc = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=err, env={**os.environ, **env},
                                 start_new_session=True)  # fmt: skip
     try:
 
-        def cluster_running() -> bool:
-            assert proc.poll() is None, f"the suite exited ({proc.returncode}) before its cluster ran"
-            try:
-                record.update(json.loads((state_dir / "cluster.json").read_text()))
-            except (OSError, ValueError):
-                return False
-            return record.get("status") == "running"
+        def reached() -> bool:
+            assert proc.poll() is None, f"the suite exited ({proc.returncode}) before it got to {when!r}"
+            seen[0] = _suite_state(state_dir, record)
+            return seen[0] == when
 
-        wait_for(cluster_running, f"the suite's embedded cluster in {state_dir} to run", timeout=CLUSTER_WAIT,
-                 interval=0.2, retry_errors=False,
-                 describe_last=lambda: f"cluster.json {record or 'absent'}; "
+        wait_for(reached, f"the suite (cluster in {state_dir}) to get to {when!r}", timeout=CLUSTER_WAIT,
+                 interval=0.1, retry_errors=False,
+                 describe_last=lambda: f"state {seen[0]!r}; cluster.json {record or 'absent'}; "
                  f"stderr {(tmp_path / 'stderr').read_text()[-800:]!r}")  # fmt: skip
         os.kill(proc.pid, signal.SIGTERM)  # pytest alone, as `timeout` or a job runner does
         try:
