@@ -22,7 +22,7 @@ from fixtures.interrupt import GRACE
 from netpolcheck.kube import namespaces
 from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.provisioners import hollow
-from netpolcheck.kube.waiting import wait_for
+from netpolcheck.kube.waiting import WaitTimeout, wait_for
 from tests.hollow.clusterkit import leftovers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -226,6 +226,61 @@ def test_a_repeat_after_the_grace_ends_the_process(tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGTERM, proc.stdout + proc.stderr
     assert proc.stdout == "survived the repeat\n", proc.stdout + proc.stderr
     assert f"received SIGTERM again {GRACE + 1:.0f} s after the first: ending now" in proc.stderr
+
+
+WORKERS = """
+import os, time
+from pathlib import Path
+import pytest
+
+OUT = Path(os.environ["OUT"])
+
+@pytest.fixture(scope="session")
+def session_thing(worker_id):
+    yield
+    (OUT / f"tearing-down-{worker_id}").write_text("")
+    end = time.monotonic() + 120
+    while not (OUT / "proceed").exists():
+        assert time.monotonic() < end, "proceed never came"
+        time.sleep(0.05)
+    (OUT / f"torn-down-{worker_id}").write_text("")
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_blocks(session_thing, worker_id, n):
+    (OUT / f"started-{worker_id}").write_text("")
+    end = time.monotonic() + 120
+    while not (OUT / "released").exists():
+        assert time.monotonic() < end, "only a signal ends it"
+        time.sleep(0.05)
+"""
+XDIST_CUTS_AFTER = 15.0  # execnet interrupts a worker 5 s into its teardown and ends it 10 s later
+
+
+def test_under_xdist_the_controller_hands_the_signal_to_its_workers(tmp_path: Path) -> None:
+    """SIGTERM to the controller alone: each worker gets it, tears down as long as it needs (longer
+    than execnet would allow it), and the run ends interrupted."""
+    argv = pytest_argv(tmp_path)
+    (tmp_path / "test_blocking.py").write_text(WORKERS)
+    with running(tmp_path, [*argv, "-n", "2", "test_blocking.py"]) as run:
+        run.until_file("started-gw0")
+        run.until_file("started-gw1")
+        os.kill(run.proc.pid, signal.SIGTERM)
+        run.until_said("received SIGTERM: stopping the workers (gw0, gw1)")
+        run.until_file("tearing-down-gw0")
+        run.until_file("tearing-down-gw1")
+        # an observation window, not a synchronisation: nothing may cut the teardowns short in it
+        with pytest.raises(WaitTimeout):
+            wait_for(lambda: run.proc.poll() is not None, "the run to end before its teardowns",
+                     timeout=XDIST_CUTS_AFTER + 5, interval=0.2)  # fmt: skip
+        (tmp_path / "proceed").write_text("")
+        code = run.exit_code()
+        output = run.output()
+    assert code == pytest.ExitCode.INTERRUPTED, output
+    assert (tmp_path / "torn-down-gw0").exists() and (tmp_path / "torn-down-gw1").exists(), output
+    stderr = run.stderr.read_text().splitlines()
+    assert {
+        LINE.replace("netpolcheck:", f"netpolcheck [{w}]:").format("SIGTERM") for w in ("gw0", "gw1")
+    } <= set(stderr), output
 
 
 # The suite itself on its own embedded cluster: SIGTERM to pytest (not to its process group) removes it.
