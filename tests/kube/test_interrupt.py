@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.interrupt import GRACE
+from fixtures.interrupt import GRACE, Interrupter
 from netpolcheck.kube import namespaces
 from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.provisioners import hollow
@@ -228,6 +228,21 @@ def test_a_repeat_after_the_grace_ends_the_process(tmp_path: Path) -> None:
     assert f"received SIGTERM again {GRACE + 1:.0f} s after the first: ending now" in proc.stderr
 
 
+def test_a_signal_held_during_a_failing_teardown_still_stops_the_run(tmp_path: Path) -> None:
+    """The teardown's own error does not swallow the held signal (called as the signal would be)."""
+    read, write = os.pipe()
+    try:
+        state = Interrupter(write, "")
+        with pytest.raises(KeyboardInterrupt, match="received SIGTERM") as caught, state.holding():
+            state.handle(signal.SIGTERM, None)  # held: no exception here
+            raise ValueError("the teardown failed")
+        assert isinstance(caught.value.__context__, ValueError)
+        assert b"received SIGTERM: clean-up is running" in os.read(read, 4096)
+    finally:
+        os.close(read)
+        os.close(write)
+
+
 WORKERS = """
 import os, time
 from pathlib import Path
@@ -259,6 +274,7 @@ XDIST_CUTS_AFTER = 15.0  # execnet interrupts a worker 5 s into its teardown and
 def test_under_xdist_the_controller_hands_the_signal_to_its_workers(tmp_path: Path) -> None:
     """SIGTERM to the controller alone: each worker gets it, tears down as long as it needs (longer
     than execnet would allow it), and the run ends interrupted."""
+    pytest.importorskip("xdist", reason="pytest-xdist is not installed (it is no dependency of the tests)")
     argv = pytest_argv(tmp_path)
     (tmp_path / "test_blocking.py").write_text(WORKERS)
     with running(tmp_path, [*argv, "-n", "2", "test_blocking.py"]) as run:
