@@ -6,6 +6,7 @@ The options live in fixtures/options.py, the fixtures in the other fixtures/ mod
 from __future__ import annotations
 
 pytest_plugins: list[str] = [
+    "fixtures.interrupt",  # SIGTERM and SIGHUP stop the run with its clean-up, as Ctrl-C does
     "fixtures.options",
     "fixtures.cluster",
     "fixtures.weave",

@@ -94,7 +94,6 @@ def stop(state_dir: Path) -> None:
 
 def provision(options: ClusterOptions) -> Cluster:
     state_dir = private_dir(Path(options.work_dir)) / "hollow"
-    start(options, state_dir)
     kubeconfig = state_dir / "kubeconfig"
     cluster = Cluster(
         name=f"hollow:{state_dir}",
@@ -107,6 +106,9 @@ def provision(options: ClusterOptions) -> Cluster:
         _cleanup=None if options.keep_cluster else lambda: stop(state_dir),
     )
     try:
+        # inside the try: an interrupt (Ctrl-C; SIGTERM or SIGHUP in the suite) kills a
+        # `hollow up` that may already have started the detached daemon; `down` removes it
+        start(options, state_dir)
         api = KubeApi.from_kubeconfig(kubeconfig)
         try:
             cluster.nodes = probepods.schedulable_nodes(api)
