@@ -274,7 +274,7 @@ XDIST_CUTS_AFTER = 15.0  # execnet interrupts a worker 5 s into its teardown and
 def test_under_xdist_the_controller_hands_the_signal_to_its_workers(tmp_path: Path) -> None:
     """SIGTERM to the controller alone: each worker gets it, tears down as long as it needs (longer
     than execnet would allow it), and the run ends interrupted."""
-    pytest.importorskip("xdist", reason="pytest-xdist is not installed (it is no dependency of the tests)")
+    pytest.importorskip("xdist", reason="pytest-xdist is not installed (the test dependency group has it)")
     argv = pytest_argv(tmp_path)
     (tmp_path / "test_blocking.py").write_text(WORKERS)
     with running(tmp_path, [*argv, "-n", "2", "test_blocking.py"]) as run:
