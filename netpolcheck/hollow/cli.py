@@ -9,6 +9,7 @@ import ipaddress
 import json
 import os
 import shutil
+import signal
 import ssl
 import stat
 import subprocess
@@ -217,6 +218,20 @@ def reclaim_range_from_dead_clusters(pod_cidr: str) -> None:
         )
 
 
+def stop_on_termination() -> list[str]:
+    """Record SIGTERM and SIGHUP (by name, in the returned list) instead of dying of them, so `up` can
+    remove the half-made cluster: its daemon is detached and would outlive a killed `up`."""
+    received: list[str] = []
+
+    def note(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, note)
+    return received
+
+
 def warn_about_orphans() -> None:
     found = orphans.find_orphans()
     if found:
@@ -281,6 +296,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     record.write(state_dir)
     claim_range(record, state_dir, created_dir)
+    stopped = stop_on_termination()  # from here on a SIGTERM or SIGHUP removes what was made
     warn_about_orphans()  # after every refusal: bad input is one line, even with orphans around
     env = dict(os.environ, **{cleanup.CLUSTER_ENV: record.prefix})
     with open(state_dir / "daemon.log", "ab") as log:
@@ -313,7 +329,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     kubeconfig = state_dir / KUBECONFIG_FILE
 
     def ready() -> bool:
-        if daemon.poll() is not None:
+        if daemon.poll() is not None or stopped:
             return True
         current = ClusterRecord.read(state_dir)
         return current is not None and current.status == "running" and api_answers(kubeconfig)
@@ -325,8 +341,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"the hollow daemon (pid {daemon.pid}) to write {kubeconfig} and its API to answer GET /version",
             interval=0.05,
         )
-        failed = daemon.poll() is not None
+        failed = daemon.poll() is not None or bool(stopped)
         reason = f"the hollow daemon exited with {daemon.returncode}" if failed else ""
+        if stopped:
+            reason = f"stopped by {stopped[0]}"
     except WaitTimeout as exc:
         failed, reason = True, str(exc)
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ from tests.hollow.podtools import echo_pod, wait_running
 pytestmark = [pytest.mark.netns, pytest.mark.hollow]
 
 CRASH_CIDR = "10.240.0.0/16"
+STOP_CIDR = "10.249.0.0/16"  # the terminated `up`
 
 
 def daemons_for(state_dir: Path) -> list[int]:
@@ -187,3 +188,44 @@ def test_sigterm_to_the_daemon_tears_everything_down(tmp_path: Path) -> None:
     finally:
         hollow("down", "--state-dir", str(cluster.state_dir))
     assert leftovers(cluster.prefix, CRASH_CIDR) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_terminated_up_removes_the_half_made_cluster(tmp_path: Path, signum: signal.Signals) -> None:
+    """`up` starts a detached daemon: killed by SIGTERM or SIGHUP while it waits, `up` itself removes it."""
+    state = tmp_path / "state"
+    up = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "netpolcheck",
+            "hollow",
+            "up",
+            "--state-dir",
+            str(state),
+            "--pod-cidr",
+            STOP_CIDR,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    prefix = ""
+    try:
+        # daemon.log is opened once `up` records signals instead of dying of them
+        wait_until(
+            lambda: (state / "daemon.log").exists() or up.poll() is not None, 60, "up to start its daemon"
+        )
+        prefix = json.loads((state / "cluster.json").read_text())["prefix"]
+        up.send_signal(signum)
+        _, stderr = up.communicate(timeout=120)
+        assert up.returncode == 1, stderr
+        assert f"stopped by {signum.name}; cleaned up" in stderr, stderr
+        assert leftovers(prefix, STOP_CIDR) == []
+        assert not (state / "cluster.json").exists()
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        if prefix and leftovers(prefix, STOP_CIDR):
+            hollow("down", "--state-dir", str(state))
