@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="probe: window for all attempts; watch/settle: window of each attempt (default 1.0)",
     )
-    ask.add_argument("--retries", type=retry_count, default=7, help="probe: extra attempts (default 7)")
+    ask.add_argument(
+        "--retries", type=retry_count, default=7, help="probe, settle's confirm: extra attempts (default 7)"
+    )
     ask.add_argument(
         "--interval", type=positive_seconds, default=0.01, help="watch/settle: seconds between attempts"
     )
@@ -116,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_seconds,
         default=0.3,
         help="watch/settle: seconds a run of unanswered attempts must last to count as dropped (default 0.3)",
+    )
+    ask.add_argument(
+        "--confirm-timeout",
+        type=positive_seconds,
+        default=None,
+        help="settle: then probe every target once more as probe does, with this window (default: no)",
     )
     ask.add_argument("--watch", default=None, help="settle/stop: the id a watch request answered")
     ask.add_argument("--journal", default=None, help="journal file of the serve (default as for serve)")
@@ -233,11 +241,15 @@ def run_ask(args: argparse.Namespace) -> int:
         request["retries"] = args.retries
     if args.op in ("watch", "settle"):
         request.update(interval=args.interval, limit=args.limit, silence=args.silence)
+    confirm = args.confirm_timeout if args.op == "settle" else None
     if args.op == "settle":
         request["deadline"] = args.deadline
+    if confirm is not None:
+        request.update(confirm_timeout=confirm, retries=args.retries)
     if args.watch is not None:
         request["watch"] = args.watch
     waits = {"probe": args.timeout * 4, "settle": args.deadline + args.timeout}.get(args.op, 0.0)
+    waits += (confirm or 0.0) * 4
     try:
         answer = ask(socket_path(args.journal or default_path()), request, waits + 30.0)
     except NoAgent as exc:

@@ -10,10 +10,12 @@ MAX_REQUEST_BYTES, at most MAX_CONCURRENT at a time (more are told "busy" at onc
 READ_SECONDS to send its request. Operations (docs/probe.md, "The resident agent"):
 
 - `probe`: a one-shot run (`targets`, `timeout`, `retries`), the same results as `probe` prints;
-- `watch`: start staggered attempts toward `targets` (`timeout` per attempt, `interval`, `limit`) in the
-  background; answers the watch id at once;
+- `watch`: start staggered attempts toward `targets` (`timeout` per attempt, `interval`, or a target's own
+  `interval`, `limit`) in the background; answers the watch id at once;
 - `settle`: wait until each target (`want`: the verdicts that count) shows a wanted verdict, at most
-  `deadline` seconds; targets of the named `watch` continue its timeline, the others start now;
+  `deadline` seconds; targets of the named `watch` continue its timeline, the others start now; with
+  `confirm_timeout`, every target is then probed once more as `probe` does (`confirm`), in the same
+  request, so the caller needs no exec of its own to confirm;
 - `stop`: stop a watch.
 """
 
@@ -60,6 +62,17 @@ def _number(request: dict[str, Any], key: str, default: float, low: float, high:
     if isinstance(value, bool) or not isinstance(value, int | float) or not low < value <= high:
         raise BadInput(f"{key} must be a number in ({low:g}, {high:g}], got {shown(value)}")
     return float(value)
+
+
+def _intervals(items: list[Any], default: float) -> list[float]:
+    """Each target's own `interval` (seconds between two of its attempts), else `default`."""
+    intervals = []
+    for index, item in enumerate(items):
+        try:
+            intervals.append(_number(item, "interval", default, 0.0009, 1))
+        except BadInput as exc:
+            raise BadInput(f"target {index}: {exc}") from None
+    return intervals
 
 
 def _wants(items: list[Any]) -> list[frozenset[str]]:
@@ -157,26 +170,25 @@ class Agent:
         return {"agent": "resident", **reply}
 
     def probe(self, request: dict[str, Any]) -> dict[str, Any]:
-        from netpolcheck.probe.engine import StopSignals, probe_targets
-
         targets = targets_from(request.get("targets"))
         timeout = _number(request, "timeout", 1.0, 0, 3600)
-        retries = request.get("retries", 7)
-        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
-            raise BadInput(f"retries must be an integer in 0-100, got {shown(retries)}")
-        results, failure = probe_targets(targets, timeout, retries, StopSignals())
+        results, failure = _probe_once(targets, timeout, _retries(request))
         return {"results": results, "failure": failure}
 
-    def _start_watch(self, targets: list[Target], request: dict[str, Any]) -> tuple[str, Watch]:
+    def _start_watch(
+        self, targets: list[Target], items: list[Any], request: dict[str, Any]
+    ) -> tuple[str, Watch]:
+        """A watch over `targets` (`items`: their request objects, which may carry an `interval`)."""
         timeout = _number(request, "timeout", 0.1, 0, 60)
         interval = _number(request, "interval", DEFAULT_INTERVAL, 0.0009, 1)
         limit = _number(request, "limit", 60.0, 0, 600)
         silence = _number(request, "silence", DEFAULT_SILENCE, 0, 60)
+        intervals = _intervals(items, interval)
         with self.lock:
             self.watches = {k: w for k, w in self.watches.items() if not w.stopping}
             if len(self.watches) >= MAX_WATCHES:
                 raise BadInput(f"busy: {MAX_WATCHES} watches already running")
-            watch = Watch(targets, timeout, interval, limit, silence)
+            watch = Watch(targets, timeout, interval, limit, silence, intervals)
             key = secrets.token_hex(8)
             self.watches[key] = watch
         threading.Thread(target=watch.run_watch, name=f"watch-{key}", daemon=True).start()
@@ -184,7 +196,10 @@ class Agent:
 
     def watch(self, request: dict[str, Any]) -> dict[str, Any]:
         """Answers once the first attempts are out, so what the caller does next happens during the watch."""
-        key, watch = self._start_watch(targets_from(request.get("targets")), request)
+        items = request.get("targets")
+        targets = targets_from(items)
+        assert isinstance(items, list)
+        key, watch = self._start_watch(targets, items, request)
         watch.begun.wait(BEGIN_SECONDS)
         return {"watch": key, "started_at": watch.started_at, "failure": watch.failure}
 
@@ -193,7 +208,12 @@ class Agent:
         targets = targets_from(items)
         assert isinstance(items, list)
         wants = _wants(items)
+        _intervals(items, DEFAULT_INTERVAL)  # every target's, also those an existing watch continues
         deadline = time.monotonic() + _number(request, "deadline", 15.0, 0, 600)
+        confirm = request.get("confirm_timeout")
+        if confirm is not None:  # checked before any watch starts: nothing half-done on bad input
+            confirm = _number(request, "confirm_timeout", 1.0, 0, 3600)
+            retries = _retries(request)
         key = request.get("watch")
         with self.lock:  # `watch`: one id, or several separated by commas (a target is read from the first)
             named = [self.watches.get(k) for k in key.split(",")] if isinstance(key, str) else []
@@ -211,7 +231,11 @@ class Agent:
             for t in targets
         ]
         rest = [position for position, place in enumerate(found) if place is None]
-        fresh = self._start_watch([targets[p] for p in rest], request)[1] if rest else None
+        fresh = (
+            self._start_watch([targets[p] for p in rest], [items[p] for p in rest], request)[1]
+            if rest
+            else None
+        )
         placed: list[tuple[Watch, int]] = []
         for position, place in enumerate(found):
             if place is None:
@@ -225,11 +249,14 @@ class Agent:
             watch.stop()
         results = [watch.report(index, targets[pos].id) for pos, (watch, index) in enumerate(placed)]
         failures = [w.failure for w in used if w.failure]
-        return {
+        answer: dict[str, Any] = {
             "results": results,
             "failure": "; ".join(failures) or None,
             "continued": len(targets) - len(rest),
         }
+        if confirm is not None:  # the watches have stopped: these attempts are the only ones out
+            answer["confirm"], answer["confirm_failure"] = _probe_once(targets, confirm, retries)
+        return answer
 
     def stop(self, request: dict[str, Any]) -> dict[str, Any]:
         key = request.get("watch")
@@ -239,6 +266,22 @@ class Agent:
             if watch is not None:
                 watch.stop()
         return {"stopped": any(w is not None for w in stopped)}
+
+
+def _retries(request: dict[str, Any]) -> int:
+    retries = request.get("retries", 7)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
+        raise BadInput(f"retries must be an integer in 0-100, got {shown(retries)}")
+    return retries
+
+
+def _probe_once(
+    targets: list[Target], timeout: float, retries: int
+) -> tuple[list[dict[str, object]], str | None]:
+    """A one-shot run over `targets`, as the `probe` op (and the CLI's `probe`) runs it."""
+    from netpolcheck.probe.engine import StopSignals, probe_targets
+
+    return probe_targets(targets, timeout, retries, StopSignals())
 
 
 def read_request(conn: socket.socket) -> dict[str, Any]:

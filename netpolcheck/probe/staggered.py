@@ -14,13 +14,17 @@ or one slow answer is not a drop), and its time is still its first attempt's; an
 answer is evidence on its own, and an answer arriving after its attempt was judged `dropped` (up to
 LATE_WINDOW seconds) replaces that judgement. Once settled, a target's settlement is frozen and no more
 attempts go to it. The watch stops at `limit` seconds whatever happens.
+
+A target may have an interval of its own (`intervals`): its k-th attempt goes out at k times its
+interval after the start, so one watch can follow the cells a step should change every 10 ms and the
+others ten times less often (one request, one exec, instead of a watch per cadence).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from netpolcheck.probe import packets
@@ -52,9 +56,15 @@ class Watch(Prober):
         interval: float = DEFAULT_INTERVAL,
         limit: float = 60.0,
         silence: float = DEFAULT_SILENCE,
+        intervals: Sequence[float | None] | None = None,
     ) -> None:
         super().__init__(targets, timeout, 0, StopSignals())
         self.interval = interval
+        given = list(intervals) if intervals is not None else [None] * len(targets)
+        if len(given) != len(targets):
+            raise ValueError(f"{len(given)} intervals for {len(targets)} targets")
+        # per target: seconds between two of its attempts (None: the watch's `interval`)
+        self.intervals = [interval if i is None else i for i in given]
         self.limit = limit
         self.silence = max(silence, timeout)
         self.protocols = [packets.PROTOCOL_NUMBERS[s.target.protocol] for s in self.states]
@@ -78,29 +88,37 @@ class Watch(Prober):
     # ----- the loop (watch thread) ---------------------------------------------------------------
 
     def run_watch(self) -> None:
-        """Send, listen and judge until stopped, settled, or `limit` seconds have passed."""
+        """Send, listen and judge until stopped, settled, or `limit` seconds have passed. Target i's
+        k-th attempt is due `k * intervals[i]` after the start; a late loop sends what is due at once."""
         try:
             self.prepare()
             start = time.monotonic()
             self.started_at = time.time()
-            number = 0
+            sent_to = [0] * len(self.states)  # per target: attempts sent so far
+            rounds = 0
             while not self.stopping and time.monotonic() - start < self.limit:
                 with self.lock:
                     active = [
-                        s for i, s in enumerate(self.states) if i not in self.done and s.verdict is None
+                        i for i, s in enumerate(self.states) if i not in self.done and s.verdict is None
                     ]
-                if not active and number:
+                if not active and rounds:
                     break
-                if self.sent + len(active) > MAX_ATTEMPTS:
+                now = time.monotonic()
+                due = [i for i in active if start + sent_to[i] * self.intervals[i] <= now]
+                if self.sent + len(due) > MAX_ATTEMPTS:
                     raise RuntimeError(
                         f"stopped after {self.sent} attempts (at most {MAX_ATTEMPTS} per watch)"
                     )
-                for state in active:
-                    self.send_attempt(state, number)
-                self.sent += len(active)
+                for index in due:
+                    self.send_attempt(self.states[index], sent_to[index])
+                    sent_to[index] += 1
+                self.sent += len(due)
                 self.begun.set()
-                number += 1
-                next_round = start + number * self.interval
+                rounds += 1
+                next_round = min(
+                    (start + sent_to[i] * self.intervals[i] for i in active),
+                    default=start + rounds * self.interval,
+                )
                 while (remaining := next_round - time.monotonic()) > 0:
                     self.poll(remaining)
                 self.poll(0.0)

@@ -17,7 +17,9 @@ With resident agents in the probe pods (`converge_staggered`), the rounds above 
 watches: each source pod's agent starts a fresh attempt toward each of its cells every `interval`
 (10 ms) and reports, per cell, when the first attempt of the final run of wanted verdicts went out
 (`ms` side) and when the attempt before it did (`lower_ms` side); a full round with the normal window
-then confirms the whole matrix, as above. The check converged within the latest cell's bracket, so the
+then confirms the whole matrix, as above. The agents run that round themselves, right after settling,
+in the same exec as the settle (`confirm`); cells whose agent cannot (an older image) are probed by a
+full round of their own. The check converged within the latest cell's bracket, so the
 resolution is about one interval (plus the exec's own time where the agent's clock is not this one's).
 """
 
@@ -29,7 +31,14 @@ from dataclasses import dataclass
 from netpolcheck.report.cells import PERMITTED, CellKey, ExpectedCell, ObservedCell
 from netpolcheck.report.compare import Comparison, compare
 from netpolcheck.verdict.expected import Target
-from netpolcheck.verdict.probing import Prober, ProbeRound, ResidentProber, SettledCell
+from netpolcheck.verdict.probing import (
+    Prober,
+    ProbeRound,
+    ResidentProber,
+    SettledCell,
+    SettleRound,
+    observed_cell,
+)
 
 
 @dataclass(frozen=True)
@@ -179,7 +188,7 @@ def converge_staggered(
     least = stagger.silence + stagger.timeout * 4 + stagger.interval * 4
     while pending:
         remaining = since + policy.deadline - clock.now()
-        settled = resident.settle(pending, targets, wants, max(remaining, least), watches)
+        settled = resident.settle(pending, targets, wants, max(remaining, least), watches, full.timeout)
         if watches:
             asked = {targets[k].source for k in pending}
             resident.stop({src: key for src, key in watches.items() if src not in asked})
@@ -193,9 +202,9 @@ def converge_staggered(
                 times[key] = cell
         if any(k not in times and k not in skipped for k in pending):
             break  # the agents' deadline passed with cells still wrong
-        check = full.run([k for k in keys if k not in skipped], targets, clock.now)
-        rounds, probes = rounds + 1, probes + len(check.cells)
-        observed, raw = {**skipped, **check.cells}, {**{k: raw[k] for k in skipped}, **check.raw}
+        checked, checked_raw = _confirm([k for k in keys if k not in skipped], settled, full, targets, clock)
+        rounds, probes = rounds + 1, probes + len(checked)
+        observed, raw = {**skipped, **checked}, {**{k: raw[k] for k in skipped}, **checked_raw}
         comparison = compare(expected, observed, denied)
         if comparison.passed:
             ms = max((_ms(c.at, since_wall) for c in times.values() if c.at is not None), default=0.0)
@@ -212,3 +221,23 @@ def converge_staggered(
             break
     comparison = compare(expected, observed, denied)
     return _result(False, None, 0.0, rounds, probes, since, clock, comparison, observed, raw, "staggered")
+
+
+def _confirm(
+    keys: list[CellKey],
+    settled: SettleRound,
+    full: Prober,
+    targets: Mapping[CellKey, Target],
+    clock: Clock,
+) -> tuple[dict[CellKey, ObservedCell], dict[CellKey, dict[str, object]]]:
+    """The confirming full round over `keys`: what the agents probed right after settling, and a full
+    round of our own for the cells they did not (an older agent; a cell this round did not settle, as
+    a second settle asks only for the cells the first confirmation found wrong)."""
+    raw: dict[CellKey, dict[str, object]] = {k: settled.confirmed[k] for k in keys if k in settled.confirmed}
+    cells = {k: observed_cell(result) for k, result in raw.items()}
+    rest = [k for k in keys if k not in raw]
+    if rest:
+        check = full.run(rest, targets, clock.now)
+        cells.update(check.cells)
+        raw.update(check.raw)
+    return cells, raw

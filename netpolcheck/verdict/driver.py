@@ -157,7 +157,8 @@ class ResidentDriver(Driver, Protocol):
         self, namespace: str, pod: str, targets: Sequence[ProbeTarget], stagger: Stagger, limit: float
     ) -> AgentAnswer:
         """Start a staggered watch over `targets` in that pod, for at most `limit` seconds; the answer
-        holds its id (`watch`)."""
+        holds its id (`watch`). A target with an `interval` of its own is attempted that often instead
+        of every `stagger.interval`."""
         ...
 
     def settle(
@@ -168,10 +169,13 @@ class ResidentDriver(Driver, Protocol):
         stagger: Stagger,
         deadline: float,
         watch: str | None,
+        confirm: float | None = None,
     ) -> AgentAnswer:
         """Wait (at most `deadline` s) until each target (with `want`: the verdicts that count) shows a
-        wanted verdict; targets of `watch` (ids, comma-separated) continue its timeline. Raises
-        NoResidentAgent when the pod has none."""
+        wanted verdict; targets of `watch` (ids, comma-separated) continue its timeline. With `confirm`,
+        the agent then probes every target once more as `probe` does with that window, in the same exec
+        (`confirm` in the answer; absent from an agent older than that). Raises NoResidentAgent when the
+        pod has none."""
         ...
 
     def stop_watch(self, namespace: str, pod: str, watch: str) -> None: ...

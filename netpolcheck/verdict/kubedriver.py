@@ -183,6 +183,9 @@ class KubeDriver:
     ) -> AgentAnswer:
         return self._ask(namespace, pod, "watch", targets, [*stagger.options(), "--limit", str(limit)], 0.0)
 
+    # set once an `ask` refused --confirm-timeout (a probe image older than it): settles then go without
+    confirm_unknown = False
+
     def settle(
         self,
         namespace: str,
@@ -191,6 +194,7 @@ class KubeDriver:
         stagger: Stagger,
         deadline: float,
         watch: str | None,
+        confirm: float | None = None,
     ) -> AgentAnswer:
         options = [
             *stagger.options(),
@@ -201,7 +205,22 @@ class KubeDriver:
         ]
         if watch is not None:
             options += ["--watch", watch]
-        return self._ask(namespace, pod, "settle", targets, options, deadline + stagger.silence)
+        wait = deadline + stagger.silence
+        if confirm is not None and not self.confirm_unknown:
+            try:
+                return self._ask(
+                    namespace,
+                    pod,
+                    "settle",
+                    targets,
+                    [*options, "--confirm-timeout", str(confirm)],
+                    wait + confirm * 4,
+                )
+            except execing.ExecError as exc:  # refused before anything ran: settle without it
+                if "unrecognized arguments: --confirm-timeout" not in str(exc):
+                    raise
+                self.confirm_unknown = True
+        return self._ask(namespace, pod, "settle", targets, options, wait)
 
     def stop_watch(self, namespace: str, pod: str, watch: str) -> None:
         self._ask(namespace, pod, "stop", None, ["--watch", watch], 0.0)

@@ -47,6 +47,13 @@ def _request(keys: list[CellKey], targets: Mapping[CellKey, Target]) -> list[Pro
     ]
 
 
+def observed_cell(result: Mapping[str, Any]) -> ObservedCell:
+    """The cell a probe result shows."""
+    return ObservedCell(
+        str(result["verdict"]), int(result.get("attempts", 1)), str(result.get("evidence", ""))
+    )
+
+
 class Prober:
     """Probes cells through a driver; `timeout` is the agent's window per request (seconds)."""
 
@@ -77,9 +84,7 @@ class Prober:
         for src, ks in grouped.items():
             for key, result in zip(ks, answers[src], strict=True):
                 raw[key] = result
-                cells[key] = ObservedCell(
-                    str(result["verdict"]), int(result.get("attempts", 1)), str(result.get("evidence", ""))
-                )
+                cells[key] = observed_cell(result)
         return ProbeRound(cells, raw, started, ended)
 
 
@@ -103,6 +108,9 @@ class SettleRound:
     cells: dict[CellKey, SettledCell]
     attempts: int
     agents: frozenset[str]  # "resident" unless a pod fell back
+    # the probe result of each cell the agents probed once more after settling (`confirm`), as a full
+    # round's; a cell whose agent answered no confirmation (an older image) is not here
+    confirmed: dict[CellKey, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 def _agent_times(answer: AgentAnswer, shared: bool) -> tuple[float, float]:
@@ -137,19 +145,23 @@ class ResidentProber:
         keys: Collection[CellKey],
         targets: Mapping[CellKey, Target],
         limit: float,
-        interval: float | None = None,
+        intervals: Mapping[CellKey, float] | None = None,
     ) -> dict[str, str]:
-        """Start a watch over `keys` in every source pod before a step (source -> watch id), one attempt
-        per cell every `interval` (default: this prober's), so the cells that change are seen changing;
+        """Start a watch over `keys` in every source pod before a step (source -> watch id), one request
+        per source: one attempt per cell every interval of this prober, or every `intervals[key]` for
+        a cell given one (so the cells that change are seen changing finely, the others less often);
         a source without a resident agent is left out."""
-        stagger = dataclasses.replace(self.stagger, interval=interval or self.stagger.interval)
         grouped = _by_source(keys, targets)
+        given = intervals or {}
 
         def one(source: str, ks: list[CellKey]) -> AgentAnswer | None:
             namespace, _, pod = source.partition("/")
-            request = _request(ks, targets)
+            request = [
+                {**t, "interval": given[k]} if k in given else t
+                for k, t in zip(ks, _request(ks, targets), strict=True)
+            ]
             try:
-                return self.driver.watch(namespace, pod, request, stagger, limit)
+                return self.driver.watch(namespace, pod, request, self.stagger, limit)
             except NoResidentAgent:
                 return None
 
@@ -171,10 +183,12 @@ class ResidentProber:
         wants: Mapping[CellKey, frozenset[str]],
         deadline: float,
         watches: Mapping[str, str] | None = None,
+        confirm: float | None = None,
     ) -> SettleRound:
         """One settle request per source pod, all at once, waiting at most `deadline` seconds; a source
-        with a watch in `watches` (source -> id, see `watch`) continues it. Raises NoResidentAgent when a
-        source pod has none (the caller probes in rounds instead)."""
+        with a watch in `watches` (source -> id, see `watch`) continues it. With `confirm` (a window,
+        seconds), each agent then probes its cells once more in the same exec (`confirmed`). Raises
+        NoResidentAgent when a source pod has none (the caller probes in rounds instead)."""
         grouped = _by_source(keys, targets)
         watches = watches or {}
 
@@ -183,10 +197,13 @@ class ResidentProber:
             request = [
                 {**t, "want": sorted(wants[k])} for k, t in zip(ks, _request(ks, targets), strict=True)
             ]
-            return self.driver.settle(namespace, pod, request, self.stagger, deadline, watches.get(source))
+            return self.driver.settle(
+                namespace, pod, request, self.stagger, deadline, watches.get(source), confirm
+            )
 
         answers = self._each(grouped, one)
         cells: dict[CellKey, SettledCell] = {}
+        confirmed: dict[CellKey, dict[str, Any]] = {}
         attempts = 0
         agents = set()
         for src, ks in grouped.items():
@@ -211,4 +228,16 @@ class ResidentProber:
                     None if at is None else float(at) + latest,
                     None if after is None else float(after) + earliest,
                 )
-        return SettleRound(cells, attempts, frozenset(agents))
+            if confirm is not None and isinstance(answer.document.get("confirm"), list):
+                confirmed.update(_confirmed(src, ks, answer.document["confirm"]))
+        return SettleRound(cells, attempts, frozenset(agents), confirmed)
+
+
+def _confirmed(source: str, keys: list[CellKey], results: list[Any]) -> dict[CellKey, dict[str, Any]]:
+    """The confirming probe results of `source`'s settle answer, by cell (as `Driver.probe` returns
+    them: each says it came from the resident agent)."""
+    by_id = {str(r.get("id")): r for r in results if isinstance(r, dict)}
+    missing = [str(i) for i in range(len(keys)) if str(i) not in by_id]
+    if missing:
+        raise RuntimeError(f"the resident agent in {source} confirmed no result for ids {', '.join(missing)}")
+    return {key: {**by_id[str(i)], "agent": "resident"} for i, key in enumerate(keys)}

@@ -375,7 +375,7 @@ class CaseRunner:
         every `staggered_interval`, so they are seen changing about 10 ms apart instead of after the exec
         that asks for them; every other cell COARSE times less often (so one that changes anyway is still
         seen, less finely, and one that stays right is seen staying right, without thousands of probes
-        a second on a loaded machine)."""
+        a second on a loaded machine). One watch request per source pod carries both cadences."""
         if self.resident is None:
             return {}
         try:
@@ -390,15 +390,12 @@ class CaseRunner:
                 for key, cell in foreseen.cells.items()
                 if key in before.targets and key in before.cells and before.cells[key].allowed != cell.allowed
             ]
-            rest = [key for key in before.targets if key not in changed]
-            limit = self.options.deadline + 30.0
-            fine = self.resident.watch(changed, before.targets, limit) if changed else {}
             slow = self.options.staggered_interval * COARSE
-            coarse = self.resident.watch(rest, before.targets, limit, slow) if rest else {}
-            return {
-                source: ",".join(filter(None, (fine.get(source), coarse.get(source))))
-                for source in fine.keys() | coarse.keys()
-            }
+            coarse = {key: slow for key in before.targets if key not in changed}
+            # one watch (one exec) per source pod, each cell at its own cadence
+            return self.resident.watch(
+                list(before.targets), before.targets, self.options.deadline + 30.0, coarse
+            )
         except Exception as exc:  # the check settles every cell after the step; the progress says so
             self.progress(f"{run.case.id}: no watch before the step ({exc})")
             return {}

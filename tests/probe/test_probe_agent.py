@@ -1,7 +1,9 @@
 """The resident agent: `serve` answers `ask` on a private Unix socket (real sockets, real processes).
 
 Probe requests give the verdicts a one-shot `probe` gives; a staggered watch sees a change happen (the
-attempt before the change showed the old verdict, the first after it the new one); without an agent,
+attempt before the change showed the old verdict, the first after it the new one); a target with an
+interval of its own is attempted that often while the others keep the request's; a settle asked to
+confirm probes every target once more as `probe` does, in the same request; without an agent,
 `ask` says so (one-shot fallback recorded in the answer, or exit 4); bad requests are refused in one
 line and the agent keeps serving.
 """
@@ -44,18 +46,27 @@ def targets_to(server: Pod) -> list[dict[str, Any]]:
     ]
 
 
+# what targets_to(server) shows with TCP 81 dropped at the server
+EXPECTED = {"tcp-80": "allowed", "tcp-82": "refused", "udp-81": "allowed", "tcp-81": "dropped"}
+
+
+def served_pair(lab: Lab, tmp_path: Path) -> tuple[Pod, Pod, Path]:
+    """A client and a server pod, both running serve, and the client's journal (names its agent)."""
+    client, server = lab.add_pod("client"), lab.add_pod("server")
+    journal = tmp_path / "client.jsonl"
+    lab.serve(client, journal)
+    lab.serve(server, tmp_path / "server.jsonl")
+    return client, server, journal
+
+
 def verdicts(results: list[dict[str, Any]]) -> dict[str, str]:
     return {str(r["id"]): str(r["verdict"]) for r in results}
 
 
 def test_the_resident_agent_answers_as_a_one_shot_probe_does(lab: Lab, tmp_path: Path) -> None:
-    client, server = lab.add_pod("client"), lab.add_pod("server")
-    journal = tmp_path / "client.jsonl"
-    lab.serve(client, journal)
-    lab.serve(server, tmp_path / "server.jsonl")
+    client, server, journal = served_pair(lab, tmp_path)
     lab.iptables(server, "-A", "INPUT", "-p", "tcp", "--dport", "81", "-j", "DROP")
-    targets = targets_to(server)
-    expected = {"tcp-80": "allowed", "tcp-82": "refused", "udp-81": "allowed", "tcp-81": "dropped"}
+    targets, expected = targets_to(server), EXPECTED
 
     answer = ask(lab, client, journal, targets, "--timeout", "0.3")
     assert answer["agent"] == "resident" and "fallback" not in answer
@@ -74,10 +85,7 @@ def test_the_resident_agent_answers_as_a_one_shot_probe_does(lab: Lab, tmp_path:
 
 
 def test_a_watch_sees_the_change_between_two_attempts(lab: Lab, tmp_path: Path) -> None:
-    client, server = lab.add_pod("client"), lab.add_pod("server")
-    journal = tmp_path / "client.jsonl"
-    lab.serve(client, journal)
-    lab.serve(server, tmp_path / "server.jsonl")
+    client, server, journal = served_pair(lab, tmp_path)
     target = [{"id": "0", "ip": server.ip, "port": 80, "protocol": "TCP"}]
     started = ask(lab, client, journal, target, "--op", "watch", "--timeout", "0.05", "--interval", "0.01")
     assert started["agent"] == "resident" and isinstance(started["watch"], str)
@@ -94,6 +102,65 @@ def test_a_watch_sees_the_change_between_two_attempts(lab: Lab, tmp_path: Path) 
     assert result["previous_at"] is not None and result["previous_at"] <= rule_in_force, result
     assert result["first_at"] <= result["previous_at"] < result["settled_at"]
     assert result["attempts"] >= 4  # at least one answered attempt and three silent ones
+
+
+def test_a_watch_attempts_each_target_at_its_own_interval(lab: Lab, tmp_path: Path) -> None:
+    client, server, journal = served_pair(lab, tmp_path)
+    slow, fast = 0.1, 0.01
+    targets = [
+        {"id": "slow", "ip": server.ip, "port": 80, "protocol": "TCP", "interval": slow},
+        {"id": "fast", "ip": server.ip, "port": 81, "protocol": "TCP"},  # the request's interval
+    ]
+    started = ask(
+        lab, client, journal, targets, "--op", "watch", "--timeout", "0.05", "--interval", str(fast)
+    )
+    # both stay open: asked to wait for a drop, neither settles, and the watch runs to the deadline
+    wanted = [{**t, "want": ["dropped"]} for t in targets]
+    options = ("--op", "settle", "--watch", started["watch"], "--timeout", "0.05", "--deadline", "1.5")
+    answer = ask(lab, client, journal, wanted, *options)
+    results = {r["id"]: r for r in answer["results"]}
+    assert answer["continued"] == 2 and not any(r["settled"] for r in results.values())
+    assert {r["verdict"] for r in results.values()} == {"allowed"}
+    # the k-th attempt toward a target goes out k intervals after the start, never sooner: the slow
+    # target got at most one attempt per `slow` seconds of the watch, however the machine was loaded
+    lasted = answer["answered_at"] - results["slow"]["first_at"]
+    assert 2 <= results["slow"]["attempts"] <= lasted / slow + 1, (results, lasted)
+    assert results["fast"]["attempts"] >= 3 * results["slow"]["attempts"], results
+
+
+def test_a_settle_asked_to_confirm_probes_every_target_once_more(lab: Lab, tmp_path: Path) -> None:
+    client, server, journal = served_pair(lab, tmp_path)
+    lab.iptables(server, "-A", "INPUT", "-p", "tcp", "--dport", "81", "-j", "DROP")
+    targets, expected = targets_to(server), EXPECTED
+    wanted = [{**t, "want": [expected[t["id"]]]} for t in targets]
+    settle = ("--op", "settle", "--timeout", "0.05", "--deadline", "30")
+
+    answer = ask(lab, client, journal, wanted, *settle, "--confirm-timeout", "0.3", "--retries", "7")
+    assert all(r["settled"] for r in answer["results"]) and verdicts(answer["results"]) == expected
+    assert verdicts(answer["confirm"]) == expected and answer["confirm_failure"] is None
+    # the confirmation is a `probe` run: the same fields as a one-shot probe's results
+    one_shot = json.loads(lab.probe(client, json.dumps(targets), "--timeout", "0.3").stdout)
+    assert [r["id"] for r in answer["confirm"]] == [t["id"] for t in targets]
+    assert {k for r in answer["confirm"] for k in r} >= {k for r in one_shot for k in r}
+
+    # not asked: the answer is the settle's alone, as before the option existed
+    plain = ask(lab, client, journal, wanted, *settle)
+    assert verdicts(plain["results"]) == expected and "confirm" not in plain
+
+    # a bad window is refused in one line before any watch starts
+    done = lab.run(
+        client,
+        *AGENT,
+        "ask",
+        "--journal",
+        str(journal),
+        *settle,
+        "--confirm-timeout",
+        "0",
+        input_text=json.dumps(wanted),
+        check=False,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "out of range" in done.stderr
 
 
 def test_without_an_agent_ask_falls_back_to_one_shot_and_says_so(lab: Lab, tmp_path: Path) -> None:
@@ -123,10 +190,7 @@ def test_without_an_agent_ask_falls_back_to_one_shot_and_says_so(lab: Lab, tmp_p
 
 
 def test_bad_requests_are_refused_in_one_line_and_the_agent_keeps_serving(lab: Lab, tmp_path: Path) -> None:
-    client, server = lab.add_pod("client"), lab.add_pod("server")
-    journal = tmp_path / "client.jsonl"
-    lab.serve(client, journal)
-    lab.serve(server, tmp_path / "server.jsonl")
+    client, server, journal = served_pair(lab, tmp_path)
     bad: list[tuple[list[dict[str, Any]], tuple[str, ...], str]] = [
         ([{"id": "x", "ip": "255.255.255.255", "port": 80, "protocol": "TCP"}], (), "broadcast address"),
         ([{"id": "x", "ip": server.ip, "port": 0, "protocol": "TCP"}], (), "out of range 1-65535"),
@@ -136,6 +200,25 @@ def test_bad_requests_are_refused_in_one_line_and_the_agent_keeps_serving(lab: L
             [{"id": "x", "ip": server.ip, "port": 80, "protocol": "TCP", "want": ["gone"]}],
             ("--op", "settle"),
             "want must be",
+        ),
+        (
+            [{"id": "x", "ip": server.ip, "port": 80, "protocol": "TCP", "interval": 0}],
+            ("--op", "watch"),
+            "target 0: interval must be a number",
+        ),
+        (
+            [
+                {
+                    "id": "x",
+                    "ip": server.ip,
+                    "port": 80,
+                    "protocol": "TCP",
+                    "want": ["allowed"],
+                    "interval": "x",
+                }
+            ],
+            ("--op", "settle"),
+            "target 0: interval must be a number",
         ),
     ]
     for request, options, fragment in bad:

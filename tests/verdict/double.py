@@ -135,16 +135,24 @@ class FakeDriver:
     ) -> list[ProbeResult]:
         """Answers from `dataplane` at the current fake time; a round costs rtt, or `timeout` if any drop."""
         self.probe_timeouts.append(timeout)
-        now = self.clock.now()
+        out = self.answers(f"{namespace}/{pod}", targets, self.clock.now())
+        self.clock.wait(self.probe_cost(out, timeout))
+        return out
+
+    def answers(self, source: str, targets: Sequence[ProbeTarget], now: float) -> list[ProbeResult]:
+        """What a probe round from `source` shows at fake time `now`."""
         out = []
         for t in targets:
-            verdict = self.dataplane(self, (f"{namespace}/{pod}", t["ip"], t["port"], t["protocol"]), now)
+            verdict = self.dataplane(self, (source, t["ip"], t["port"], t["protocol"]), now)
             evidence = EVIDENCE.get(verdict, "no answer").format(**t)
             out.append(
                 {"id": t["id"], "verdict": verdict, "attempts": 1, "rtt_ms": 0.4, "evidence": evidence}
             )
-        self.clock.wait(timeout if any(r["verdict"] == "dropped" for r in out) else self.rtt)
         return out
+
+    def probe_cost(self, results: Sequence[ProbeResult], timeout: float) -> float:
+        """A round costs rtt, or its whole window if anything was dropped."""
+        return timeout if any(r["verdict"] == "dropped" for r in results) else self.rtt
 
     def hold_start(
         self, namespace: str, pod: str, ip: str, port: int, udp_port: int | None, name: str

@@ -79,6 +79,14 @@ def test_a_resident_agent_answers_in_a_hollow_pod_and_the_fallback_is_recorded(
     # the pod's clock is this machine's: its times fall between the exec's own
     assert before <= answer.sent <= settled["settled_at"] <= answer.returned
 
+    # one watch, each cell at its own cadence, continued by a settle that confirms in the same exec
+    cadenced = [{**targets[0], "id": "0", "interval": 0.1}, {**targets[1], "id": "1"}]
+    watch = driver.watch(namespace, "a", cadenced, STAGGER, 30.0).document["watch"]
+    wants = [{**cadenced[0], "want": ["allowed"]}, {**cadenced[1], "want": ["refused"]}]
+    confirmed = driver.settle(namespace, "a", wants, STAGGER, 30.0, watch, confirm=0.5).document
+    assert confirmed["continued"] == 2 and all(r["settled"] for r in confirmed["results"])
+    assert [(r["id"], r["verdict"]) for r in confirmed["confirm"]] == [("0", "allowed"), ("1", "refused")]
+
     # the agent goes away (as in a pod whose serve runs without one): probing falls back, and says so
     with driver.exec_client() as api:
         gone = execing.exec_in(api, (namespace, "a"), ["rm", "-r", SOCKET])
