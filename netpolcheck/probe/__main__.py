@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -302,6 +301,8 @@ def run_ready(args: argparse.Namespace) -> int:
 
 
 def run_hold(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import subprocess  # here, not at the top: every `ask` exec would pay for it
+
     from netpolcheck.probe.hold import Holder, wait_for_status
 
     late_after = args.late_after or 2 * args.interval
