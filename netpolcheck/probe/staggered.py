@@ -12,7 +12,8 @@ showed something else, is `previous_at` (None when the very first attempt alread
 silence must be CONFIRM_SILENCE attempts and `silence` seconds long before it counts (one lost packet
 or one slow answer is not a drop), and its time is still its first attempt's; an
 answer is evidence on its own, and an answer arriving after its attempt was judged `dropped` (up to
-LATE_WINDOW seconds) replaces that judgement. Once settled, a target's settlement is frozen and no more
+LATE_WINDOW seconds) replaces that judgement. Silence after a rejection is no drop (the node
+rate-limits its ICMP errors: `rejected_since_open`). Once settled, a target's settlement is frozen and no more
 attempts go to it. The watch stops at `limit` seconds whatever happens.
 
 A target may have an interval of its own (`intervals`): its k-th attempt goes out at k times its
@@ -36,6 +37,25 @@ CONFIRM_SILENCE = 3
 DEFAULT_SILENCE = 0.3  # seconds a run of silence must last before it counts as `dropped`
 LATE_WINDOW = 2.0  # seconds an answer after its attempt's window still counts (see `answer`)
 MAX_ATTEMPTS = 200_000  # per watch (~20 MB of bookkeeping): the pod's memory limit is 128 MiB
+OPEN = frozenset({"allowed", "refused"})  # the dataplane let the attempt through
+
+
+def rejected_since_open(attempts: Sequence[Attempt]) -> tuple[Attempt, int] | None:
+    """The latest `rejected` attempt after the last one the dataplane let through, and how many
+    attempts came after it; None when there is none.
+
+    Linux rate-limits the ICMP errors a REJECT rule makes the node send to one source (a burst of 6,
+    then about one a second: net.ipv4.icmp_ratelimit), and every denied cell of a source shares that
+    budget. Probed every 10 ms, a rejecting dataplane answers a few attempts and leaves the rest
+    silent, so silence after a rejection is no evidence of a drop: such a run never settles as
+    `dropped`, and the cell is reported `rejected`."""
+    for position in range(len(attempts) - 1, -1, -1):
+        verdict = attempts[position].verdict
+        if verdict in OPEN:
+            return None
+        if verdict == "rejected":
+            return attempts[position], len(attempts) - 1 - position
+    return None
 
 
 @dataclass(frozen=True)
@@ -186,6 +206,8 @@ class Watch(Prober):
             return None
         if attempts[first].verdict != "dropped":
             return Settlement(first, length)
+        if "rejected" not in want and rejected_since_open(attempts) is not None:
+            return None  # silence after a rate-limited rejection (see rejected_since_open)
         # silence counts once it is CONFIRM_SILENCE attempts long and has lasted `silence` seconds with
         # no late answer breaking it (a loaded node can answer after an attempt's own window)
         lasted = now - attempts[first].sent_at >= self.silence
@@ -240,6 +262,16 @@ class Watch(Prober):
                 result.update(verdict="error", evidence=self.failure or "no attempt was judged")
                 return result
             result.update(verdict=shown.verdict, evidence=shown.evidence)
+            rejected = rejected_since_open(attempts) if found is None else None
+            if rejected is not None and shown.verdict == "dropped" and index in self.wants:
+                first_rejected, after = rejected
+                shown = first_rejected
+                result.update(
+                    verdict="rejected",
+                    evidence=f"{first_rejected.evidence}; the {after} attempt(s) after it went unanswered, "
+                    "which after a rejection is the node's ICMP rate limit (about one error a second to "
+                    "one source), not a drop",
+                )
             if shown.answered_at is not None:
                 result["rtt_ms"] = round(max(0.0, shown.answered_at - shown.sent_at) * 1000.0, 3)
             if found is not None:
