@@ -48,7 +48,7 @@ from netpolcheck.verdict.driver import ProbeResult, ProbeTarget  # noqa: E402
 from netpolcheck.verdict.kubedriver import KubeDriver  # noqa: E402
 from netpolcheck.verdict.pool import TopologyPool  # noqa: E402
 from netpolcheck.verdict.results import CaseResult  # noqa: E402
-from netpolcheck.verdict.runner import CaseRunner, RunOptions  # noqa: E402
+from netpolcheck.verdict.runner import CaseRunner, RunOptions, delete_topologies  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_suite.json"
 RESIDENT_ONLY = frozenset({"shared_clock", "watch", "settle", "stop_watch"})
@@ -209,9 +209,7 @@ def run_subset(work: Path, refs: Sequence[str]) -> list[dict[str, Any]]:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
         finally:
-            for lease in pool.drain():
-                for namespace in lease.pristine["namespaces"]:
-                    driver.delete_namespace(namespace["name"])
+            delete_topologies(driver, pool.drain())
             upstream.close()
             driver.close()
             namespaces.cleanup(api, run)

@@ -197,18 +197,20 @@ def clean_leftovers(state_dir: Path) -> None:
         print(f"cleaned leftovers of crashed cluster {record.prefix}: {', '.join(removed)}", file=sys.stderr)
 
 
-def reclaim_range_from_dead_clusters(pod_cidr: str) -> None:
-    """Remove every orphan whose daemon is dead and whose route overlaps the range asked for.
+def reclaim_range_from_dead_clusters(pod_cidr: str) -> list[orphans.Orphan]:
+    """Remove every orphan whose daemon is dead and whose route overlaps the range asked for; returns
+    the orphans left (for `warn_about_orphans`).
 
     Nobody can stop such a cluster any more (a `kill -9` of the run, a CI job killed with its process
     group); leaving it would make every later run on the range wait and fail. Live clusters and
     clusters still being started are not orphans and are never touched here.
     """
     wanted = parse_pod_cidr(pod_cidr)
+    left = []
     for orphan in orphans.find_orphans():
-        if orphan.daemon_pid is not None or not orphan.route:
-            continue
-        if not ipaddress.IPv4Network(orphan.route).overlaps(wanted):
+        dead = orphan.daemon_pid is None and orphan.route
+        if not dead or not ipaddress.IPv4Network(str(orphan.route)).overlaps(wanted):
+            left.append(orphan)
             continue
         removed = orphans.remove(orphan)
         print(
@@ -216,6 +218,7 @@ def reclaim_range_from_dead_clusters(pod_cidr: str) -> None:
             f"{', '.join(removed) or 'nothing left'}",
             file=sys.stderr,
         )
+    return left
 
 
 def stop_on_termination() -> list[str]:
@@ -232,8 +235,7 @@ def stop_on_termination() -> list[str]:
     return received
 
 
-def warn_about_orphans() -> None:
-    found = orphans.find_orphans()
+def warn_about_orphans(found: list[orphans.Orphan]) -> None:
     if found:
         print(
             f"netpolcheck: warning: {len(found)} orphaned hollow cluster(s) on this machine: "
@@ -281,7 +283,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     check_state_dir_private(state_dir)
     check_options(args)
     clean_leftovers(state_dir)
-    reclaim_range_from_dead_clusters(args.pod_cidr)
+    left = reclaim_range_from_dead_clusters(args.pod_cidr)
     check_pod_range_free(args.pod_cidr)  # the common case, before anything is created
     started = time.monotonic()
     created_dir = not state_dir.exists()
@@ -297,7 +299,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     record.write(state_dir)
     claim_range(record, state_dir, created_dir)
     stopped = stop_on_termination()  # from here on a SIGTERM or SIGHUP removes what was made
-    warn_about_orphans()  # after every refusal: bad input is one line, even with orphans around
+    warn_about_orphans(left)  # after every refusal: bad input is one line, even with orphans around
     env = dict(os.environ, **{cleanup.CLUSTER_ENV: record.prefix})
     with open(state_dir / "daemon.log", "ab") as log:
         daemon = subprocess.Popen(

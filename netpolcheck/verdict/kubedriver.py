@@ -56,6 +56,8 @@ class KubeDriver:
         self._exec_clients: list[KubeApi] = []  # every exec client made (closed by close())
         self._idle_exec_clients: list[KubeApi] = []  # of those, the ones no exec uses now
         self._lock = threading.Lock()
+        # set once an `ask` refused --confirm-timeout (a probe image older than it): settles then go without
+        self.confirm_unknown = False
 
     @contextlib.contextmanager
     def exec_client(self) -> Iterator[KubeApi]:
@@ -182,9 +184,6 @@ class KubeDriver:
         self, namespace: str, pod: str, targets: Sequence[ProbeTarget], stagger: Stagger, limit: float
     ) -> AgentAnswer:
         return self._ask(namespace, pod, "watch", targets, [*stagger.options(), "--limit", str(limit)], 0.0)
-
-    # set once an `ask` refused --confirm-timeout (a probe image older than it): settles then go without
-    confirm_unknown = False
 
     def settle(
         self,

@@ -74,6 +74,11 @@ class Lease:
     uses: int = 1
     history: list[str] = field(default_factory=list)  # the cases that ran on it, in order
 
+    @property
+    def namespace_names(self) -> list[str]:
+        """The cluster names of its namespaces (deleting them deletes the topology)."""
+        return [str(n["name"]) for n in self.pristine["namespaces"]]
+
 
 @dataclass
 class TopologyPool:

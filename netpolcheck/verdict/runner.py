@@ -241,10 +241,10 @@ class CaseRunner:
             return False
         lease.history.append(run.case.id)
         self.progress(f"{run.case.id}: topology {lease.prefix} handed back for the next case")
-        for old in self.pool.give(lease):
-            for namespace in old.pristine["namespaces"]:
-                self.progress(f"{run.case.id}: deleting namespace {namespace['name']} (pool full)")
-                self.driver.delete_namespace(namespace["name"])
+        pushed = self.pool.give(lease)
+        if pushed:
+            self.progress(f"{run.case.id}: deleting {len(pushed)} topology(ies) the full pool pushed out")
+        delete_topologies(self.driver, pushed)
         return True
 
     def _wrong_without_policies(self, run: _Run, document: dict[str, Any]) -> str:
@@ -252,8 +252,7 @@ class CaseRunner:
         without policies): one full round, and only if that differs, settling until the deadline."""
         version = self.driver.info().weave_version
         target = self._foreseen(run, state_document(document, run.case.probes), version)
-        implementation = implementation_profile(version)
-        denied = (implementation or target.model_profile).denied_verdicts
+        denied = target.model_profile.denied_verdicts  # the implementation's, as `_foreseen` chose it
         since = self.clock.now()
         first = self.full.run(list(target.cells), target.targets, self.clock.now)
         if compare(target.cells, first.cells, denied).passed:
@@ -517,6 +516,13 @@ class CaseRunner:
                     outcome, convergence=dataclasses.replace(outcome.convergence, method=method)
                 )
         return converge(cells, targets, self.full, self.quick, since, self.clock, denied, deadline)
+
+
+def delete_topologies(driver: Driver, leases: list[Lease]) -> None:
+    """Delete the namespaces (and so the probe pods) of topologies no case will take any more."""
+    for lease in leases:
+        for namespace in lease.namespace_names:
+            driver.delete_namespace(namespace)
 
 
 def _failed_checks(result: CaseResult) -> str:
