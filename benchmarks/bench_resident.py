@@ -7,10 +7,13 @@ with the reference controller):
 
 1. Round cost: the 3 x 3 topology (9 probe pods), each pod probing the 8 others on TCP and UDP 80 and
    81 (32 targets a request, every cell allowed); a round = one request per source pod, all 9 at once,
-   with the embedded cluster's short window (0.3 s). Rounds alternate between the two ways, so both see
-   the same load: `ask` (the resident agent, started with the pod, scapy already imported) and the
-   one-shot `probe` (a new interpreter importing scapy per exec). Reports the median round wall and
-   per-request wall both ways and their ratio.
+   with the embedded cluster's short window (0.3 s). Rounds alternate between three ways, so all see
+   the same load: the resident agent (started with the pod, scapy already imported) asked through the
+   relay (what the engine does: `python -I -S -c` with relay.py's code) and through `python -m
+   netpolcheck.probe ask`, and the one-shot `probe` (a new interpreter importing scapy per exec).
+   Reports the median round wall and per-request wall each way and their ratios; and, as floors, the
+   median round of a bare exec (`true`) and of an interpreter's start with and without site-packages
+   (`python -c pass`, `python -I -S -c pass`) in the same 9 pods.
 2. Convergence: the four cases of suites/test_changes.py through the engine (staggered watches in the
    resident agents: a fresh attempt toward every cell every 10 ms), each check's bracket
    [lower_ms, ms] and its resolution (ms - lower_ms); the check after case set-up (no step) is
@@ -49,8 +52,11 @@ WINDOW = 0.3
 PODS = [(ns, pod) for ns in ("x", "y", "z") for pod in ("a", "b", "c")]
 
 
+WAYS = ("relay", "ask", "oneShot")
+
+
 def round_trip(
-    driver: KubeDriver, prefix: str, targets: dict[str, list[dict[str, Any]]], resident: bool
+    driver: KubeDriver, prefix: str, targets: dict[str, list[dict[str, Any]]], way: str
 ) -> dict[str, Any]:
     """One round: a request per source pod, all at once; wall of the round and of each request."""
     options = ["--timeout", str(WINDOW), "--retries", "7"]
@@ -58,8 +64,13 @@ def round_trip(
     def one(source: str) -> tuple[float, list[dict[str, Any]]]:
         namespace, _, pod = source.partition("/")
         start = time.monotonic()
-        if resident:
+        if way == "relay":  # what the engine does (netpolcheck/probe/relay.py)
             results = driver.probe(namespace, pod, targets[source], WINDOW)
+        elif way == "ask":  # the resident agent through `python -m netpolcheck.probe ask`
+            command = [*execing.AGENT, "ask", "--op", "probe", *options]
+            with driver.exec_client() as api:
+                done = execing.exec_in(api, (namespace, pod), command, json.dumps(targets[source]))
+            results = json.loads(done.check("ask").stdout)["results"]
         else:
             with driver.exec_client() as api:
                 results = execing.one_shot(api, (namespace, pod), targets[source], options, WINDOW, None)
@@ -78,6 +89,27 @@ def round_trip(
         "probes": len(verdicts),
         "agents": sorted(agents),
     }
+
+
+# what an exec round costs before any request: the exec itself, and an interpreter's start with and
+# without its site-packages (what the relay saves over `ask`)
+FLOORS = {
+    "true": ["true"],
+    "pythonPass": ["python", "-c", "pass"],
+    "pythonIsolatedNoSitePass": ["python", "-I", "-S", "-c", "pass"],
+}
+
+
+def floor_round(driver: KubeDriver, sources: list[str], command: list[str]) -> float:
+    def one(source: str) -> None:
+        namespace, _, pod = source.partition("/")
+        with driver.exec_client() as api:
+            execing.exec_in(api, (namespace, pod), command).check(" ".join(command))
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(len(sources)) as pool:
+        list(pool.map(one, sources))
+    return time.monotonic() - start
 
 
 def round_costs(driver: KubeDriver, rounds: int) -> dict[str, Any]:
@@ -105,11 +137,11 @@ def round_costs(driver: KubeDriver, rounds: int) -> dict[str, Any]:
         ]
         for source in ips
     }
-    samples: dict[str, list[dict[str, Any]]] = {"resident": [], "oneShot": []}
-    round_trip(driver, prefix, targets, True)  # warm: the exec clients, the agents' first request
-    for _ in range(rounds):
-        samples["resident"].append(round_trip(driver, prefix, targets, True))
-        samples["oneShot"].append(round_trip(driver, prefix, targets, False))
+    samples: dict[str, list[dict[str, Any]]] = {way: [] for way in WAYS}
+    round_trip(driver, prefix, targets, "relay")  # warm: the exec clients, the agents' first request
+    for _ in range(rounds):  # interleaved: every way sees the same load
+        for way in WAYS:
+            samples[way].append(round_trip(driver, prefix, targets, way))
 
     def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -121,15 +153,22 @@ def round_costs(driver: KubeDriver, rounds: int) -> dict[str, Any]:
             "agents": sorted({a for r in rows for a in r["agents"]}),
         }
 
-    resident, one_shot = summary(samples["resident"]), summary(samples["oneShot"])
+    relay, asked, one_shot = (summary(samples[way]) for way in WAYS)
+    floors: dict[str, list[float]] = {name: [] for name in FLOORS}
+    for _ in range(rounds):
+        for name, command in FLOORS.items():
+            floors[name].append(floor_round(driver, list(targets), command))
     return {
+        "floorRoundMedianS": {name: round(statistics.median(v), 3) for name, v in floors.items()},
         "window": WINDOW,
         "sources": len(targets),
         "targetsPerRequest": len(next(iter(targets.values()))),
-        "resident": resident,
+        "relay": relay,
+        "ask": asked,
         "oneShot": one_shot,
-        "roundRatio": round(one_shot["roundMedianS"] / resident["roundMedianS"], 2),
-        "requestRatio": round(one_shot["requestMedianS"] / resident["requestMedianS"], 2),
+        "roundRatio": round(one_shot["roundMedianS"] / relay["roundMedianS"], 2),
+        "requestRatio": round(one_shot["requestMedianS"] / relay["requestMedianS"], 2),
+        "askOverRelayRound": round(asked["roundMedianS"] / relay["roundMedianS"], 2),
     }
 
 
@@ -213,11 +252,13 @@ def main() -> None:
     RESULTS.write_text(json.dumps(document, indent=1) + "\n")
     rounds, conv = document["rounds"], document["convergence"]["afterStep"]
     print(
-        f"round of {rounds['sources']} x {rounds['targetsPerRequest']} probes: resident "
-        f"{rounds['resident']['roundMedianS']} s, one-shot {rounds['oneShot']['roundMedianS']} s "
-        f"(x{rounds['roundRatio']}); per request {rounds['resident']['requestMedianS']} s vs "
+        f"round of {rounds['sources']} x {rounds['targetsPerRequest']} probes: resident through the relay "
+        f"{rounds['relay']['roundMedianS']} s, through ask {rounds['ask']['roundMedianS']} s "
+        f"(x{rounds['askOverRelayRound']}), one-shot {rounds['oneShot']['roundMedianS']} s "
+        f"(x{rounds['roundRatio']}); per request {rounds['relay']['requestMedianS']} s vs "
         f"{rounds['oneShot']['requestMedianS']} s (x{rounds['requestRatio']})"
     )
+    print(f"exec rounds before any request (medians, s): {rounds['floorRoundMedianS']}")
     print(
         f"convergence after a step ({conv['count']} checks): median {conv['medianMs']} ms "
         f"(lower {conv['medianLowerMs']} ms), resolution median {conv['medianResolutionMs']} ms, "

@@ -7,11 +7,14 @@ v4 gets the input through `sh -c` instead (the probe image has a shell).
 
 from __future__ import annotations
 
+import ast
+import functools
 import json
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kubernetes.stream import stream
@@ -90,7 +93,7 @@ def exec_in(
 
 
 PROBE_PARTIAL = 3  # the agent stopped early: unfinished targets have verdict "error" with the reason
-NO_AGENT = 4  # `ask`: no resident agent in the pod, and the request cannot run one-shot
+NO_AGENT = 4  # the relay (or `ask`): no resident agent in the pod, nothing ran
 AGENT = ["python", "-m", "netpolcheck.probe"]
 
 
@@ -115,29 +118,47 @@ def _where(pod_ref: str | tuple[str, str]) -> str:
     return pod_ref if isinstance(pod_ref, str) else "/".join(pod_ref)
 
 
+RELAY_FILE = Path(__file__).resolve().parents[1] / "probe" / "relay.py"
+
+
+def _is_docstring(node: ast.AST) -> bool:
+    value = node.value if isinstance(node, ast.Expr) else None
+    return isinstance(value, ast.Constant) and isinstance(value.value, str)
+
+
+@functools.cache
+def relay_code() -> str:
+    """The relay (netpolcheck/probe/relay.py), read as text, never imported: the engine's client of a
+    pod's agent, run as `python -I -S -c CODE` so no site-packages and nothing of this package load in
+    the pod. Docstrings and comments are left out: the code travels in the exec's URL."""
+    tree = ast.parse(RELAY_FILE.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and _is_docstring(body[0]):
+            body[0] = ast.Pass()
+    return ast.unparse(tree)
+
+
 def ask(
     api: KubeApi,
     pod_ref: str | tuple[str, str],
-    op: str,
-    targets: Sequence[dict[str, Any]] | None,
-    options: Sequence[str] = (),
+    request: Mapping[str, Any],
     wait: float = 0.0,
     container: str | None = None,
 ) -> AgentAnswer:
-    """One exec of `python -m netpolcheck.probe ask --op OP OPTIONS` (targets as JSON on stdin).
+    """One exec of the relay handing `request` (the agent's JSON request, docs/probe.md) to the pod's
+    resident agent; `wait`: how long the agent may take to answer, beyond the usual.
 
-    NoResidentAgent when the pod has none: `ask` exits 4 for a request it cannot run one-shot, and an
-    image older than `ask` rejects the command (exit 2, "invalid choice")."""
-    command = [*AGENT, "ask", "--op", op, *options]
-    stdin = json.dumps(list(targets)) if targets is not None else ""
+    NoResidentAgent when the pod has none (the relay exits 4 and nothing ran)."""
+    seconds = wait + 30.0
+    command = ["python", "-I", "-S", "-c", relay_code(), f"{seconds:g}"]
     sent = time.time()
-    result = exec_in(api, pod_ref, command, stdin, container, timeout=wait + 60)
+    result = exec_in(api, pod_ref, command, json.dumps(dict(request)), container, timeout=seconds + 30)
     returned = time.time()
-    where = _where(pod_ref)
-    if result.exit_code == NO_AGENT or (result.exit_code == 2 and "invalid choice: 'ask'" in result.stderr):
+    where, op = _where(pod_ref), request.get("op")
+    if result.exit_code == NO_AGENT:
         raise NoResidentAgent(f"no resident agent in {where}: {result.stderr.strip()[-300:]}")
-    if result.exit_code != PROBE_PARTIAL:  # a partial result still lists every target (docs/probe.md)
-        result.check(f"ask --op {op} in {where}")
+    result.check(f"the relay of a {op} request in {where}")
     try:
         document = json.loads(result.stdout)
         if not isinstance(document, dict):
@@ -146,6 +167,8 @@ def ask(
         raise ExecError(
             f"the agent's answer is not the expected JSON ({exc}): {result.stdout[:300]!r}"
         ) from None
+    if "error" in document:
+        raise ExecError(f"the resident agent in {where} refused the {op} request: {document['error']}")
     return AgentAnswer(document, sent, returned)
 
 
@@ -172,13 +195,14 @@ def probe(
     `fallback`, the reason no resident agent answered (never silently)."""
     if not targets:
         return []
-    options = ["--timeout", str(timeout), "--retries", str(retries)]
+    request = {"op": "probe", "targets": list(targets), "timeout": timeout, "retries": retries}
     try:
-        answer = ask(api, pod_ref, "probe", targets, options, timeout * 4, container)
+        answer = ask(api, pod_ref, request, timeout * 4, container)
         kind, fallback = str(answer.document.get("agent", "resident")), answer.document.get("fallback")
         results = answer.results
     except NoResidentAgent as exc:
         kind, fallback = "one-shot", str(exc)
+        options = ["--timeout", str(timeout), "--retries", str(retries)]
         results = one_shot(api, pod_ref, targets, options, timeout, container)
     ordered = _in_order(results, targets)
     for result in ordered:

@@ -8,29 +8,19 @@ answer says so (`"agent": "one-shot"` and `"fallback"`: why); any other request 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import socket
 from typing import Any
 
 from netpolcheck.probe.errors import BadInput, shown_path
 from netpolcheck.probe.inputs import load_json
+from netpolcheck.probe.relay import MAX_ANSWER_BYTES, socket_path
 
-SOCKET_DIRECTORY = "agent"  # beside the journal, 0700
-MAX_ANSWER_BYTES = 64 * 1024 * 1024
+__all__ = ["NoAgent", "ask", "read_object", "socket_path"]
 
 
 class NoAgent(Exception):
     """Nothing answers on the agent socket (the reason is the message)."""
-
-
-def socket_path(journal_path: str) -> str:
-    """The agent socket of the serve that owns `journal_path` (client and server agree on it); a hash of
-    the journal's name keeps it short (a Unix socket path has at most 107 bytes) and one per serve."""
-    directory, name = os.path.split(os.path.abspath(journal_path))
-    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return os.path.join(directory, SOCKET_DIRECTORY, f"{digest}.sock")
 
 
 def ask(path: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import contextlib
 import errno
 import json
 import os
-import socket
 import stat
 import time
 from collections.abc import Iterator
@@ -22,18 +21,12 @@ from typing import Any, TextIO
 
 from netpolcheck.probe.errors import BadInput, shown_path
 from netpolcheck.probe.inputs import load_json
-
-DEFAULT_DIRECTORY = "/tmp/netpolcheck-probe"
-PATH_ENV = "NETPOLCHECK_PROBE_JOURNAL"
+from netpolcheck.probe.relay import DEFAULT_DIRECTORY, default_journal_path
 
 
 def default_path() -> str:
-    """$NETPOLCHECK_PROBE_JOURNAL, else one file per pod (HOSTNAME is the pod name) under /tmp, so serves
-    that share a filesystem (the embedded cluster, several netns on one machine) never share a journal."""
-    if PATH_ENV in os.environ:
-        return os.environ[PATH_ENV]
-    host = os.environ.get("HOSTNAME") or socket.gethostname()
-    return f"{DEFAULT_DIRECTORY}/journal-{host.replace('/', '_')}.jsonl"
+    """The journal of this pod's serve (relay.py defines it: the relay finds the agent from it)."""
+    return default_journal_path()
 
 
 class JournalWriter:

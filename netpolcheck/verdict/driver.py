@@ -127,16 +127,9 @@ class Stagger:
     interval: float
     silence: float
 
-    def options(self) -> list[str]:
-        """As `ask` options."""
-        return [
-            "--timeout",
-            str(self.timeout),
-            "--interval",
-            str(self.interval),
-            "--silence",
-            str(self.silence),
-        ]
+    def fields(self) -> dict[str, float]:
+        """As fields of a watch or settle request to the agent."""
+        return {"timeout": self.timeout, "interval": self.interval, "silence": self.silence}
 
 
 class NoResidentAgent(RuntimeError):

@@ -27,6 +27,7 @@ from netpolcheck.verdict.forensics import lines_since
 POLICY_API = "networking.k8s.io/v1"
 SHARED_CLOCK_KINDS = frozenset({"hollow", "kind"})  # their pods run on this machine's kernel
 # the ports manifests/probe/pod.yaml serves
+CONFIRM_RETRIES = 7  # the confirmation probes as a one-shot `probe` does (its default retries)
 TEMPLATE_PORTS = frozenset({(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")})
 
 
@@ -56,8 +57,6 @@ class KubeDriver:
         self._exec_clients: list[KubeApi] = []  # every exec client made (closed by close())
         self._idle_exec_clients: list[KubeApi] = []  # of those, the ones no exec uses now
         self._lock = threading.Lock()
-        # set once an `ask` refused --confirm-timeout (a probe image older than it): settles then go without
-        self.confirm_unknown = False
 
     @contextlib.contextmanager
     def exec_client(self) -> Iterator[KubeApi]:
@@ -164,18 +163,11 @@ class KubeDriver:
     def shared_clock(self) -> bool:
         return self.kind in SHARED_CLOCK_KINDS
 
-    def _ask(
-        self,
-        namespace: str,
-        pod: str,
-        op: str,
-        targets: Sequence[ProbeTarget] | None,
-        options: list[str],
-        wait: float,
-    ) -> AgentAnswer:
+    def _ask(self, namespace: str, pod: str, request: dict[str, Any], wait: float) -> AgentAnswer:
+        """One exec handing `request` to the pod's resident agent (the relay, `execing.ask`)."""
         try:
             with self.exec_client() as api:
-                answer = execing.ask(api, (namespace, pod), op, targets, options, wait)
+                answer = execing.ask(api, (namespace, pod), request, wait)
         except execing.NoResidentAgent as exc:
             raise NoResidentAgent(str(exc)) from None
         return AgentAnswer(answer.document, answer.sent, answer.returned)
@@ -183,7 +175,8 @@ class KubeDriver:
     def watch(
         self, namespace: str, pod: str, targets: Sequence[ProbeTarget], stagger: Stagger, limit: float
     ) -> AgentAnswer:
-        return self._ask(namespace, pod, "watch", targets, [*stagger.options(), "--limit", str(limit)], 0.0)
+        request = {"op": "watch", "targets": list(targets), **stagger.fields(), "limit": limit}
+        return self._ask(namespace, pod, request, 0.0)
 
     def settle(
         self,
@@ -195,34 +188,25 @@ class KubeDriver:
         watch: str | None,
         confirm: float | None = None,
     ) -> AgentAnswer:
-        options = [
-            *stagger.options(),
-            "--deadline",
-            str(deadline),
-            "--limit",
-            str(deadline + stagger.silence + 5),
-        ]
+        """An agent older than `confirm_timeout` ignores it: its answer has no `confirm`, and the engine
+        then confirms those cells with a full round of its own."""
+        request: dict[str, Any] = {
+            "op": "settle",
+            "targets": list(targets),
+            **stagger.fields(),
+            "deadline": deadline,
+            "limit": deadline + stagger.silence + 5,
+        }
         if watch is not None:
-            options += ["--watch", watch]
+            request["watch"] = watch
         wait = deadline + stagger.silence
-        if confirm is not None and not self.confirm_unknown:
-            try:
-                return self._ask(
-                    namespace,
-                    pod,
-                    "settle",
-                    targets,
-                    [*options, "--confirm-timeout", str(confirm)],
-                    wait + confirm * 4,
-                )
-            except execing.ExecError as exc:  # refused before anything ran: settle without it
-                if "unrecognized arguments: --confirm-timeout" not in str(exc):
-                    raise
-                self.confirm_unknown = True
-        return self._ask(namespace, pod, "settle", targets, options, wait)
+        if confirm is not None:
+            request.update(confirm_timeout=confirm, retries=CONFIRM_RETRIES)
+            wait += confirm * 4
+        return self._ask(namespace, pod, request, wait)
 
     def stop_watch(self, namespace: str, pod: str, watch: str) -> None:
-        self._ask(namespace, pod, "stop", None, ["--watch", watch], 0.0)
+        self._ask(namespace, pod, {"op": "stop", "watch": watch}, 0.0)
 
     def _agent(self, namespace: str, pod: str, args: list[str], what: str) -> dict[str, Any]:
         command = ["python", "-m", "netpolcheck.probe", *args]

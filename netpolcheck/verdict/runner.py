@@ -36,6 +36,7 @@ from netpolcheck.verdict.profile import implementation_profile, run_profile
 from netpolcheck.verdict.results import CaseResult, CheckResult, HoldReport
 from netpolcheck.verdict.validation import validate
 from netpolcheck.verdict.watch import watch_while
+from netpolcheck.verdict.weavehome import WeaveHome
 
 log = logging.getLogger("netpolcheck.verdict")
 IGNORED_LABELS = frozenset({CASE_LABEL})  # a reused topology is relabelled with each case's id
@@ -84,11 +85,14 @@ class CaseRunner:
         progress: Callable[[str], None] = log.info,
         prefix: Callable[[str], str] = run_prefix,
         pool: TopologyPool | None = None,
+        home: WeaveHome | None = None,
     ) -> None:
         """`pool`: where topologies are handed back to and taken from (pool.py); None: every case makes
-        its own and deletes it."""
+        its own and deletes it. `home`: the session's Weave version, put back before a case that runs on
+        it (weavehome.py); None: a case that moves Weave puts it back at its own end."""
         self.driver = driver
         self.pool = pool
+        self.home = home
         self.options = options
         self.clock = clock or system_clock()
         self.progress = progress
@@ -145,6 +149,8 @@ class CaseRunner:
             if case.weave_version is not None and original != case.weave_version:
                 self.progress(f"{case.id}: installing Weave {case.weave_version} (the case starts there)")
                 self.driver.upgrade_weave(case.weave_version)
+            elif case.weave_version is None and self.home is not None:
+                self.home.bring_back(self.driver, self.progress, f"{case.id} runs on the session's version")
             if lease is not None:
                 self._reuse(run, lease)
             else:
@@ -178,7 +184,8 @@ class CaseRunner:
                 passed = finished and run.result.status is not Status.FAIL
                 if not (passed and lease is not None and self._hand_back(run, lease)):
                     self._clean_up(run)
-            self._restore_weave(run, original)
+            if self.home is None:
+                self._restore_weave(run, original)
         return run.result
 
     def _restore_weave(self, run: _Run, original: str | None) -> None:

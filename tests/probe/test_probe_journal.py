@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from netpolcheck.probe.journal import PATH_ENV, default_path, matches
+from netpolcheck.probe.journal import default_path, matches
+from netpolcheck.probe.relay import PATH_ENV
 
 
 def test_default_journal_is_per_pod(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,7 +30,7 @@ pytest_plugins = ["fixtures.options", "fixtures.verdict"]
 
 @pytest.fixture(scope="session")
 def cluster():
-    return SimpleNamespace(kind="fake")
+    return SimpleNamespace(kind="fake", outlives_session=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The resident agent in probe pods of the embedded cluster, through `KubeDriver` (exec + `ask`).
+"""The resident agent in probe pods of the embedded cluster, through `KubeDriver` (exec + the relay).
 
 A probe request is answered by the agent `serve` started with the pod; a settle request reports when
 each cell showed its wanted verdict on this machine's clock; when the agent is gone (its socket removed,
@@ -86,6 +86,11 @@ def test_a_resident_agent_answers_in_a_hollow_pod_and_the_fallback_is_recorded(
     confirmed = driver.settle(namespace, "a", wants, STAGGER, 30.0, watch, confirm=0.5).document
     assert confirmed["continued"] == 2 and all(r["settled"] for r in confirmed["results"])
     assert [(r["id"], r["verdict"]) for r in confirmed["confirm"]] == [("0", "allowed"), ("1", "refused")]
+
+    # a request the agent refuses fails with its reason, through the relay (which copies answers unread)
+    refused = pytest.raises(execing.ExecError, match="refused the nonsense request: op")
+    with driver.exec_client() as api, refused:
+        execing.ask(api, (namespace, "a"), {"op": "nonsense"})
 
     # the agent goes away (as in a pod whose serve runs without one): probing falls back, and says so
     with driver.exec_client() as api:

@@ -11,6 +11,7 @@ import pytest
 from netpolcheck.verdict import case as c
 from netpolcheck.verdict.deviations import Status
 from netpolcheck.verdict.runner import CaseRunner, RunOptions, negative_control_verdict
+from netpolcheck.verdict.weavehome import WeaveHome
 from tests.verdict.double import Cell, FakeClock, FakeDriver
 
 DENY_B: dict[str, Any] = {
@@ -194,6 +195,36 @@ def test_a_case_that_moves_weave_puts_the_cluster_back() -> None:
     ]
     assert [ch.expectation.profile for ch in result.checks] == ["weave-2.0.5", "weave-2.1.3"]
     assert driver.weave_version == "2.8.1" and result.status is Status.PASS
+
+
+def test_with_a_weave_home_the_next_case_on_the_sessions_version_puts_weave_back_first() -> None:
+    """weavehome.py: the rollback is paid by the next case that needs it, not by the case that moved."""
+    clock = FakeClock()
+    driver = FakeDriver(clock, isolating_dataplane(0.0), weave_version="2.8.1")
+    home = WeaveHome("2.8.1")
+    said: list[str] = []
+    runner = CaseRunner(
+        driver,
+        RunOptions(profile="weave", deadline=3.0, probe_workers=1),
+        clock.clock(),
+        progress=said.append,
+        prefix=lambda case_id: "np-test",
+        home=home,
+    )
+    upgrade = c.Case("upgrade", CASE.namespaces, CASE.pods, (c.UpgradeWeave("2.9.0"),), CASE.probes)
+    assert runner.run(upgrade).status is Status.PASS
+    assert driver.weave_version == "2.9.0" and home.moved(driver) == "2.9.0"  # left where the case put it
+
+    assert runner.run(CASE).status is Status.PASS
+    assert [call for call in driver.calls if call.startswith("upgrade")] == [
+        "upgrade weave 2.9.0",
+        "upgrade weave 2.8.1",
+    ]
+    assert "putting Weave back from 2.9.0 to 2.8.1 (deny-b runs on the session's version)" in said
+    # the case ran on the session's version: its first call after the rollback made its namespace
+    first_after = driver.calls.index("upgrade weave 2.8.1") + 1
+    assert driver.calls[first_after].startswith("create namespace")
+    assert home.moved(driver) is None and not home.bring_back(driver, said.append, "nothing to do")
 
 
 def test_ip_placeholders_take_the_pod_ips_of_the_case() -> None:

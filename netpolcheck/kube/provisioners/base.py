@@ -57,6 +57,11 @@ class Cluster:
     def api(self) -> KubeApi:
         return KubeApi.from_kubeconfig(self.kubeconfig, self.context)
 
+    @property
+    def outlives_session(self) -> bool:
+        """False when `cleanup` deletes the cluster itself (one this run made and does not keep)."""
+        return self._cleanup is None
+
     def cleanup(self) -> None:
         """Remove what the provisioner created (the cluster itself unless kept); idempotent."""
         step, self._cleanup = self._cleanup, None
