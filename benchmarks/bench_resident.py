@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -231,6 +232,8 @@ def with_cluster(work: Path, body: Callable[[KubeDriver], dict[str, Any]]) -> di
 
 
 def main() -> None:
+    # SIGTERM as Ctrl-C: the `finally` blocks still take the embedded cluster down
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="rounds each way (default 5)")
     args = parser.parse_args()

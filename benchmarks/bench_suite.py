@@ -26,6 +26,7 @@ import dataclasses
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -220,6 +221,8 @@ def run_subset(work: Path, refs: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def main() -> None:
+    # SIGTERM as Ctrl-C: the `finally` blocks still take the embedded cluster down
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-suite", action="store_true", help="only the upstream comparison")
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments for the suite run")
