@@ -18,22 +18,15 @@ import pytest
 from fixtures.progress import rollout_progress
 from netpolcheck.kube.rollout import NodePod, RolloutStatus
 from netpolcheck.kube.waiting import wait_for
-from tests.kube.test_interrupt import EXIT_WAIT, REPO, START_WAIT, Run, running
+from tests.kube.test_interrupt import EXIT_WAIT, REPO, START_WAIT, UNTIL, Run, running
 
 MESSAGE = "case-x: step 1/1: waiting for the marker"
 LINE = re.compile(r"^netpolcheck \d\d:\d\d:\d\d case-x: step 1/1: waiting for the marker$", re.MULTILINE)
 
-PROGRESSING = """
-import logging, os, time
-from pathlib import Path
-
-OUT = Path(os.environ["OUT"])
-
-def _until(name):
-    end = time.monotonic() + 120
-    while not (OUT / name).exists():
-        assert time.monotonic() < end, f"{name} never came"
-        time.sleep(0.05)
+PROGRESSING = (
+    UNTIL
+    + """
+import logging
 
 def test_waits():
     logging.getLogger("netpolcheck.verdict").info("case-x: step 1/1: waiting for the marker")
@@ -50,6 +43,7 @@ def test_fails():
     logging.getLogger("netpolcheck.verdict").info("case-y: the failing one")
     assert os.environ.get("FAIL") != "1"
 """
+)
 
 
 def start(tmp_path: Path, *args: str, test: str = "test_progressing.py::test_waits") -> list[str]:
