@@ -7,6 +7,7 @@ from __future__ import annotations
 
 pytest_plugins: list[str] = [
     "fixtures.interrupt",  # SIGTERM and SIGHUP stop the run with its clean-up, as Ctrl-C does
+    "fixtures.progress",  # what the run is doing, printed live (case, step, what it waits for)
     "fixtures.options",
     "fixtures.cluster",
     "fixtures.weave",

@@ -30,7 +30,8 @@ START_WAIT = 120.0  # seconds for a pytest process to import everything and reac
 EXIT_WAIT = 120.0
 LINE = "netpolcheck: received {}: stopping the run; clean-up runs first, as after Ctrl-C"
 
-BLOCKING = """
+# the small test files' start: `_until(name)` waits (bounded) for a file this test writes into OUT
+UNTIL = """
 import os, time
 from pathlib import Path
 import pytest
@@ -42,7 +43,11 @@ def _until(name):
     while not (OUT / name).exists():
         assert time.monotonic() < end, f"{name} never came"
         time.sleep(0.05)
+"""
 
+BLOCKING = (
+    UNTIL
+    + """
 @pytest.fixture(scope="session")
 def session_thing():
     yield
@@ -65,6 +70,7 @@ def test_tears_down_slowly(session_thing, slow_teardown):
 def test_after(session_thing):
     (OUT / "second-test-ran").write_text("")
 """
+)
 
 
 class Run:

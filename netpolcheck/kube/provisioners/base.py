@@ -14,6 +14,7 @@ from netpolcheck.errors import UsageError
 from netpolcheck.kube import probepods, weave
 from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.probepods import DEFAULT_PROBE_IMAGE
+from netpolcheck.kube.rollout import Progress
 
 KINDS = ("hollow", "kind", "kops", "existing")
 DEFAULT_WEAVE_VERSION = "2.8.1"
@@ -36,6 +37,7 @@ class ClusterOptions:
     pod_cidr: str | None = None  # hollow only: the embedded cluster's pod range
     npc_faults: tuple[str, ...] = ()  # hollow only: the reference controller runs with these --fault switches
     timeout: float = 600.0
+    on_progress: Progress | None = field(default=None, repr=False, compare=False)  # the Weave rollout's
 
     def install_version(self) -> str:
         return self.weave_version or DEFAULT_WEAVE_VERSION
@@ -136,10 +138,12 @@ def install_weave(api: KubeApi, options: ClusterOptions, ipalloc_range: str | No
     """Install the chosen Weave (manifest from manifests/weave/, pinned tags, IfNotPresent); its version."""
     version = options.install_version()
     current = weave.installed_version(api)
+    how: weave.ApplyOptions = {"ipalloc_range": ipalloc_range, "timeout": options.timeout}
+    how["on_progress"] = options.on_progress
     if current is None:
-        weave.install(api, version, ipalloc_range=ipalloc_range, timeout=options.timeout)
+        weave.install(api, version, **how)
     elif current != version:
-        weave.upgrade(api, version, ipalloc_range=ipalloc_range, timeout=options.timeout)
+        weave.upgrade(api, version, **how)
     else:
         weave.wait_healthy(api, version, options.timeout)
     return version
