@@ -52,7 +52,7 @@ from netpolcheck.verdict.results import CaseResult  # noqa: E402
 from netpolcheck.verdict.runner import CaseRunner, RunOptions, delete_topologies  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_suite.json"
-RESIDENT_ONLY = frozenset({"shared_clock", "watch", "settle", "stop_watch"})
+RESIDENT_ONLY = frozenset({"shared_clock", "watch", "settle", "stop_watch", "timeline"})
 UPSTREAM_TIMEOUT = 1.0
 UPSTREAM_WORKERS = 3
 UPSTREAM_DEADLINE = 10.0

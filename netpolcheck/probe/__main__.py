@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="send a request to this pod's resident agent (started by serve)")
     ask.add_argument(
         "--op",
-        choices=["probe", "watch", "settle", "stop"],
+        choices=["probe", "watch", "settle", "stop", "timeline"],
         default="probe",
         help="the request (default probe)",
     )
@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="settle: then probe every target once more as probe does, with this window (default: no)",
     )
-    ask.add_argument("--watch", default=None, help="settle/stop: the id a watch request answered")
+    ask.add_argument(
+        "--watch", default=None, help="settle/stop/timeline: the id a watch request answered"
+    )
     ask.add_argument("--journal", default=None, help="journal file of the serve (default as for serve)")
 
     serve = commands.add_parser("serve", help="echo listeners that journal what arrived; prints READY")
@@ -232,7 +234,7 @@ def run_ask(args: argparse.Namespace) -> int:
 
     request: dict[str, object] = {"op": args.op}
     text = "[]"
-    if args.op != "stop":
+    if args.op not in ("stop", "timeline"):
         text = read_input(args.targets, "targets")
         request["targets"] = load_json(text, "targets")
         request["timeout"] = args.timeout

@@ -16,7 +16,9 @@ READ_SECONDS to send its request. Operations (docs/probe.md, "The resident agent
   `deadline` seconds; targets of the named `watch` continue its timeline, the others start now; with
   `confirm_timeout`, every target is then probed once more as `probe` does (`confirm`), in the same
   request, so the caller needs no exec of its own to confirm;
-- `stop`: stop a watch.
+- `stop`: stop a watch;
+- `timeline`: stop a watch and answer every target's attempts as runs of one verdict (how a long step,
+  a Weave rollout, changed each cell, to the watch's interval).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ MAX_WATCHES = 16
 READ_SECONDS = 10.0
 BEGIN_SECONDS = 30.0  # a watch request waits at most this long for the first attempts to go out
 VERDICTS = ("allowed", "refused", "rejected", "dropped")
-OPERATIONS = ("probe", "watch", "settle", "stop")
+OPERATIONS = ("probe", "watch", "settle", "stop", "timeline")
+ENDING_SECONDS = 10.0  # `timeline` waits at most this long for the stopped watch loop to end
 PEERCRED = struct.Struct("3i")  # pid, uid, gid
 
 
@@ -165,6 +168,7 @@ class Agent:
             "watch": self.watch,
             "settle": self.settle,
             "stop": self.stop,
+            "timeline": self.timeline,
         }
         reply = handlers[operation](request)
         return {"agent": "resident", **reply}
@@ -266,6 +270,27 @@ class Agent:
             if watch is not None:
                 watch.stop()
         return {"stopped": any(w is not None for w in stopped)}
+
+    def timeline(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Stop the named watch and answer what every target showed, attempt by attempt, as runs of one
+        verdict (Watch.timeline): what a long step (a Weave rollout) did to each cell, to an interval."""
+        key = request.get("watch")
+        if not isinstance(key, str):
+            raise BadInput(f"timeline needs the id a watch request answered, got {shown(key)}")
+        with self.lock:
+            watch = self.watches.pop(key, None)
+        if watch is None:
+            raise BadInput(f"no watch {shown(key)} (never started, or already stopped)")
+        watch.stop()
+        ended = watch.wait_ended(ENDING_SECONDS)
+        failure = watch.failure or (None if ended else f"the watch did not end within {ENDING_SECONDS:g} s")
+        return {
+            "watch": key,
+            "started_at": watch.started_at,
+            "ended_at": watch.ended_at,
+            "failure": failure,
+            "targets": [watch.timeline(index) for index in range(len(watch.states))],
+        }
 
 
 def _retries(request: dict[str, Any]) -> int:

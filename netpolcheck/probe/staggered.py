@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from netpolcheck.probe import packets
 from netpolcheck.probe.engine import Attempt, Prober, ProbeState, StopSignals
@@ -235,6 +236,36 @@ class Watch(Prober):
     def stop(self) -> None:
         with self.changed:
             self.stopping = True
+
+    def wait_ended(self, seconds: float) -> bool:
+        """Wait at most `seconds` until the watch loop has ended (its sockets closed); whether it has."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.ended_at is not None, seconds)
+
+    def timeline(self, index: int) -> dict[str, object]:
+        """Every judged attempt toward target `index`, in send order, as runs of one verdict: `[verdict,
+        first attempt's send time, last attempt's send time, attempts, the first attempt's evidence]`
+        (times: Unix seconds of this pod's clock). Attempts still within their window when the watch
+        ended have no verdict and are left out."""
+        with self.lock:
+            state = self.states[index]
+            result: dict[str, object] = {
+                "id": state.target.id,
+                "ip": state.target.ip,
+                "port": state.target.port,
+                "protocol": state.target.protocol,
+            }
+            if state.verdict is not None:  # unsupported: never sent
+                return {**result, "verdict": state.verdict, "evidence": state.evidence, "runs": []}
+            runs: list[list[Any]] = []
+            for attempt in state.attempts[: self.judged[index]]:
+                sent = round(attempt.sent_at, 6)
+                if runs and runs[-1][0] == attempt.verdict:
+                    runs[-1][2] = sent
+                    runs[-1][3] += 1
+                else:
+                    runs.append([attempt.verdict, sent, sent, 1, attempt.evidence])
+            return {**result, "runs": runs}
 
     def report(self, index: int, target_id: str) -> dict[str, object]:
         """What target `index` showed: the settled attempt (or the last judged one) and its timeline."""

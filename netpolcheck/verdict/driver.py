@@ -172,3 +172,14 @@ class ResidentDriver(Driver, Protocol):
         ...
 
     def stop_watch(self, namespace: str, pod: str, watch: str) -> None: ...
+
+
+@runtime_checkable
+class TimelineDriver(ResidentDriver, Protocol):
+    """A resident driver whose agents also answer `timeline`: every attempt of a watch, target by
+    target, as runs of one verdict (how a long step changed each cell, to the watch's interval)."""
+
+    def timeline(self, namespace: str, pod: str, watch: str) -> AgentAnswer:
+        """Stop `watch` in that pod and answer its `targets` (each with `id` and `runs`: [verdict,
+        first sent, last sent, attempts, evidence]), `started_at`, `ended_at` and `failure`."""
+        ...

@@ -27,6 +27,7 @@ from netpolcheck.verdict.forensics import lines_since
 POLICY_API = "networking.k8s.io/v1"
 SHARED_CLOCK_KINDS = frozenset({"hollow", "kind"})  # their pods run on this machine's kernel
 # the ports manifests/probe/pod.yaml serves
+TIMELINE_WAIT = 10.0  # the agent waits at most this long for the stopped watch to end
 CONFIRM_RETRIES = 7  # the confirmation probes as a one-shot `probe` does (its default retries)
 TEMPLATE_PORTS = frozenset({(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")})
 
@@ -207,6 +208,9 @@ class KubeDriver:
 
     def stop_watch(self, namespace: str, pod: str, watch: str) -> None:
         self._ask(namespace, pod, {"op": "stop", "watch": watch}, 0.0)
+
+    def timeline(self, namespace: str, pod: str, watch: str) -> AgentAnswer:
+        return self._ask(namespace, pod, {"op": "timeline", "watch": watch}, TIMELINE_WAIT)
 
     def _agent(self, namespace: str, pod: str, args: list[str], what: str) -> dict[str, Any]:
         command = ["python", "-m", "netpolcheck.probe", *args]

@@ -17,6 +17,7 @@ from netpolcheck.verdict.driver import (
     ProbeTarget,
     ResidentDriver,
     Stagger,
+    TimelineDriver,
 )
 from netpolcheck.verdict.expected import Target
 
@@ -33,7 +34,8 @@ class ProbeRound:
     ended: float
 
 
-def _by_source(keys: Collection[CellKey], targets: Mapping[CellKey, Target]) -> dict[str, list[CellKey]]:
+def by_source(keys: Collection[CellKey], targets: Mapping[CellKey, Target]) -> dict[str, list[CellKey]]:
+    """The keys of each source pod, in key order (a source's request lists them in this order)."""
     grouped: dict[str, list[CellKey]] = {}
     for key in sorted(keys):
         grouped.setdefault(targets[key].source, []).append(key)
@@ -73,7 +75,7 @@ class Prober:
 
     def run(self, keys: Collection[CellKey], targets: Mapping[CellKey, Target], clock: Any) -> ProbeRound:
         """Probe `keys` (every source pod in parallel); `clock()` is a monotonic time source."""
-        grouped = _by_source(keys, targets)
+        grouped = by_source(keys, targets)
         started = clock()
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(grouped)))) as pool:
             futures = {src: pool.submit(self._one_source, src, ks, targets) for src, ks in grouped.items()}
@@ -151,7 +153,7 @@ class ResidentProber:
         per source: one attempt per cell every interval of this prober, or every `intervals[key]` for
         a cell given one (so the cells that change are seen changing finely, the others less often);
         a source without a resident agent is left out."""
-        grouped = _by_source(keys, targets)
+        grouped = by_source(keys, targets)
         given = intervals or {}
 
         def one(source: str, ks: list[CellKey]) -> AgentAnswer | None:
@@ -168,6 +170,22 @@ class ResidentProber:
         answers = self._each(grouped, one)
         keys_of = {src: a.document.get("watch") for src, a in answers.items() if a is not None}
         return {src: key for src, key in keys_of.items() if isinstance(key, str)}
+
+    def timelines(
+        self, grouped: Mapping[str, list[CellKey]], watches: Mapping[str, str]
+    ) -> dict[str, SourceTimeline]:
+        """Stop every source's watch and read what each cell showed, attempt by attempt (`grouped`: the
+        keys each watch was started with, by_source). Raises NoResidentAgent when the driver's agents
+        cannot answer it."""
+        driver = self.driver
+        if not isinstance(driver, TimelineDriver):
+            raise NoResidentAgent("this driver's agents answer no timeline")
+
+        def one(source: str, keys: list[CellKey]) -> SourceTimeline:
+            namespace, _, pod = source.partition("/")
+            return timeline_of(source, keys, driver.timeline(namespace, pod, watches[source]))
+
+        return self._each({src: ks for src, ks in grouped.items() if src in watches}, one)
 
     def stop(self, watches: Mapping[str, str]) -> None:
         """Stop watches no settle request took over (best effort: each stops at its limit anyway)."""
@@ -189,7 +207,7 @@ class ResidentProber:
         with a watch in `watches` (source -> id, see `watch`) continues it. With `confirm` (a window,
         seconds), each agent then probes its cells once more in the same exec (`confirmed`). Raises
         NoResidentAgent when a source pod has none (the caller probes in rounds instead)."""
-        grouped = _by_source(keys, targets)
+        grouped = by_source(keys, targets)
         watches = watches or {}
 
         def one(source: str, ks: list[CellKey]) -> AgentAnswer:
@@ -231,6 +249,52 @@ class ResidentProber:
             if confirm is not None and isinstance(answer.document.get("confirm"), list):
                 confirmed.update(_confirmed(src, ks, answer.document["confirm"]))
         return SettleRound(cells, attempts, frozenset(agents), confirmed)
+
+
+@dataclass(frozen=True)
+class VerdictRun:
+    """Consecutive attempts toward one cell that showed the same verdict: the first and last one's send
+    times in seconds since the source's watch started (its agent's clock: differences only)."""
+
+    cell: ObservedCell  # the verdict, the run's attempts, the first attempt's evidence
+    first: float
+    last: float
+
+
+@dataclass(frozen=True)
+class SourceTimeline:
+    """What one source pod's agent answered `timeline`: each of its cells' runs, how long its watch ran
+    (seconds), and what broke it (None: it ran until asked)."""
+
+    runs: dict[CellKey, list[VerdictRun]]
+    lasted: float
+    broken: str | None
+
+
+def timeline_of(source: str, keys: list[CellKey], answer: AgentAnswer) -> SourceTimeline:
+    """`answer` (a `timeline` answer for the watch over `keys`) as runs per cell. A watch that ended
+    more than half a second before it was asked stopped by itself (its limit, or a failure): broken."""
+    document = answer.document
+    started = float(document.get("started_at") or 0.0)
+    ended = float(document.get("ended_at") or started)
+    asked = float(document.get("received_at") or ended)
+    by_id = {str(t.get("id")): t for t in document.get("targets") or [] if isinstance(t, dict)}
+    runs: dict[CellKey, list[VerdictRun]] = {}
+    for index, key in enumerate(keys):
+        found = by_id.get(str(index))
+        if found is None:
+            raise RuntimeError(f"the resident agent in {source} answered no timeline for id {index}")
+        if found.get("verdict") == "unsupported":
+            runs[key] = [VerdictRun(ObservedCell("unsupported", 0, str(found.get("evidence", ""))), 0.0, 0.0)]
+            continue
+        runs[key] = [
+            VerdictRun(ObservedCell(str(v), int(n), str(e)), float(first) - started, float(last) - started)
+            for v, first, last, n, e in found.get("runs") or []
+        ]
+    broken = document.get("failure")
+    if broken is None and ended < asked - 0.5:
+        broken = f"its watch ended {asked - ended:.1f} s before it was asked (the watch's limit)"
+    return SourceTimeline(runs, max(0.0, ended - started), None if broken is None else str(broken))
 
 
 def _confirmed(source: str, keys: list[CellKey], results: list[Any]) -> dict[CellKey, dict[str, Any]]:

@@ -35,7 +35,7 @@ from netpolcheck.verdict.probing import Prober, ResidentProber
 from netpolcheck.verdict.profile import implementation_profile, run_profile
 from netpolcheck.verdict.results import CaseResult, CheckResult, HoldReport
 from netpolcheck.verdict.validation import validate
-from netpolcheck.verdict.watch import watch_while
+from netpolcheck.verdict.watch import watch_while, watch_with_agents
 from netpolcheck.verdict.weavehome import WeaveHome
 
 log = logging.getLogger("netpolcheck.verdict")
@@ -44,6 +44,7 @@ IGNORED_LABELS = frozenset({CASE_LABEL})  # a reused topology is relabelled with
 # it (a topology that is slower is deleted, which costs only time), so it is shorter than the deadline
 RESET_BOUND = 5.0
 COARSE = 10  # cells a step should not change are watched this many times less often
+WATCH_LIMIT = 600.0  # seconds the agents watch a long step at most (their own bound)
 
 
 def system_clock() -> Clock:
@@ -63,6 +64,8 @@ class RunOptions:
     negative_control: bool = False
     probe_workers: int = 16  # source pods probed at once
     outage_bound: float = 10.0  # seconds an allowed cell may go dark while Weave rolls
+    watched_interval: float = 0.1  # between two attempts toward a cell while a long step runs
+    watched_after: float = 1.0  # how long the cells are still watched after the long step returned
     keep: bool = False  # leave the namespaces for inspection
 
 
@@ -356,8 +359,27 @@ class CaseRunner:
 
         old = expectation(old_version)
         new = old if new_version is None else expectation(new_version)
-        self.progress(f"{run.case.id}: step {index} runs while every cell is probed in rounds")
-        watch = watch_while(step, old.cells, new.cells, old.targets, self.full, self.clock)
+        watch = None
+        if self.resident is not None:
+            every = self.options.watched_interval
+            self.progress(
+                f"{run.case.id}: step {index} runs while the pods' agents attempt every cell every "
+                f"{every * 1000:.0f} ms (and {self.options.watched_after:g} s after it)"
+            )
+            watch = watch_with_agents(
+                step,
+                old.cells,
+                new.cells,
+                old.targets,
+                self.resident,
+                self.clock,
+                every,
+                WATCH_LIMIT,
+                self.options.watched_after,
+            )
+        if watch is None:
+            self.progress(f"{run.case.id}: step {index} runs while every cell is probed in rounds")
+            watch = watch_while(step, old.cells, new.cells, old.targets, self.full, self.clock)
         run.result.watches[index] = watch
         self.progress(f"{run.case.id}: watched: {watch.summary()}")
 

@@ -1,8 +1,13 @@
-"""Probe continuously while a long step (a Weave upgrade rolling node by node) runs, and judge every
-round: each cell must show the verdict the old version expects or the one the new version expects
-(both are legitimate mid-rollout). A cell both deny that connects is a **leak**; a cell both allow that
-goes dark is an **outage**, measured from the first round that saw it dark to the first that saw it
-back, and a violation above a bound."""
+"""Probe continuously while a long step (a Weave upgrade rolling node by node, a controller restart)
+runs, and judge what every cell showed: the verdict the old version expects or the one the new version
+expects (both are legitimate mid-rollout). A cell both deny that connects is a **leak**; a cell both
+allow that goes dark is an **outage**, measured from the first probe that saw it dark to the first that
+saw it back, and a violation above a bound.
+
+Two ways: `watch_with_agents` (the resident agents attempt every cell every `interval`, 100 ms by
+default, for the whole step, and answer each cell's attempts as runs of one verdict: outages and leaks
+to that interval), and `watch_while` (rounds of full probes, one exec per source pod each: to a round,
+about half a second on the embedded cluster), for drivers whose pods have no such agent."""
 
 from __future__ import annotations
 
@@ -12,8 +17,9 @@ from dataclasses import dataclass, field
 
 from netpolcheck.report.cells import CellKey, ExpectedCell, ObservedCell
 from netpolcheck.verdict.convergence import Clock
+from netpolcheck.verdict.driver import TimelineDriver
 from netpolcheck.verdict.expected import Target
-from netpolcheck.verdict.probing import Prober
+from netpolcheck.verdict.probing import Prober, ResidentProber, by_source
 
 
 @dataclass(frozen=True)
@@ -35,16 +41,21 @@ class Outage:
 
 @dataclass
 class Watch:
-    """What the rounds saw while the step ran."""
+    """What the probes saw while the step ran: `rounds` of full probes, or (`interval_ms` set) the agents'
+    attempts every interval, `rounds` then being the fewest attempts any cell got."""
 
     rounds: int = 0
     duration_ms: float = 0.0
     leaks: list[Leak] = field(default_factory=list)
     outages: list[Outage] = field(default_factory=list)
     error: str = ""  # the step itself failed
+    interval_ms: float | None = None  # None: rounds
+    broken: list[str] = field(default_factory=list)  # sources whose watch did not cover the step
+    _dark: dict[CellKey, float] = field(default_factory=dict, repr=False)  # dark since (ms), while judging
 
     def violations(self, outage_bound_ms: float) -> list[str]:
-        out = [
+        out = [f"not watched throughout: {b}" for b in self.broken]
+        out += [
             f"leak: {lk.key.source} -> {lk.key.destination} {lk.key.group} {lk.observed.verdict} "
             f"at {lk.at_ms:.0f} ms ({lk.observed.evidence})"
             for lk in self.leaks
@@ -60,10 +71,35 @@ class Watch:
 
     def summary(self) -> str:
         longest = max((o.duration_ms(self.duration_ms) for o in self.outages), default=0.0)
-        return (
-            f"{self.rounds} rounds in {self.duration_ms:.0f} ms: {len(self.leaks)} leak(s), "
-            f"{len(self.outages)} outage(s), longest {longest:.0f} ms"
+        how = (
+            f"{self.rounds} rounds"
+            if self.interval_ms is None
+            else f"every cell every {self.interval_ms:.0f} ms ({self.rounds}+ attempts each)"
         )
+        broken = f", {len(self.broken)} source(s) not watched throughout" if self.broken else ""
+        return (
+            f"{how} in {self.duration_ms:.0f} ms: {len(self.leaks)} leak(s), "
+            f"{len(self.outages)} outage(s), longest {longest:.0f} ms{broken}"
+        )
+
+    def judge(
+        self, key: CellKey, at_ms: float, seen: ObservedCell, old: ExpectedCell, new: ExpectedCell
+    ) -> None:
+        """One observation of `key` at `at_ms`: a leak, the start or end of an outage, or legitimate."""
+        if seen.unsupported or seen.failed:  # no verdict: neither a leak nor dark
+            return
+        if seen.permitted and not old.allowed and not new.allowed:
+            self.leaks.append(Leak(key, at_ms, seen))
+        if old.allowed and new.allowed and not seen.permitted:
+            self._dark.setdefault(key, at_ms)
+        elif key in self._dark:
+            self.outages.append(Outage(key, self._dark.pop(key), at_ms))
+
+    def close(self, duration_ms: float) -> None:
+        """The watch ended: cells still dark are outages without an end."""
+        self.duration_ms = duration_ms
+        self.outages += [Outage(key, since, None) for key, since in self._dark.items()]
+        self._dark.clear()
 
 
 def watch_while(
@@ -89,7 +125,6 @@ def watch_while(
 
     result = Watch()
     start = clock.now()
-    dark: dict[CellKey, float] = {}
     thread = threading.Thread(target=run_step, name="watched-step", daemon=True)
     thread.start()
     while True:
@@ -99,21 +134,69 @@ def watch_while(
         at = (current.started - start) * 1000
         for key in keys:
             seen = current.cells.get(key)
-            if seen is None or seen.unsupported or seen.failed:  # no verdict: neither a leak nor dark
-                continue
-            if seen.permitted and not old[key].allowed and not new[key].allowed:
-                result.leaks.append(Leak(key, at, seen))
-            both_allow = old[key].allowed and new[key].allowed
-            if both_allow and not seen.permitted:
-                dark.setdefault(key, at)
-            elif key in dark:
-                result.outages.append(Outage(key, dark.pop(key), at))
+            if seen is not None:
+                result.judge(key, at, seen, old[key], new[key])
         if finished_before:
             break
     thread.join()
-    result.duration_ms = (clock.now() - start) * 1000
-    result.outages += [Outage(key, since, None) for key, since in dark.items()]
+    result.close((clock.now() - start) * 1000)
     if failure:
         result.error = f"{type(failure[0]).__name__}: {failure[0]}"
         raise failure[0]
+    return result
+
+
+def watch_with_agents(
+    step: Callable[[], object],
+    old: Mapping[CellKey, ExpectedCell],
+    new: Mapping[CellKey, ExpectedCell],
+    targets: Mapping[CellKey, Target],
+    prober: ResidentProber,
+    clock: Clock,
+    interval: float,
+    limit: float,
+    after: float,
+) -> Watch | None:
+    """Run `step` while every source pod's agent attempts each of its cells every `interval` seconds
+    (for at most `limit` seconds), and `after` seconds more once it returned; then read each cell's
+    attempts as runs of one verdict and judge them. None when a source pod has no agent that can (the
+    caller probes in rounds instead); nothing was changed then."""
+    keys = sorted(set(old) & set(new))
+    grouped = by_source(keys, targets)
+    if not isinstance(prober.driver, TimelineDriver):
+        return None
+    watches = prober.watch(keys, targets, limit, dict.fromkeys(keys, interval))
+    if set(watches) != set(grouped):  # a pod without a resident agent
+        prober.stop(watches)
+        return None
+    failure: Exception | None = None
+    read = False
+    try:
+        try:
+            step()
+        except Exception as exc:  # re-raised once the watches are read
+            failure = exc
+        if failure is None:
+            clock.wait(after)
+        timelines = prober.timelines(grouped, watches)
+        read = True
+    finally:
+        if not read:  # Ctrl-C, or the timelines could not be read: the watches must not run on
+            prober.stop(watches)
+    result = Watch(interval_ms=interval * 1000)
+    attempts: list[int] = []
+    lasted = 0.0
+    for source, timeline in sorted(timelines.items()):
+        if timeline.broken:
+            result.broken.append(f"{source}: {timeline.broken}")
+        lasted = max(lasted, timeline.lasted)
+        for key, runs in timeline.runs.items():
+            attempts.append(sum(run.cell.attempts for run in runs))
+            for run in runs:
+                result.judge(key, run.first * 1000, run.cell, old[key], new[key])
+    result.rounds = min(attempts, default=0)
+    result.close(lasted * 1000)
+    if failure is not None:
+        result.error = f"{type(failure).__name__}: {failure}"
+        raise failure
     return result

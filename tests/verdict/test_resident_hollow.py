@@ -87,6 +87,15 @@ def test_a_resident_agent_answers_in_a_hollow_pod_and_the_fallback_is_recorded(
     assert confirmed["continued"] == 2 and all(r["settled"] for r in confirmed["results"])
     assert [(r["id"], r["verdict"]) for r in confirmed["confirm"]] == [("0", "allowed"), ("1", "refused")]
 
+    # a long step's watch, read back as each cell's runs of one verdict, stops it (KubeDriver.timeline)
+    watch = driver.watch(namespace, "a", cadenced, STAGGER, 30.0).document["watch"]
+    timeline = driver.timeline(namespace, "a", watch).document
+    assert timeline["failure"] is None and timeline["started_at"] <= timeline["ended_at"]
+    runs = {t["id"]: [run[0] for run in t["runs"]] for t in timeline["targets"]}
+    assert runs == {"0": ["allowed"], "1": ["refused"]}  # answered at once: judged before the stop
+    with pytest.raises(execing.ExecError, match="no watch"):
+        driver.timeline(namespace, "a", watch)
+
     # a request the agent refuses fails with its reason, through the relay (which copies answers unread)
     refused = pytest.raises(execing.ExecError, match="refused the nonsense request: op")
     with driver.exec_client() as api, refused:
