@@ -7,6 +7,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -116,3 +118,40 @@ def test_workers_hand_their_report_cases_to_the_controller(tmp_path: Path) -> No
     merged = controller.stash[plugin.CERTIFICATION]
     assert set(merged.cases) == {"t1", "t2"} and merged.environment == environment
     assert list(merged.weave_versions) == ["2.8.1"]
+
+
+def test_the_controller_makes_no_cluster_for_a_run_without_the_suites() -> None:
+    """`pytest -n 2` over library tests must not bring up an embedded cluster (it needs root, and the
+    machine's pod range); the progress would say "making the embedded cluster" if it did."""
+    repo = Path(__file__).resolve().parents[2]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "2",
+        "tests/test_layering.py",
+    ]
+    done = subprocess.run(argv, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "passed" in done.stdout and "making the embedded cluster" not in done.stdout + done.stderr
+
+
+def test_paths_reach_the_suites_only_from_inside_or_above_them(tmp_path: Path) -> None:
+    from fixtures.parallel import selects_suites
+
+    root = tmp_path / "repo"
+    (root / "suites").mkdir(parents=True)
+    (root / "tests").mkdir()
+
+    def config(*args: str) -> Any:
+        return SimpleNamespace(rootpath=root, args=list(args), invocation_params=SimpleNamespace(dir=root))
+
+    assert selects_suites(config("suites"))
+    assert selects_suites(config("suites/test_ingress.py::test_ingress_rules[deny-all]"))
+    assert selects_suites(config("."))
+    assert not selects_suites(config("tests"))
+    assert not selects_suites(config("tests/kube/test_parallel.py"))
