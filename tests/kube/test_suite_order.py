@@ -1,5 +1,6 @@
 """The suites' order (fixtures/cluster.py): `fresh_cluster` tests first, before the session's cluster is
-made; `cluster_wide` ones last, so a Weave version they move is put back once at most (weave_home)."""
+made; `cluster_wide` ones last and those that move Weave at the very end, so a Weave version they move
+is put back once at most, and not at all when the session deletes its cluster (weave_home)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def test_fresh_cluster_tests_come_first_and_cluster_wide_ones_last() -> None:
     order = collected()
     fresh = set(collected("-m", "fresh_cluster"))
     wide = set(collected("-m", "cluster_wide and not fresh_cluster"))
-    assert fresh and wide and len(order) > len(fresh) + len(wide)
+    moving = set(collected("-m", "cluster_wide and upgrade and not fresh_cluster"))
+    assert fresh and wide and moving and wide > moving and len(order) > len(fresh) + len(wide)
     assert set(order[: len(fresh)]) == fresh
     assert set(order[len(order) - len(wide) :]) == wide
+    assert set(order[len(order) - len(moving) :]) == moving
