@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +17,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from fixtures.parallel import SharedCluster, _locked
+
+XDIST_CIDR = "10.121.0.0/16"  # this test's own pod range (inside 10.112.0.0/12, used by no other test)
 
 
 def _held_by_someone(path: Path) -> bool:
@@ -155,3 +160,24 @@ def test_paths_reach_the_suites_only_from_inside_or_above_them(tmp_path: Path) -
     assert selects_suites(config("."))
     assert not selects_suites(config("tests"))
     assert not selects_suites(config("tests/kube/test_parallel.py"))
+
+
+@pytest.mark.netns
+@pytest.mark.hollow
+@pytest.mark.slow
+def test_a_distributed_suite_run_removes_its_shared_cluster_and_work_dir(tmp_path: Path) -> None:
+    """`pytest suites -n 2`: the controller makes the one embedded cluster in a work dir of its own, and
+    removes both when the workers are done (the cluster's state dir and logs go with it)."""
+    repo = Path(__file__).resolve().parents[2]
+    work_dirs = Path(tempfile.gettempdir())
+    before = set(work_dirs.glob("netpolcheck-cluster-*"))
+    env = {**os.environ, "NETPOLCHECK_HOLLOW_POD_CIDR": XDIST_CIDR}
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup",
+            "suites/test_ingress.py", "-k", "no-policy-allows-everything", "--cluster", "hollow",
+            f"--basetemp={tmp_path / 'bt'}", f"--report-json={tmp_path / 'report.json'}"]  # fmt: skip
+    done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "making the embedded cluster" in done.stdout and " deleted in " in done.stdout
+    assert set(work_dirs.glob("netpolcheck-cluster-*")) - before == set()
+    routes = subprocess.run(["ip", "route", "show", "type", "unreachable"], capture_output=True, text=True)
+    assert XDIST_CIDR not in routes.stdout
