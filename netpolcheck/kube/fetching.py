@@ -21,6 +21,12 @@ def get(api: KubeApi, ref: ObjectRef) -> Obj | None:
     return obj
 
 
+def server_version(api: KubeApi, timeout: float = 60.0) -> str | None:
+    """The API server's Kubernetes version (`gitVersion` of /version), None when it gives none."""
+    version = (api.request("GET", "/version", timeout=timeout) or {}).get("gitVersion")
+    return None if version is None else str(version)
+
+
 def selector(labels: Mapping[str, str | None]) -> str:
     """A label selector string: `k=v` for values, bare `k` (exists) for None."""
     return ",".join(k if v is None else f"{k}={v}" for k, v in labels.items())

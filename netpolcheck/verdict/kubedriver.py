@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from netpolcheck.errors import UsageError
-from netpolcheck.kube import deleting, execing, namespaces, patching, probepods, snapshot, weave
+from netpolcheck.kube import deleting, execing, fetching, namespaces, patching, probepods, snapshot, weave
 from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.creating import create_or_replace
 from netpolcheck.kube.objects import ObjectRef
@@ -26,9 +26,9 @@ from netpolcheck.verdict.forensics import lines_since
 
 POLICY_API = "networking.k8s.io/v1"
 SHARED_CLOCK_KINDS = frozenset({"hollow", "kind"})  # their pods run on this machine's kernel
-# the ports manifests/probe/pod.yaml serves
 TIMELINE_WAIT = 10.0  # the agent waits at most this long for the stopped watch to end
 CONFIRM_RETRIES = 7  # the confirmation probes as a one-shot `probe` does (its default retries)
+# the ports manifests/probe/pod.yaml serves
 TEMPLATE_PORTS = frozenset({(80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "UDP")})
 
 
@@ -92,7 +92,7 @@ class KubeDriver:
         if self._nodes is None:
             self._nodes = tuple(probepods.schedulable_nodes(self.api))
         if self._kubernetes is None:
-            self._kubernetes = str((self.api.request("GET", "/version") or {}).get("gitVersion", "unknown"))
+            self._kubernetes = fetching.server_version(self.api) or "unknown"
         return ClusterInfo(self.kind, self._kubernetes, weave.installed_version(self.api), self._nodes)
 
     # ----- namespaces and pods -----------------------------------------------------------------------

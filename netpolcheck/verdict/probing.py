@@ -253,12 +253,12 @@ class ResidentProber:
 
 @dataclass(frozen=True)
 class VerdictRun:
-    """Consecutive attempts toward one cell that showed the same verdict: the first and last one's send
-    times in seconds since the source's watch started (its agent's clock: differences only)."""
+    """Consecutive attempts toward one cell that showed the same verdict: when the first was sent, in
+    seconds since the source's watch started (its agent's clock: differences only). The run lasts until
+    the next run's first attempt, or the watch's end."""
 
     cell: ObservedCell  # the verdict, the run's attempts, the first attempt's evidence
     first: float
-    last: float
 
 
 @dataclass(frozen=True)
@@ -285,11 +285,11 @@ def timeline_of(source: str, keys: list[CellKey], answer: AgentAnswer) -> Source
         if found is None:
             raise RuntimeError(f"the resident agent in {source} answered no timeline for id {index}")
         if found.get("verdict") == "unsupported":
-            runs[key] = [VerdictRun(ObservedCell("unsupported", 0, str(found.get("evidence", ""))), 0.0, 0.0)]
+            runs[key] = [VerdictRun(ObservedCell("unsupported", 0, str(found.get("evidence", ""))), 0.0)]
             continue
         runs[key] = [
-            VerdictRun(ObservedCell(str(v), int(n), str(e)), float(first) - started, float(last) - started)
-            for v, first, last, n, e in found.get("runs") or []
+            VerdictRun(ObservedCell(str(v), int(n), str(e)), float(first) - started)
+            for v, first, _last, n, e in found.get("runs") or []
         ]
     broken = document.get("failure")
     if broken is None and ended < asked - 0.5:

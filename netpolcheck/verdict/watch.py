@@ -161,10 +161,10 @@ def watch_with_agents(
     (for at most `limit` seconds), and `after` seconds more once it returned; then read each cell's
     attempts as runs of one verdict and judge them. None when a source pod has no agent that can (the
     caller probes in rounds instead); nothing was changed then."""
-    keys = sorted(set(old) & set(new))
-    grouped = by_source(keys, targets)
     if not isinstance(prober.driver, TimelineDriver):
         return None
+    keys = sorted(set(old) & set(new))
+    grouped = by_source(keys, targets)
     watches = prober.watch(keys, targets, limit, dict.fromkeys(keys, interval))
     if set(watches) != set(grouped):  # a pod without a resident agent
         prober.stop(watches)
