@@ -105,6 +105,17 @@ def read_claim(cidr: ipaddress.IPv4Network) -> RangeClaim | None:
         return None
 
 
+def claims() -> list[RangeClaim]:
+    """Every range claim on this machine (what `claim_pod_range` recorded and nothing released yet)."""
+    found = []
+    for path in sorted(CLAIMS_DIR.glob("*.json")) if CLAIMS_DIR.is_dir() else []:
+        try:
+            found.append(read_claim(ipaddress.IPv4Network(path.stem.replace("_", "/"))))
+        except ValueError:
+            continue
+    return [claim for claim in found if claim is not None]
+
+
 def holder(dst: str) -> RangeClaim | None:
     """The hollow cluster holding the `unreachable` route `dst`: its claim, else (a cluster started
     before claims existed) the /run copy of a cluster.json that records that route."""

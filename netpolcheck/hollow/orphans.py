@@ -6,7 +6,9 @@ A cluster is found by the project's unique prefix pattern only (`hw` + 6 hex dig
   there, but a crash between creating and moving a veth could);
 - processes whose environment carries `HOLLOW_CLUSTER=<prefix>` (every process a cluster starts);
 - /run/netpolcheck-hollow/<prefix>.json, the mirror of cluster.json (state.py), which names the
-  `unreachable` route the cluster added. Routes have no names: only a mirrored route is removed.
+  `unreachable` route the cluster added, and /run/netpolcheck-hollow/ranges/, the claims of the ranges
+  (fabric.py), which name the cluster holding each route. Routes have no names: only a mirrored or
+  claimed route is removed.
 
 It is an orphan when nothing owns it any more: no live daemon, or a live daemon whose state dir no
 longer records this prefix (the state dir was removed under it); a cluster still being started by a
@@ -21,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netpolcheck.hollow import cleanup, netns
+from netpolcheck.hollow import cleanup, fabric, netns
 from netpolcheck.hollow.state import ClusterRecord, forget_registered, read_registered, registered_prefixes
 
 PREFIX = re.compile(r"hw[0-9a-f]{6}")
@@ -126,7 +128,10 @@ def find_orphans() -> list[Orphan]:
     tagged = tagged_prefixes()
     links = machine_links()
     live = daemons()
-    prefixes = set(by_netns) | set(tagged) | set(links) | set(registered_prefixes())
+    # a claim outlives the mirror only if something removed the mirror alone; its route still blocks
+    # every later `up` on the range, so it counts as what is left of a cluster
+    claimed = {claim.prefix: claim.cidr for claim in fabric.claims()}
+    prefixes = set(by_netns) | set(tagged) | set(links) | set(registered_prefixes()) | set(claimed)
     orphans = []
     for prefix in sorted(p for p in prefixes if PREFIX.fullmatch(p)):
         daemon = live.get(prefix)
@@ -139,7 +144,7 @@ def find_orphans() -> list[Orphan]:
             netns=sorted(by_netns.get(prefix, [])),
             links=links.get(prefix, []),
             pids=tagged.get(prefix, set()),
-            route=registered[1].route if registered else None,
+            route=registered[1].route if registered else claimed.get(prefix),
             daemon_pid=daemon[0] if daemon else None,
             state_dir=registered[0] if registered else (daemon[1] if daemon else None),
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from netpolcheck.hollow import cleanup
 from netpolcheck.hollow.waits import wait_until
 from tests.hollow.clusterkit import WITHOUT_PRIVILEGE, Cluster, hollow, leftovers, start_cluster, stop_cluster
 from tests.hollow.kubetyped import as_body
@@ -190,10 +191,27 @@ def test_sigterm_to_the_daemon_tears_everything_down(tmp_path: Path) -> None:
     assert leftovers(cluster.prefix, CRASH_CIDR) == []
 
 
+# Put on the daemon's PYTHONPATH by the test below: a daemon (the only process `up` starts with the
+# cluster's variable set) marks that it started, then waits for the end of the test instead of building.
+# `up` then waits for the cluster for certain when the test stops it; without this hold, a busy machine
+# sometimes let the daemon finish before the test's signal, and `up` rightly exited 0.
+HOLD_DAEMON = f"""
+import os, time
+if os.environ.get("{cleanup.CLUSTER_ENV}") and os.environ.get("HOLD_DAEMON_MARK"):
+    open(os.environ["HOLD_DAEMON_MARK"], "w").close()
+    time.sleep(300)
+"""
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_terminated_up_removes_the_half_made_cluster(tmp_path: Path, signum: signal.Signals) -> None:
-    """`up` starts a detached daemon: killed by SIGTERM or SIGHUP while it waits, `up` itself removes it."""
-    state = tmp_path / "state"
+    """`up` starts a detached daemon: killed by SIGTERM or SIGHUP while it waits, `up` itself removes it
+    (the daemon, the range's claim and route, the record)."""
+    state, hold = tmp_path / "state", tmp_path / "hold"
+    hold.mkdir()
+    (hold / "sitecustomize.py").write_text(HOLD_DAEMON)
+    mark = tmp_path / "daemon-started"
+    path = os.pathsep.join(p for p in (str(hold), os.environ.get("PYTHONPATH", "")) if p)
     up = subprocess.Popen(
         [
             sys.executable,
@@ -209,23 +227,28 @@ def test_a_terminated_up_removes_the_half_made_cluster(tmp_path: Path, signum: s
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=dict(os.environ, PYTHONPATH=path, HOLD_DAEMON_MARK=str(mark)),
     )
     prefix = ""
     try:
-        # daemon.log is opened once `up` records signals instead of dying of them
-        wait_until(
-            lambda: (state / "daemon.log").exists() or up.poll() is not None, 60, "up to start its daemon"
-        )
+        wait_until(lambda: mark.exists() or up.poll() is not None, 60, "up to start its daemon")
+        assert up.poll() is None, up.communicate()
         prefix = json.loads((state / "cluster.json").read_text())["prefix"]
+        daemons = daemons_for(state)
+        assert len(daemons) == 1 and leftovers(prefix, STOP_CIDR) != [], "nothing half-made to remove"
         up.send_signal(signum)
         _, stderr = up.communicate(timeout=120)
         assert up.returncode == 1, stderr
         assert f"stopped by {signum.name}; cleaned up" in stderr, stderr
         assert leftovers(prefix, STOP_CIDR) == []
+        assert daemons_for(state) == []
         assert not (state / "cluster.json").exists()
     finally:
         if up.poll() is None:
             up.kill()
             up.wait()
+        for pid in daemons_for(state):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if prefix and leftovers(prefix, STOP_CIDR):
             hollow("down", "--state-dir", str(state))

@@ -5,8 +5,10 @@ Decoy namespaces whose names do not match the prefix pattern, and a live cluster
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from netpolcheck.hollow import fabric
 from netpolcheck.hollow.waits import wait_until
 from tests.hollow.clusterkit import REPO, WITHOUT_PRIVILEGE, Cluster, hollow, leftovers, start_cluster
 from tests.hollow.kubetyped import as_body
@@ -146,9 +149,12 @@ def test_up_on_the_range_of_a_killed_cluster_removes_it_and_starts(tmp_path: Pat
         assert "orphaned hollow cluster" not in up.stderr, up.stderr  # it was removed, not warned about
         assert not [x for x in leftovers(first.prefix, ORPHAN_CIDR) if not x.startswith("route")]
         assert not tagged_pids(first.prefix)
-        assert f"unreachable {ORPHAN_CIDR}" in subprocess.run(
-            ["ip", "route", "show", "type", "unreachable"], capture_output=True, text=True, check=True
-        ).stdout  # now the second cluster's
+        assert (
+            f"unreachable {ORPHAN_CIDR}"
+            in subprocess.run(
+                ["ip", "route", "show", "type", "unreachable"], capture_output=True, text=True, check=True
+            ).stdout
+        )  # now the second cluster's
         assert hollow("status", "--state-dir", str(tmp_path / "second")).returncode == 0
         # the first run's own state dir is still there: `down` on it finds nothing left to do
         assert hollow("down", "--state-dir", str(tmp_path / "first")).returncode == 0
@@ -191,3 +197,22 @@ def test_down_orphans_needs_root() -> None:
     )
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "needs root" in result.stderr
+
+
+CLAIMED_CIDR = "10.200.0.0/16"
+
+
+def test_a_claimed_range_nothing_else_remembers_is_an_orphan(tmp_path: Path) -> None:
+    """A range claim (and its route) whose cluster left no mirror, daemon or `up` behind: `down --orphans`
+    removes both, instead of leaving a route that makes every later `up` on the range fail."""
+    prefix = "hw" + secrets.token_hex(3)
+    fabric.claim_pod_range(ipaddress.IPv4Network(CLAIMED_CIDR), prefix, tmp_path / "gone")
+    try:
+        assert leftovers(prefix, CLAIMED_CIDR) == [f"route unreachable {CLAIMED_CIDR} "]
+        down = hollow("down", "--orphans")
+        assert down.returncode == 0, down.stderr
+        assert prefix in down.stdout + down.stderr and f"route unreachable {CLAIMED_CIDR}" in down.stdout
+        assert leftovers(prefix, CLAIMED_CIDR) == []
+        assert fabric.read_claim(ipaddress.IPv4Network(CLAIMED_CIDR)) is None
+    finally:
+        fabric.release_pod_range(CLAIMED_CIDR, prefix)
