@@ -15,6 +15,7 @@ from kubernetes import client
 
 from netpolcheck.hollow import cleanup
 from netpolcheck.hollow.waits import wait_until
+from tests.dispositions import reset_to_defaults
 from tests.hollow.clusterkit import WITHOUT_PRIVILEGE, Cluster, hollow, leftovers, start_cluster, stop_cluster
 from tests.hollow.kubetyped import as_body
 from tests.hollow.podtools import echo_pod, wait_running
@@ -228,6 +229,7 @@ def test_a_terminated_up_removes_the_half_made_cluster(tmp_path: Path, signum: s
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ, PYTHONPATH=path, HOLD_DAEMON_MARK=str(mark)),
+        preexec_fn=reset_to_defaults,  # under nohup, `up` would rightly keep ignoring SIGHUP
     )
     prefix = ""
     try:

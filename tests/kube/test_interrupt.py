@@ -23,6 +23,7 @@ from netpolcheck.kube import namespaces
 from netpolcheck.kube.connection import KubeApi
 from netpolcheck.kube.provisioners import hollow
 from netpolcheck.kube.waiting import WaitTimeout, wait_for
+from tests.dispositions import reset_to_defaults
 from tests.hollow.clusterkit import leftovers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,6 +89,7 @@ class Run:
                 stderr=err,
                 env={**os.environ, "OUT": str(tmp_path), "PYTHONPATH": str(REPO), **(env or {})},
                 start_new_session=True,  # a terminal's Ctrl-C must not reach it: only our signals do
+                preexec_fn=reset_to_defaults,  # not nohup's ignored SIGHUP: as a user's terminal starts it
             )
 
     def output(self) -> str:
@@ -345,7 +347,7 @@ def test_sigterm_to_the_suite_removes_its_embedded_cluster(tmp_path: Path, when:
     seen = [""]
     with (tmp_path / "stdout").open("w") as out, (tmp_path / "stderr").open("w") as err:
         proc = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=err, env={**os.environ, **env},
-                                start_new_session=True)  # fmt: skip
+                                start_new_session=True, preexec_fn=reset_to_defaults)  # fmt: skip
     try:
 
         def reached() -> bool:
