@@ -318,7 +318,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         doing = "asking for its version"
         try:
-            version = api.request("GET", "/version", timeout=REACH_TIMEOUT) or {}
+            from netpolcheck.kube.fetching import server_version
+
+            version = server_version(api, timeout=REACH_TIMEOUT)
             doing = "reading namespaces, pods and NetworkPolicies"
             scope = read_scope(api, list(dict.fromkeys(args.namespaces)) if args.namespaces else None)
             the_plan = plan(api, args, scope)
@@ -377,7 +379,7 @@ def _print(
 
 def _report(
     args: argparse.Namespace,
-    version: Mapping[str, Any],
+    version: str | None,
     nodes: list[dict[str, str]],
     the_plan: Plan,
     verdicts: Verdicts,
@@ -411,7 +413,7 @@ def _report(
     case = case_entry("audit", check["status"], [check], features=["audit"])
     environment = environment_entry(
         "existing",
-        str(version.get("gitVersion", "unknown")),
+        version or "unknown",
         nodes,
         ("weave-net", the_plan.weave_version),
         __version__,
