@@ -202,10 +202,35 @@ def install(api: KubeApi, version: str, **options: Unpack[ApplyOptions]) -> Chan
     return apply_version(api, version, **options)
 
 
+EGRESS_HOOKS_SINCE = (2, 4, 0)  # the router's first version with the WEAVE-NPC-EGRESS hooks
+
+
+def downgrade_problem(current: str, to: str) -> str | None:
+    """Why moving Weave from `current` down to `to` in place would break the cluster, or None.
+
+    From 2.4.0 the router adds FORWARD and INPUT jumps to WEAVE-NPC-EGRESS, and like every router it
+    leaves its rules when it exits; an older weave-npc never flushes or fills that chain, so its final
+    DROP drops every pod's new traffic (docs/weave-facts.md#router-hooks; seen on the embedded cluster:
+    2.9.0 moved back to 2.0.5 got all 288 cells of a case wrong)."""
+    if parse_version(current) >= EGRESS_HOOKS_SINCE > parse_version(to):
+        return (
+            f"Weave {current} cannot be moved down to {to} in place: {current}'s router leaves its egress "
+            f"hooks (FORWARD and INPUT jump to WEAVE-NPC-EGRESS, which ends in a DROP) and {to}'s "
+            f"weave-npc never flushes or fills that chain, so every pod's new traffic would be dropped; "
+            f"run {to} on a cluster that never ran 2.4.0 or later"
+        )
+    return None
+
+
 def upgrade(api: KubeApi, to: str, **options: Unpack[ApplyOptions]) -> Change:
-    """Move the installed Weave to version `to` (also a downgrade); UsageError if none is installed."""
-    if installed_version(api) is None:
+    """Move the installed Weave to version `to` (also a downgrade, except across 2.4.0: see
+    `downgrade_problem`); UsageError if none is installed or the move would break the cluster."""
+    current = installed_version(api)
+    if current is None:
         raise UsageError(f"no weave-net DaemonSet to upgrade to {to}; install Weave first")
+    problem = downgrade_problem(current, check_version(to))
+    if problem is not None:
+        raise UsageError(problem)
     return apply_version(api, to, **options)
 
 

@@ -60,13 +60,37 @@ class HoldReport:
 
     @property
     def survived(self) -> bool:
-        """No flow lost a tick and the connection was still up when it was released."""
+        """The connection was still up when it was released and every flow echoed again after its last
+        gap: it outlived what happened, perhaps with pauses (see `gapless`, `longest_gap_ms`)."""
         flows = self.status.get("flows", {})
-        return bool(flows) and not any(self.gaps(f) for f in flows) and self.ended in ("stopped", "running")
+        return (
+            bool(flows)
+            and self.ended in ("stopped", "running")
+            and not any(flow.get("in_gap") for flow in flows.values())
+            and all(gap.get("end") is not None for f in flows for gap in self.gaps(f))
+        )
+
+    @property
+    def gapless(self) -> bool:
+        """Survived, and no flow lost a single tick."""
+        return self.survived and not any(self.gaps(f) for f in self.status.get("flows", {}))
+
+    def longest_gap_ms(self) -> float:
+        """The longest pause of any flow (0 without gaps; an unended gap counts as infinite)."""
+        spans = [
+            float("inf") if gap.get("end") is None else (float(gap["end"]) - float(gap["start"])) * 1000
+            for f in self.status.get("flows", {})
+            for gap in self.gaps(f)
+        ]
+        return max(spans, default=0.0)
 
     def summary(self) -> str:
         flows = ", ".join(f"{f}: {len(self.gaps(f))} gap(s)" for f in self.status.get("flows", {}))
-        return f"hold {self.name}: {flows}; ended: {self.ended}"
+        longest = self.longest_gap_ms()
+        pause = f" (longest {longest:.0f} ms)" if longest else ""
+        if longest == float("inf"):
+            pause = " (one unended)"
+        return f"hold {self.name}: {flows}{pause}; ended: {self.ended}"
 
 
 @dataclass

@@ -136,6 +136,7 @@ def test_pytest_stops_at_start_with_the_preflight_line(tmp_path: Path) -> None:
         (["--cluster", "existing", "--keep-cluster"], "--keep-cluster is not for --cluster existing"),
         (["--weave-version", "2.7"], "--weave-version: no Weave manifest for version '2.7'"),
         (["--upgrade-to", "2.8.1", "--weave-version", "2.8.1"], "--upgrade-to 2.8.1 is the version"),
+        (["--upgrade-to", "2.1.3"], "--upgrade-to 2.1.3: Weave 2.8.1 cannot be moved down to 2.1.3 in place"),
         (["--profile", "weave-2"], "--profile 'weave-2' is not spec, weave or weave-X.Y.Z"),
         (["--npc-fault", "no-such-bug"], "--npc-fault no-such-bug: unknown; known: ignore-namespace"),
         (["--cluster", "kind", "--npc-fault", "ports-ignored"], "--npc-fault is only for --cluster hollow"),

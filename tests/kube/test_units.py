@@ -256,3 +256,22 @@ def test_the_cross_policy_ipset_clash_follows_the_snapshots_creation_order() -> 
     by_name = {**created, "policies": list(reversed(created["policies"]))}
     assert allowed(created) != allowed(by_name)  # the order decides: the snapshot must keep the right one
     assert allowed(created)[("x/b", "x/a")] is True  # x/nsonly, seen second, is not enforced: fail open
+
+
+@pytest.mark.parametrize(
+    ("current", "to", "refused"),
+    [
+        ("2.8.1", "2.0.5", True),
+        ("2.9.0", "2.1.3", True),
+        ("2.4.0", "2.3.0", True),
+        ("2.9.0", "2.8.1", False),  # the same hook layout
+        ("2.1.3", "2.0.5", False),
+        ("2.0.5", "2.9.0", False),  # upgrades are never refused
+    ],
+)
+def test_a_downgrade_across_the_egress_hooks_is_refused(current: str, to: str, refused: bool) -> None:
+    problem = weave.downgrade_problem(current, to)
+    assert (problem is not None) == refused
+    if problem is not None:
+        assert f"Weave {current} cannot be moved down to {to} in place" in problem
+        assert "WEAVE-NPC-EGRESS" in problem

@@ -270,7 +270,8 @@ def test_held_connections_are_reported_and_released_even_when_the_case_forgets()
     assert "hold ba from np-test-x/b to 10.32.0.11:81" in driver.calls
     assert driver.calls.index("release ba") < driver.calls.index("delete namespace np-test-x")
     ab = result.holds["ab"]
-    assert not ab.survived and ab.summary() == "hold ab: tcp: 1 gap(s), udp: 0 gap(s); ended: stopped"
+    assert ab.survived and not ab.gapless and ab.longest_gap_ms() == 1000.0
+    assert ab.summary() == "hold ab: tcp: 1 gap(s), udp: 0 gap(s) (longest 1000 ms); ended: stopped"
     assert not driver.holds
 
 
