@@ -10,6 +10,7 @@ import pytest
 
 from netpolcheck.verdict import case as c
 from netpolcheck.verdict.deviations import Status
+from netpolcheck.verdict.results import HoldReport
 from netpolcheck.verdict.runner import CaseRunner, RunOptions, negative_control_verdict
 from netpolcheck.verdict.weavehome import WeaveHome
 from tests.verdict.double import Cell, FakeClock, FakeDriver
@@ -273,6 +274,36 @@ def test_held_connections_are_reported_and_released_even_when_the_case_forgets()
     assert ab.survived and not ab.gapless and ab.longest_gap_ms() == 1000.0
     assert ab.summary() == "hold ab: tcp: 1 gap(s), udp: 0 gap(s) (longest 1000 ms); ended: stopped"
     assert not driver.holds
+
+
+@pytest.mark.parametrize(
+    ("flows", "ended", "survived", "gapless", "summary"),
+    [
+        ({"tcp": {"gaps": []}, "udp": {"gaps": []}}, "stopped", True, True, "udp: 0 gap(s); ended"),
+        (
+            {"tcp": {"gaps": []}, "udp": {"gaps": [{"start": 5.0, "end": 5.2}, {"start": 7.0, "end": 7.05}]}},
+            "stopped",
+            True,
+            False,
+            "udp: 2 gap(s) (longest 200 ms); ended",
+        ),
+        (
+            {"tcp": {"gaps": [{"start": 5.0, "end": None}], "in_gap": True}},
+            "stopped",
+            False,
+            False,
+            "(one unended); ended",
+        ),
+        ({"tcp": {"gaps": []}}, "TCP connection reset", False, False, "ended: TCP connection reset"),
+        ({}, "stopped", False, False, "hold h: ; ended: stopped"),
+    ],
+)
+def test_a_held_connection_survives_pauses_but_not_an_unended_gap_or_a_reset(
+    flows: dict[str, Any], ended: str, survived: bool, gapless: bool, summary: str
+) -> None:
+    hold = HoldReport("h", {"flows": flows, "ended": {"how": ended}})
+    assert (hold.survived, hold.gapless) == (survived, gapless)
+    assert summary in hold.summary()
 
 
 def test_a_controller_restart_is_watched_against_the_same_expectation() -> None:
