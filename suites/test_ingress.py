@@ -11,7 +11,7 @@ from netpolcheck.verdict import case as c
 from netpolcheck.verdict.builders import labels, policy, ports
 from netpolcheck.verdict.driver import Driver
 from netpolcheck.verdict.results import CaseResult
-from suites.catalog import apply, params, xyz_case
+from suites.catalog import apply, needs_isolation_by_policy, params, xyz_case
 
 pytestmark = [pytest.mark.catalog, pytest.mark.ingress]
 
@@ -248,6 +248,7 @@ def test_same_node_and_cross_node_traffic(
     would show here)."""
     if len(verdict_driver.info().nodes) < 2:
         pytest.skip("one schedulable node: no cross-node traffic to compare")
+    needs_isolation_by_policy(verdict_driver)
     check = verdict(case).checks[-1]
     node = {pod.key: pod.node for pod in check.expectation.state.pods}
     seen = {

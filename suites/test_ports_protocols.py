@@ -8,8 +8,9 @@ import pytest
 
 from netpolcheck.verdict import case as c
 from netpolcheck.verdict.builders import labels, policy, ports, probes
+from netpolcheck.verdict.driver import Driver
 from netpolcheck.verdict.results import CaseResult
-from suites.catalog import apply, params, xyz_case
+from suites.catalog import apply, needs_isolation_by_policy, params, xyz_case
 
 pytestmark = [pytest.mark.catalog, pytest.mark.ports]
 
@@ -51,7 +52,10 @@ UNSERVED = [
 
 
 @pytest.mark.parametrize("case", params(*UNSERVED))
-def test_ports_nobody_serves(case: c.Case, verdict: Callable[[c.Case], CaseResult]) -> None:
+def test_ports_nobody_serves(
+    case: c.Case, verdict: Callable[[c.Case], CaseResult], verdict_driver: Driver
+) -> None:
+    needs_isolation_by_policy(verdict_driver)
     result = verdict(case)
     observed = result.checks[-1].observed
     if any(k.port == 82 for k in observed):  # the kernel's RST tells "allowed, closed" from "denied"

@@ -20,6 +20,7 @@ from netpolcheck.verdict.naming import Naming, run_prefix
 from netpolcheck.verdict.profile import run_profile
 from netpolcheck.verdict.results import CaseResult
 from netpolcheck.verdict.runner import RunOptions
+from suites.catalog import needs_isolation_by_policy
 from suites.multicast import GROUP, PORT, Member, round_trip
 
 pytestmark = [pytest.mark.weave]
@@ -36,6 +37,7 @@ DENY = c.Case(
 def test_denied_connections_are_dropped_not_rejected_and_logged(
     verdict: Callable[[c.Case], CaseResult], verdict_driver: Driver
 ) -> None:
+    needs_isolation_by_policy(verdict_driver)
     since = time.time()
     result = verdict(DENY)
     check = result.checks[-1]
@@ -84,6 +86,7 @@ def test_multicast_is_allowed_through_deny_all(
     enforcement off cannot make it fail."""
     if verdict_options.negative_control:
         pytest.skip("negative control: multicast is allowed with or without policies; this case cannot fail")
+    needs_isolation_by_policy(verdict_driver)  # the receiver must be shown unreachable by unicast
     case_id = "multicast-is-allowed-through-deny-all"
     naming = Naming(case_id, run_prefix(case_id))
     x, y = naming.namespace("x"), naming.namespace("y")
