@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from netpolcheck.model.profiles import NAMED_PORT_UNMODELLED, weave_profile
 from netpolcheck.verdict import case as c
 from netpolcheck.verdict.builders import labels, policy, ports
 from netpolcheck.verdict.results import CaseResult
 from netpolcheck.verdict.runner import RunOptions
+from netpolcheck.verdict.unpredictable import unpredictable
 from suites.catalog import apply, xyz_case
 
 pytestmark = [pytest.mark.upgrade, pytest.mark.cluster_wide]
@@ -51,33 +51,29 @@ NAMED_PORT = apply(
 )
 
 
-def named_ports_predictable(*versions: str) -> bool:
-    """Whether every one of these Weave versions handles a named port in a documented way (2.6.3+:
-    the policy is skipped). Before, weave-npc's handling depends on its image's /etc/services or ends
-    in a crash loop (docs/weave-facts.md#named-port-unpredictable): no profile can predict a cell."""
-    return not any(weave_profile(v).has(NAMED_PORT_UNMODELLED) for v in versions)
-
-
 def upgrade_case(case_id: str, start: str, to: str) -> c.Case:
     """The policies, a held connection across the upgrade; the named-port policy only where both
-    versions' handling of it is predictable (so `--weave-version 2.0.5 --upgrade-to 2.1.3` gates
-    everything else instead of failing on the model's guess)."""
-    named = (NAMED_PORT,) if named_ports_predictable(start, to) else ()
-    return xyz_case(
-        case_id,
-        *POLICIES,
-        *named,
-        c.Hold("z-c-to-y-b", "z", "c", "y", "b"),
-        c.UpgradeWeave(to),
-        c.Release("z-c-to-y-b"),
-        weave_version=start,
-    )
+    versions' own profiles can predict it (`verdict.unpredictable`: 2.6.3+), so `--weave-version 2.0.5
+    --upgrade-to 2.1.3` gates everything else instead of being skipped as a whole."""
+
+    def with_policies(*policies: c.ApplyPolicy) -> c.Case:
+        return xyz_case(
+            case_id,
+            *policies,
+            c.Hold("z-c-to-y-b", "z", "c", "y", "b"),
+            c.UpgradeWeave(to),
+            c.Release("z-c-to-y-b"),
+            weave_version=start,
+        )
+
+    full = with_policies(*POLICIES, NAMED_PORT)
+    return full if unpredictable(full, "weave", lambda: start) is None else with_policies(*POLICIES)
 
 
 FIXED = upgrade_case("upgrade-2-8-1-to-2-9-0-keeps-every-cell-legitimate", "2.8.1", "2.9.0")
 
 
-def _judge(result: CaseResult) -> None:
+def _judge(result: CaseResult, outage_bound_s: float) -> None:
     """Held connections must outlive the upgrade. A pause is legitimate: each node's new weave-npc
     flushes its chains at start, and until it has rebuilt them Weave's FORWARD DROP drops traffic
     toward pods, established too (docs/weave-facts.md#restart-and-errors); it is bounded like an outage."""
@@ -86,18 +82,20 @@ def _judge(result: CaseResult) -> None:
     if result.profile != "spec":
         cut = [h.summary() for h in result.holds.values() if not h.survived]
         assert not cut, f"held connections cut by the upgrade: {cut}"
-        bound_ms = RunOptions().outage_bound * 1000
+        bound_ms = outage_bound_s * 1000
         long = [h.summary() for h in result.holds.values() if h.longest_gap_ms() > bound_ms]
         assert not long, f"held connections paused longer than {bound_ms:.0f} ms by the upgrade: {long}"
 
 
-def test_upgrade_gate(verdict: Callable[[c.Case], CaseResult], cluster_options: Any) -> None:
+def test_upgrade_gate(
+    verdict: Callable[[c.Case], CaseResult], cluster_options: Any, verdict_options: RunOptions
+) -> None:
     """The pipeline's pair: from --weave-version (or what runs) to --upgrade-to. Defined before the fixed
     pair, so it runs first, on the version the session installed: from an older start (2.0.5) the fixed
     pair's move to 2.8.1 is then an upgrade, never a downgrade across 2.4.0 (`weave.downgrade_problem`)."""
     if cluster_options.upgrade_to is None:
         pytest.skip("no --upgrade-to given: nothing to gate")
-    start = cluster_options.weave_version or "2.8.1"
+    start = cluster_options.install_version()
     _judge(
         verdict(
             upgrade_case(
@@ -105,9 +103,10 @@ def test_upgrade_gate(verdict: Callable[[c.Case], CaseResult], cluster_options: 
                 start,
                 cluster_options.upgrade_to,
             )
-        )
+        ),
+        verdict_options.outage_bound,
     )
 
 
-def test_upgrade_2_8_1_to_2_9_0(verdict: Callable[[c.Case], CaseResult]) -> None:
-    _judge(verdict(FIXED))
+def test_upgrade_2_8_1_to_2_9_0(verdict: Callable[[c.Case], CaseResult], verdict_options: RunOptions) -> None:
+    _judge(verdict(FIXED), verdict_options.outage_bound)

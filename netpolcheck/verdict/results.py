@@ -66,8 +66,7 @@ class HoldReport:
         return (
             bool(flows)
             and self.ended in ("stopped", "running")
-            and not any(flow.get("in_gap") for flow in flows.values())
-            and all(gap.get("end") is not None for f in flows for gap in self.gaps(f))
+            and all(gap.get("end") is not None for f in flows for gap in self.gaps(f))  # no gap still open
         )
 
     @property
